@@ -1,0 +1,43 @@
+# Divergence Workbench: the two commands a new user runs are `make demo` and `make test`.
+# Everything is installed into ./.venv from pyproject.toml, pinned by constraints.txt.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS := causal,notebooks,dev,ui
+# Debian packages the tests need; installed when missing (none yet: browser tests will add
+# chromium here).
+APT_PACKAGES :=
+
+.PHONY: demo test bench venv sysdeps clean lint
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get update -q && apt-get install -y -q $$missing) || { echo "could not install$$missing (need root?)"; exit 1; }; fi
+
+demo: venv
+	@echo "== Investigating the bundled demo passport (sample_data/demo) =="
+	$(BIN)/workbench investigate sample_data/demo --metric conversion_rate
+	@echo
+	@echo "The JSON answer: $(BIN)/workbench investigate sample_data/demo --metric conversion_rate --json"
+	@echo "The notebook artifact is listed above under 'Artifact:' (folder ./investigations)."
+
+test: venv sysdeps
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python benchmarks/incidents.py
+	$(BIN)/python benchmarks/localization.py
+
+clean:
+	rm -rf $(VENV) investigations .pytest_cache sample_data/demo/.workbench

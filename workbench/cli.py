@@ -1,0 +1,145 @@
+"""The ``workbench`` command line.
+
+Verbs: ``investigate``, ``ingest``, ``validate``, ``generate``. User errors
+(bad input, unknown metric, a locked store) print one line on standard error
+and exit with status 2; progress goes to standard error, answers to standard
+output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="workbench",
+        description="Divergence Workbench: is a metric's divergence real, where, why, how sure.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    inv = sub.add_parser("investigate", help="find, localize and explain a divergence")
+    inv.add_argument("passport", help="passport directory")
+    inv.add_argument("--metric", required=True, help="a metric defined in passport.yaml")
+    inv.add_argument("--window", help="START/END (ISO UTC) to investigate instead of the "
+                                      "most significant divergence")
+    inv.add_argument("--json", action="store_true", help="print the JSON answer")
+    inv.add_argument("--db", help="DuckDB store (default PASSPORT/.workbench/store.duckdb)")
+    inv.add_argument("--out", default="investigations",
+                     help="folder of notebook artifacts (default ./investigations)")
+    inv.add_argument("--no-artifact", action="store_true", help="do not write a notebook")
+    inv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    ing = sub.add_parser("ingest", help="load a passport (or more event batches) into a store")
+    ing.add_argument("passport", help="passport directory")
+    ing.add_argument("--db", help="DuckDB store (default PASSPORT/.workbench/store.duckdb)")
+    ing.add_argument("--batch", action="append", default=[], metavar="FILE",
+                     help="an extra event file to append (repeatable)")
+    ing.add_argument("--json", action="store_true")
+
+    val = sub.add_parser("validate", help="check a passport and show its provenance")
+    val.add_argument("passport")
+    val.add_argument("--json", action="store_true")
+
+    gen = sub.add_parser("generate", help="write a synthetic incident passport with ground truth")
+    gen.add_argument("family", help="incident family (see --list) or 'demo'")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", required=False, help="output directory")
+    gen.add_argument("--days", type=int, default=21)
+    gen.add_argument("--list", action="store_true", help="list the families")
+    return p
+
+
+def _cmd_investigate(a) -> int:
+    from .investigation import investigate, stderr_progress
+
+    inv = investigate(a.passport, metric=a.metric, window=a.window, db=a.db,
+                      artifact_dir=None if a.no_artifact else a.out,
+                      progress=None if a.quiet else stderr_progress())
+    if a.json:
+        print(inv.to_json(indent=1))
+    else:
+        print(inv.summary())
+    return 0
+
+
+def _cmd_ingest(a) -> int:
+    from .investigation import default_db
+    from .passport import load_passport
+    from .store import Store
+
+    pp = load_passport(a.passport)
+    db = Path(a.db) if a.db else default_db(pp.directory)
+    with Store(db) as st:
+        rep = st.ingest(pp, batch_files=[Path(b) for b in a.batch])
+    print(json.dumps(rep.to_dict(), indent=1) if a.json else rep.summary())
+    return 0
+
+
+def _cmd_validate(a) -> int:
+    from .passport import load_passport
+
+    pp = load_passport(a.passport)
+    if a.json:
+        print(json.dumps(pp.to_dict(), indent=1, default=str))
+        return 0
+    m = pp.manifest
+    print(f"passport {m.name}: valid")
+    print(f"  grain {m.grain}; dimensions {', '.join(m.all_dimensions)}; "
+          f"metrics {', '.join(m.metrics)}")
+    for p in pp.provenance:
+        print(f"  {p.table:11s} {p.path}: {p.rows} rows, sha256 {p.sha256[:12]}, "
+              f"origin {p.origin or '-'}")
+    return 0
+
+
+def _cmd_generate(a) -> int:
+    from . import synth
+    from .errors import UsageError
+
+    if a.list:
+        print("\n".join(synth.FAMILIES + ("demo",)))
+        return 0
+    if not a.out:
+        raise UsageError("generate: --out DIR is required")
+    if a.family == "demo":
+        path = synth.generate_demo(a.out)
+    else:
+        if a.family not in synth.FAMILIES:
+            raise UsageError(f"unknown family '{a.family}'; families are: "
+                             + ", ".join(synth.FAMILIES + ("demo",)))
+        path = synth.generate_incident(a.family, a.seed, a.out, days=a.days)
+    print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import WorkbenchError
+
+    parser = _parser()
+    a = parser.parse_args(argv)
+    if not a.command:
+        parser.print_help()
+        return 2
+    cmd = {"investigate": _cmd_investigate, "ingest": _cmd_ingest,
+           "validate": _cmd_validate, "generate": _cmd_generate}[a.command]
+    try:
+        return cmd(a)
+    except WorkbenchError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user error: one line unless debugging
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise
+        print(f"workbench: internal error: {type(exc).__name__}: {exc} "
+              "(set WORKBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

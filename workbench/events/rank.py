@@ -1,0 +1,353 @@
+"""Rank the changes of the log as candidate causes of a divergence.
+
+Every change in a window around the onset is a hypothesis; so is "something
+outside the log" (external). Each change is scored on three kinds of
+evidence, and the scores are turned into a posterior over the mutually
+exclusive hypotheses "change i caused it" and "none of them did":
+
+1. **Alignment**: how close the change is to the onset, in grains. A change
+   that takes effect after the onset cannot have caused it.
+2. **Scope**: the share ``s`` of the divergence (per-leaf deviation from the
+   baseline) inside the change's scope against the share ``c`` of traffic in
+   it. ``s - c`` is large when the scope concentrates the damage. A scope
+   broader than what localization found (a global deploy for a drop confined
+   to iOS 5.2) is penalized by how much more specific the localization is.
+3. **Effect test**: a difference-in-differences between exposed (in scope)
+   and unexposed buckets, before and after the change, on the log of the
+   metric (relative effect), with heteroskedasticity- and autocorrelation-
+   consistent errors (Newey and West 1987; ``statsmodels`` OLS with HAC). See
+   Angrist and Pischke, *Mostly Harmless Econometrics* (2009), ch. 5, for DiD
+   and event studies.
+
+Log-scores are combined as log-likelihood ratios and normalized against the
+external hypothesis, which holds a fixed prior score: when no change carries
+evidence, "external" keeps the mass and no change is blamed (the default is
+never to blame a change). Weights are set by hand for now and are checked by
+``benchmarks/incidents.py`` (false blame, top-1 accuracy); calibration of the
+posterior is measured there too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+RankSeries = Callable[[dict, bool], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """Weights and windows of the ranking.
+
+    Attributes
+    ----------
+    lookback:
+        Changes up to this long before the onset are candidates.
+    lookahead:
+        Changes up to this long after the onset are still candidates (the
+        onset is estimated to a grain).
+    w_align, w_scope, w_effect:
+        Log-likelihood weights of each kind of evidence.
+    external_score:
+        Log-score of the "outside the log" hypothesis.
+    did_pre:
+        Length of the pre-period of the difference-in-differences.
+    """
+
+    lookback: pd.Timedelta = pd.Timedelta("24h")
+    lookahead: pd.Timedelta = pd.Timedelta("1h")
+    w_align: float = 3.0
+    w_scope: float = 4.0
+    w_effect: float = 2.5
+    external_score: float = 3.5
+    did_pre: pd.Timedelta = pd.Timedelta("7D")
+    did_post_max: pd.Timedelta = pd.Timedelta("48h")
+
+
+@dataclass(frozen=True)
+class EffectEstimate:
+    """A difference-in-differences estimate of one change's effect (log scale)."""
+
+    estimate: float  # relative effect, exp(coef) - 1
+    ci_low: float
+    ci_high: float
+    t_stat: float
+    n_pre: int
+    n_post: int
+    method: str = "did-log-hac"
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class CandidateCause:
+    """One change as a hypothesis, with its evidence."""
+
+    change_id: str
+    kind: str
+    target: str
+    ts: pd.Timestamp
+    scope: dict
+    rollout: float | None
+    confidence: float
+    lag_grains: float
+    scope_share: float
+    traffic_share: float
+    effect: EffectEstimate | None
+    evidence: tuple[str, ...]
+    features: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"change_id": self.change_id, "confidence": round(self.confidence, 4),
+                "evidence": list(self.evidence), "kind": self.kind, "target": self.target,
+                "ts": self.ts.isoformat(), "scope": self.scope,
+                "rollout": None if self.rollout is None or np.isnan(self.rollout)
+                else float(self.rollout),
+                "lag_grains": round(self.lag_grains, 2),
+                "scope_share": round(self.scope_share, 4),
+                "traffic_share": round(self.traffic_share, 4),
+                "effect": None if self.effect is None else self.effect.to_dict()}
+
+
+@dataclass(frozen=True)
+class RankingResult:
+    """Ranked candidate causes and the mass left to "outside the log"."""
+
+    causes: tuple[CandidateCause, ...]
+    external: float
+    window: tuple[pd.Timestamp, pd.Timestamp]
+
+    @property
+    def top(self) -> CandidateCause | None:
+        return self.causes[0] if self.causes else None
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([c.to_dict() for c in self.causes])
+
+    def to_dict(self) -> dict:
+        return {"causes": [c.to_dict() for c in self.causes], "external": self.external,
+                "window": [t.isoformat() for t in self.window]}
+
+
+def scope_mask(leaves: pd.DataFrame, scope: dict) -> np.ndarray:
+    """Which leaves a change's scope covers (``{}`` covers everything)."""
+    mask = np.ones(len(leaves), dtype=bool)
+    for dim, val in (scope or {}).items():
+        if dim not in leaves.columns:
+            return np.zeros(len(leaves), dtype=bool)
+        vals = val if isinstance(val, list) else [val]
+        mask &= leaves[dim].astype(str).isin([str(v) for v in vals]).to_numpy()
+    return mask
+
+
+def leaf_deviation(leaves: pd.DataFrame, kind: str) -> np.ndarray:
+    """Per-leaf deviation from the baseline that comes from the leaf itself.
+
+    For a ratio, ``obs_num - obs_den * base_rate`` (the rate change, weighted
+    by current volume); for a sum, ``obs_num - base_num``.
+    """
+    if kind == "ratio":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(leaves["base_den"] > 0, leaves["base_num"] / leaves["base_den"], np.nan)
+        tot_rate = leaves["base_num"].sum() / max(leaves["base_den"].sum(), 1e-12)
+        rate = np.where(np.isnan(rate), tot_rate, rate)
+        return (leaves["obs_num"] - leaves["obs_den"] * rate).to_numpy(dtype=float)
+    return (leaves["obs_num"] - leaves["base_num"]).to_numpy(dtype=float)
+
+
+def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Timestamp,
+               kind: str) -> EffectEstimate | None:
+    """Difference-in-differences of log metric, exposed minus unexposed, around ``change_ts``.
+
+    Parameters
+    ----------
+    exposed, unexposed:
+        ``ts, num, den`` per bucket for the two groups.
+    """
+    import statsmodels.api as sm
+
+    e = exposed.set_index("ts")
+    u = unexposed.set_index("ts")
+    idx = e.index.intersection(u.index)
+    if len(idx) < 8:
+        return None
+    e, u = e.loc[idx], u.loc[idx]
+    if kind == "ratio":
+        ve, vu = e["num"] / e["den"], u["num"] / u["den"]
+    else:
+        ve, vu = e["num"], u["num"]
+    ok = (ve > 0) & (vu > 0) & np.isfinite(ve) & np.isfinite(vu)
+    if kind == "ratio":
+        ok &= (e["den"] > 0) & (u["den"] > 0)
+    d = (np.log(ve[ok]) - np.log(vu[ok])).astype(float)
+    post = (d.index >= change_ts).astype(float)
+    n_post, n_pre = int(post.sum()), int(len(post) - post.sum())
+    if n_post < 2 or n_pre < 4:
+        return None
+    # Hour-of-day effects differ between groups (mobile vs web at night): absorb them.
+    hours = pd.get_dummies(d.index.hour, prefix="h", drop_first=True, dtype=float)
+    X = np.column_stack([np.ones(len(d)), post, hours.to_numpy()])
+    w = None
+    if kind == "ratio":  # weight buckets by the smaller group's volume: noisy hours count less
+        w = np.minimum(e["den"][ok], u["den"][ok]).to_numpy(dtype=float)
+    model = sm.WLS(d.to_numpy(), X, weights=w) if w is not None else sm.OLS(d.to_numpy(), X)
+    try:
+        fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": 3})
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    coef, se = float(fit.params[1]), float(fit.bse[1])
+    if not np.isfinite(se) or se <= 0:
+        return None
+    return EffectEstimate(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - 1.96 * se)),
+                          ci_high=float(np.expm1(coef + 1.96 * se)), t_stat=coef / se,
+                          n_pre=n_pre, n_post=n_post)
+
+
+def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestamp,
+                 grain: pd.Timedelta, kind: str, direction_sign: float, leaves: pd.DataFrame,
+                 top_slices: list[dict], series: RankSeries | None = None,
+                 data_end: pd.Timestamp | None = None,
+                 config: RankConfig | None = None) -> RankingResult:
+    """Rank changes near ``onset`` as causes of the divergence.
+
+    Parameters
+    ----------
+    changes:
+        The change log (``id, ts, kind, target, scope, rollout, ...``).
+    onset, end:
+        The divergence's first and last bucket.
+    kind:
+        ``"ratio"`` or ``"sum"``: how the metric aggregates.
+    direction_sign:
+        Sign of observed minus baseline over the divergence (-1 for a drop).
+    leaves:
+        Per-leaf ``base_*``/``obs_*`` sums over the divergence window.
+    top_slices:
+        Localized slices, most explanatory first, as dicts with ``filter``,
+        ``explained_share`` and optionally ``den_share``.
+    series:
+        ``series(filter, negate)`` returns ``ts, num, den`` for the slice or for
+        everything outside it; enables the difference-in-differences test.
+
+    Returns
+    -------
+    RankingResult
+        Causes sorted by confidence (a posterior that sums, with
+        ``external``, to 1).
+    """
+    cfg = config or RankConfig()
+    lo, hi = onset - cfg.lookback, onset + cfg.lookahead
+    cand = changes[(changes["ts"] >= lo) & (changes["ts"] <= hi)]
+    window = (lo, hi)
+    if len(cand) == 0:
+        return RankingResult((), 1.0, window)
+
+    dev = leaf_deviation(leaves, kind)
+    total_dev = dev.sum()
+    den = leaves["obs_den"].to_numpy(dtype=float) if kind == "ratio" else \
+        leaves["base_num"].to_numpy(dtype=float)
+    total_den = max(den.sum(), 1e-12)
+    # How concentrated the localization says the divergence is (best s - c).
+    loc_focus = 0.0
+    for sl in top_slices[:3]:
+        m = scope_mask(leaves, sl.get("filter", {}))
+        if m.all():
+            continue
+        s = float(dev[m].sum() / total_dev) if total_dev else 0.0
+        c = float(den[m].sum() / total_den)
+        loc_focus = max(loc_focus, s - c)
+
+    rows = []
+    for ch in cand.itertuples(index=False):
+        scope = ch.scope if isinstance(ch.scope, dict) else {}
+        lag = (onset - ch.ts) / grain
+        if lag >= 0:
+            f_align = 1.0 if lag < 1 else float(np.exp(-(lag - 1) / 3.0))
+        elif lag >= -1:
+            f_align = 0.5
+        else:
+            f_align = 0.0
+        m = scope_mask(leaves, scope)
+        s = float(dev[m].sum() / total_dev) if total_dev else 0.0
+        s = float(np.clip(s, -1.0, 1.0))
+        c = float(den[m].sum() / total_den)
+        f_scope = (s - c) - 0.5 * max(0.0, loc_focus - (s - c))
+        if not m.any():
+            f_scope = -1.0
+        effect = None
+        f_effect = 0.0
+        if series is not None and scope and 0 < m.sum() < len(m):
+            t0 = ch.ts.floor(grain) if hasattr(ch.ts, "floor") else ch.ts
+            lo_t = t0 - cfg.did_pre
+            hi_t = min(t0 + cfg.did_post_max, (data_end or end) + grain)
+            try:
+                ex = series(scope, False)
+                un = series(scope, True)
+                ex = ex[(ex["ts"] >= lo_t) & (ex["ts"] < hi_t)]
+                un = un[(un["ts"] >= lo_t) & (un["ts"] < hi_t)]
+                effect = did_effect(ex, un, t0, kind)
+            except (ValueError, KeyError):
+                effect = None
+            if effect is not None:
+                f_effect = float(np.clip(direction_sign * effect.t_stat, -3.0, 8.0)) / 4.0
+        llr = cfg.w_align * f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
+        if f_align == 0.0:
+            llr = -np.inf  # took effect after the onset: cannot be the cause
+        ev = _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus)
+        rows.append((ch, llr, lag, s, c, effect, ev,
+                     {"align": f_align, "scope": f_scope, "effect": f_effect}))
+
+    scores = np.array([r[1] for r in rows], dtype=float)
+    mx = max(np.max(scores[np.isfinite(scores)], initial=-np.inf), cfg.external_score)
+    w = np.where(np.isfinite(scores), np.exp(scores - mx), 0.0)
+    w_ext = np.exp(cfg.external_score - mx)
+    z = w.sum() + w_ext
+    post = w / z
+    causes = [CandidateCause(
+        change_id=str(ch.id), kind=str(ch.kind), target=str(ch.target), ts=ch.ts,
+        scope=ch.scope if isinstance(ch.scope, dict) else {},
+        rollout=None if pd.isna(ch.rollout) else float(ch.rollout), confidence=float(p),
+        lag_grains=float(lag), scope_share=s, traffic_share=c, effect=eff, evidence=ev,
+        features=feat) for (ch, _, lag, s, c, eff, ev, feat), p in zip(rows, post)]
+    causes.sort(key=lambda x: (-x.confidence, abs(x.lag_grains)))
+    return RankingResult(tuple(causes), float(w_ext / z), window)
+
+
+def _fmt_scope(scope: dict) -> str:
+    if not scope:
+        return "everywhere"
+    return ", ".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in scope.items())
+
+
+def _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus) -> tuple[str, ...]:
+    ev = []
+    hours = lag * grain / pd.Timedelta("1h")
+    if lag < -1:
+        ev.append(f"took effect {abs(hours):.0f}h after the onset: cannot explain it")
+    elif lag < 1:
+        ev.append("onset within 1 grain of the change" if lag >= 0
+                  else "change within 1 grain after the estimated onset")
+    else:
+        ev.append(f"change {hours:.0f}h before the onset")
+    if top_slices:
+        top = top_slices[0].get("filter", {})
+        if scope == top:
+            ev.append("scope matches the top slice")
+        elif not scope:
+            if loc_focus > 0.3:
+                ev.append(f"scope is everywhere, but the divergence is concentrated in "
+                          f"{_fmt_scope(top)}")
+            else:
+                ev.append("scope is everywhere, as is the divergence")
+    ev.append(f"scope {_fmt_scope(scope)} holds {s:.0%} of the divergence and {c:.0%} "
+              "of the traffic")
+    if effect is not None:
+        ev.append(f"difference-in-differences {effect.estimate:+.1%} "
+                  f"(95% CI {effect.ci_low:+.1%}..{effect.ci_high:+.1%}, t={effect.t_stat:.1f}) "
+                  "exposed vs unexposed")
+    elif scope:
+        ev.append("no difference-in-differences test (no unexposed group or too few buckets)")
+    return tuple(ev)

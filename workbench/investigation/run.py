@@ -1,0 +1,491 @@
+"""``investigate``: from a passport to a verdict, slices and ranked causes.
+
+The pipeline composes the analysis packages, which do not know each other:
+
+1. load and validate the passport; ingest it into the DuckDB store (batches
+   already stored are skipped);
+2. audit data quality (gaps, duplicates);
+3. detect the divergence of the metric and its onset against a seasonal
+   baseline (or report it over ``window``);
+4. localize it to slices, and for ratios split rate from mix;
+5. ask whether the divergence survives repairing the data (gaps filled from
+   the baseline, duplicates removed): if not, the verdict is ``data_quality``;
+6. rank the changes of the log, against "outside the log";
+7. decide the verdict: ``none`` < ``data_quality`` < ``mix_shift`` <
+   ``change`` (top cause at confidence >= 0.5) < ``external``.
+
+Every number keeps the SQL that produced it (``Investigation.queries``).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..passport import Passport, load_passport
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(prefix: str = "workbench") -> Progress:
+    """A progress callback printing timed steps on standard error."""
+    t0 = time.perf_counter()
+
+    def _p(msg: str) -> None:
+        print(f"[{prefix} {time.perf_counter() - t0:5.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return _p
+
+
+def _quiet(_msg: str) -> None:
+    return None
+
+
+@dataclass
+class Investigation:
+    """The result of :func:`investigate`: everything the answer is made of.
+
+    ``to_dict()`` is the JSON answer of the spec (extended with extra keys);
+    ``summary()`` is the readable table the CLI prints.
+    """
+
+    passport: str
+    metric: str
+    metric_kind: str
+    better: str
+    verdict: str
+    divergence: dict
+    slices: list[dict]
+    causes: list[dict]
+    data_quality: list[dict]
+    rate_mix: dict | None
+    provenance: list[dict]
+    queries: dict[str, str]
+    db: str
+    artifact: str | None = None
+    external: float | None = None
+    timings: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    series: pd.DataFrame | None = field(default=None, repr=False)
+    detection: Any = field(default=None, repr=False)
+    localization: Any = field(default=None, repr=False)
+    ranking: Any = field(default=None, repr=False)
+
+    @property
+    def top_cause(self) -> dict | None:
+        return self.causes[0] if self.causes else None
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric,
+            "divergence": self.divergence,
+            "verdict": self.verdict,
+            "slices": self.slices,
+            "causes": self.causes,
+            "data_quality": self.data_quality,
+            "artifact": self.artifact,
+            "passport": self.passport,
+            "rate_mix": self.rate_mix,
+            "external": self.external,
+            "provenance": self.provenance,
+            "queries": self.queries,
+            "params": self.params,
+            "timings": self.timings,
+        }
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), default=_json_default, **kw)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Ranked causes as a frame (the hypothesis table)."""
+        return pd.DataFrame(self.causes)
+
+    def summary(self) -> str:
+        d = self.divergence
+        lines = [f"Investigation of {self.metric} in {self.passport}", ""]
+        if d.get("onset"):
+            lines.append(f"Divergence: onset {d['onset']}, window {d['window'][0]} .. "
+                         f"{d['window'][1]}")
+            lines.append(f"  baseline {_num(d['baseline'])} -> observed {_num(d['observed'])} "
+                         f"({d['relative_change']:+.1%}), score {d.get('score', 0):.1f}")
+        else:
+            lines.append("Divergence: none significant")
+        lines.append(f"Verdict: {self.verdict.upper()}")
+        lines.append("")
+        if self.data_quality:
+            lines.append("Data quality:")
+            for f in self.data_quality:
+                lines.append(f"  [{f['severity']}] {f['check']}: {f['detail']}")
+                if f.get("bearing"):
+                    lines.append(f"      -> {f['bearing']}")
+            lines.append("")
+        if self.slices:
+            lines.append("Slices (most explanatory first):")
+            lines.append(f"  {'slice':44s} {'explained':>9s} {'baseline':>10s} {'observed':>10s}")
+            for s in self.slices[:5]:
+                name = ", ".join(f"{k}={v}" for k, v in s["filter"].items()) or "(everything)"
+                lines.append(f"  {name[:44]:44s} {s['explained_share']:>9.0%} "
+                             f"{_num(s['baseline']):>10s} {_num(s['observed']):>10s}")
+            lines.append("")
+        if self.rate_mix:
+            rm = self.rate_mix
+            lines.append(f"Rate vs mix: rate {rm.get('rate_effect', 0):+.4g}, "
+                         f"mix {rm.get('mix_effect', 0):+.4g} "
+                         f"(mix share {rm.get('mix_share', 0):.0%})")
+            lines.append("")
+        if self.causes:
+            lines.append("Candidate causes (confidence is a posterior; the rest is "
+                         f"'outside the log': {self.external:.0%}):")
+            for c in self.causes[:5]:
+                lines.append(f"  {c['confidence']:5.0%}  {c['change_id']}  {c['kind']:7s} "
+                             f"{c['target']}  @ {c['ts']}")
+                for e in c["evidence"]:
+                    lines.append(f"           - {e}")
+            lines.append("")
+        elif d.get("onset"):
+            lines.append("No change in the log near the onset.")
+        if self.artifact:
+            lines.append(f"Artifact: {self.artifact}")
+        lines.append(f"Store: {self.db}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:  # a readable repr in notebooks and the REPL
+        top = self.top_cause
+        return (f"<Investigation {self.metric} verdict={self.verdict} "
+                f"onset={self.divergence.get('onset')} "
+                f"top={top['change_id'] + ' ' + format(top['confidence'], '.0%') if top else None}>")
+
+
+def _num(x) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    return f"{x:.4g}"
+
+
+def _json_default(o):
+    if isinstance(o, (pd.Timestamp, datetime)):
+        return o.isoformat()
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if not np.isfinite(o) else float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def _iso(t) -> str | None:
+    if t is None:
+        return None
+    t = pd.Timestamp(t)
+    return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_window(window) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    if window is None:
+        return None
+    if isinstance(window, str):
+        parts = window.split("/")
+        if len(parts) != 2:
+            raise UsageError(f"--window {window!r}: expected START/END, e.g. "
+                             "2026-11-18T12:00Z/2026-11-19T00:00Z")
+        window = parts
+    try:
+        a, b = (pd.Timestamp(x) for x in window)
+    except (ValueError, TypeError):
+        raise UsageError(f"--window {window!r}: cannot parse the times; expected ISO "
+                         "timestamps such as 2026-11-18T12:00Z") from None
+    a = a.tz_localize("UTC") if a.tzinfo is None else a.tz_convert("UTC")
+    b = b.tz_localize("UTC") if b.tzinfo is None else b.tz_convert("UTC")
+    if b <= a:
+        raise UsageError(f"--window: END ({b}) must be after START ({a})")
+    return a, b
+
+
+def default_db(passport_dir: str | Path) -> Path:
+    """Where a passport's store lives when no ``--db`` is given."""
+    return Path(passport_dir) / ".workbench" / "store.duckdb"
+
+
+def investigate(passport: str | Path | Passport, *, metric: str, window=None,
+                db: str | Path | None = None, artifact_dir: str | Path | None = "investigations",
+                progress: Progress | None = None) -> Investigation:
+    """Investigate the most significant divergence of ``metric`` in a passport.
+
+    Parameters
+    ----------
+    passport:
+        A passport directory (or a loaded :class:`Passport`).
+    metric:
+        A metric defined in ``passport.yaml``.
+    window:
+        ``(start, end)`` or ``"START/END"`` to investigate that window instead of
+        the most significant divergence.
+    db:
+        The DuckDB store file; default ``PASSPORT/.workbench/store.duckdb``.
+    artifact_dir:
+        Where the notebook artifact is written (None: no artifact).
+    progress:
+        Called with a message at each step (the CLI prints them on stderr).
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> inv = wb.investigate("sample_data/demo", metric="conversion_rate")  # doctest: +SKIP
+    >>> inv.verdict, inv.top_cause["change_id"]                              # doctest: +SKIP
+    ('change', 'chg-...')
+    """
+    from ..store import Store
+
+    say = progress or _quiet
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    t = time.perf_counter()
+    win = _parse_window(window)
+    pp = passport if isinstance(passport, Passport) else load_passport(passport)
+    spec = pp.manifest.metric(metric)
+    timings["load"] = time.perf_counter() - t
+    say(f"passport {pp.name}: {len(pp.event_files)} event file(s), {len(pp.changes)} changes")
+    db_path = Path(db) if db is not None else default_db(pp.directory)
+    t = time.perf_counter()
+    with Store(db_path) as st:
+        report = st.ingest(pp, progress=say)
+    timings["ingest"] = time.perf_counter() - t
+    say(f"store {db_path}: {report.total_rows} event rows "
+        f"({report.loaded_rows} loaded now, {report.seconds:.2f}s)")
+    skipped = [Path(b.file).name for b in report.batches if b.status == "duplicate"
+               and report.loaded_rows > 0]
+    with Store(db_path, read_only=True) as st:
+        inv = _analyse(st, pp, spec, win, say, timings, skipped)
+    inv.db = str(db_path)
+    inv.provenance = [p.to_dict() for p in pp.provenance]
+    inv.timings["total"] = time.perf_counter() - t_all
+    if artifact_dir is not None:
+        from .artifact import write_artifact
+        inv.artifact = str(write_artifact(inv, pp, artifact_dir, window=window))
+        say(f"artifact written: {inv.artifact}")
+    return inv
+
+
+def _base_windows(onset, end_excl, data_start, grain) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Same hours one and two weeks earlier when the data has them, else the period before."""
+    out = []
+    for k in (1, 2, 3):
+        off = pd.Timedelta(days=7 * k)
+        if onset - off >= data_start and end_excl - off <= onset:
+            out.append((onset - off, end_excl - off))
+    if not out:
+        length = end_excl - onset
+        out.append((max(onset - length, data_start), onset))
+    return out
+
+
+def _seasonal_fill(series: pd.DataFrame, weeks=(1, 2, 3)) -> pd.DataFrame:
+    """Expected ``num, den`` per bucket from the same bucket in earlier weeks."""
+    s = series.set_index("ts")[["num", "den"]]
+    parts = [s.shift(freq=pd.Timedelta(days=7 * k)) for k in weeks]
+    out = pd.concat(parts).groupby(level=0).mean()
+    return out
+
+
+def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
+             skipped: list[str]) -> Investigation:
+    from ..detect import detect_divergence
+    from ..events import rank_changes
+    from ..localize import decompose_rate_mix, localize
+    from ..quality import audit_quality, correct_series
+    from ..store import leaves as q_leaves
+    from ..store import metric_series, time_range
+
+    sp = st.passport(pp.name)
+    m = sp.manifest
+    grain = m.grain_td
+    queries: dict[str, str] = {}
+
+    t = time.perf_counter()
+    ser = metric_series(st.con, sp, spec)
+    queries["metric_series"] = ser.sql
+    series = ser.frame
+    data_start, data_last = time_range(st.con, sp)
+    timings["series"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    say("auditing data quality (gaps, duplicates)")
+    qrep = audit_quality(st.con, sp, skipped_batches=skipped)
+    timings["quality"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    say("detecting the divergence against the seasonal baseline")
+    full_idx = pd.date_range(data_start.floor(grain), data_last.floor(grain), freq=grain)
+    det_in = series.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
+    det = detect_divergence(det_in, kind=spec.kind, better=spec.better, grain=grain, window=win)
+    timings["detect"] = time.perf_counter() - t
+
+    base_inv = dict(passport=pp.name, metric=spec.name, metric_kind=spec.kind,
+                    better=spec.better, provenance=[], queries=queries, db="",
+                    timings=timings, series=series, detection=det,
+                    params={"window": None if win is None else [_iso(w) for w in win]})
+    dq_all = [f.to_dict() for f in qrep.findings]
+    if not det.significant or det.onset is None:
+        say("no significant divergence")
+        return Investigation(verdict="none", divergence=_div_dict(det), slices=[], causes=[],
+                             data_quality=dq_all, rate_mix=None, external=None, **base_inv)
+
+    onset, end = pd.Timestamp(det.onset), pd.Timestamp(det.end)
+    obs = (onset, end + grain)
+    base = _base_windows(onset, obs[1], data_start, grain)
+
+    t = time.perf_counter()
+    say(f"localizing: onset {_iso(onset)}, window to {_iso(end)}")
+    lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
+    queries["leaves"] = lv.sql
+    leaves = lv.frame
+    dims = list(m.all_dimensions)
+    loc = localize(leaves, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
+    slices = _slices_out(loc, spec)
+    rm = None
+    if spec.kind == "ratio":
+        rm = decompose_rate_mix(leaves, dimensions=dims)
+    timings["localize"] = time.perf_counter() - t
+
+    # -------- does the divergence survive repairing the data?
+    t = time.perf_counter()
+    overlapping = [f for f in qrep.findings if f.check in ("completeness", "duplicates")
+                   and f.start is not None and f.start < obs[1] + grain and f.end > onset - grain]
+    dq_verdict, survive_share = False, 1.0
+    data_quality = []
+    for f in qrep.findings:
+        d = f.to_dict()
+        data_quality.append(d)
+    if overlapping:
+        fills = {}
+        for f in overlapping:
+            if f.check == "completeness":
+                fs = metric_series(st.con, sp, spec, filter=f.slice or None).frame
+                fills[(f.start, tuple(sorted(f.slice.items())))] = _seasonal_fill(fs)
+        corrected = correct_series(series, qrep, spec, gap_fill=fills)
+        cin = corrected.set_index("ts")[["num", "den"]].reindex(full_idx)
+        det2 = detect_divergence(cin, kind=spec.kind, better=spec.better, grain=grain,
+                                 window=(onset, obs[1]))
+        det2_free = detect_divergence(cin, kind=spec.kind, better=spec.better, grain=grain)
+        rc0 = det.relative_change or 0.0
+        survive_share = (abs(det2.relative_change) / abs(rc0)) if rc0 else 1.0
+        survives = det2_free.significant and det2_free.onset is not None and \
+            abs(pd.Timestamp(det2_free.onset) - onset) <= 3 * grain and survive_share > 0.35
+        for d, f in zip(data_quality, qrep.findings):
+            if f in overlapping:
+                what = ("filled from the seasonal baseline" if f.check == "completeness"
+                        else "with the duplicates removed")
+                if survives:
+                    d["bearing"] = (f"overlaps the divergence; {what}, the change in "
+                                    f"{spec.name} is {det2.relative_change:+.1%} instead of "
+                                    f"{rc0:+.1%}: the divergence is real")
+                else:
+                    d["bearing"] = (f"explains the divergence: {what}, {spec.name} changes "
+                                    f"{det2.relative_change:+.1%} instead of {rc0:+.1%} and "
+                                    "no divergence remains")
+                    d["severity"] = "error"
+        dq_verdict = not survives
+    timings["quality_bearing"] = time.perf_counter() - t
+
+    # -------- rank changes
+    t = time.perf_counter()
+    say("ranking changes near the onset")
+    changes = st.changes(pp.name)
+    sign = float(np.sign((det.observed or 0) - (det.baseline or 0))) or -1.0
+
+    def series_fn(filt: dict, negate: bool) -> pd.DataFrame:
+        return metric_series(st.con, sp, spec, filter=filt, negate=negate,
+                             start=onset - pd.Timedelta("8D"), end=obs[1]).frame
+
+    ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
+                           direction_sign=sign, leaves=leaves, top_slices=slices,
+                           series=series_fn, data_end=data_last)
+    timings["rank"] = time.perf_counter() - t
+    causes = [c.to_dict() for c in ranking.causes]
+
+    # -------- verdict
+    mix_share = float(rm.mix_share) if rm is not None else 0.0
+    if dq_verdict:
+        verdict = "data_quality"
+        scale = min(survive_share, 1.0)
+        gap = next((f for f in overlapping if f.slice), None)
+        if gap is not None:
+            slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
+    elif rm is not None and getattr(rm, "verdict_hint", "") == "mix_shift":
+        verdict = "mix_shift"
+        scale = max(0.0, 1.0 - mix_share)
+    elif ranking.top is not None and ranking.top.confidence >= 0.5:
+        verdict, scale = "change", 1.0
+    else:
+        verdict, scale = "external", 1.0
+    if verdict != "change":
+        for c in causes:
+            c["confidence"] = round(min(c["confidence"] * scale, 0.49), 4)
+            if scale < 1.0:
+                c["evidence"] = c["evidence"] + [
+                    f"confidence scaled by {scale:.2f}: the verdict is {verdict}"]
+    causes.sort(key=lambda c: -c["confidence"])
+    inv = Investigation(verdict=verdict, divergence=_div_dict(det), slices=slices,
+                        causes=causes, data_quality=data_quality,
+                        rate_mix=None if rm is None else _safe_dict(rm),
+                        external=ranking.external, localization=loc, ranking=ranking,
+                        **base_inv)
+    say(f"verdict {verdict}; top cause "
+        f"{causes[0]['change_id'] + ' ' + format(causes[0]['confidence'], '.0%') if causes else '-'}")
+    return inv
+
+
+def _safe_dict(obj) -> dict:
+    d = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return json.loads(json.dumps(d, default=_json_default))
+
+
+def _gap_slice(f, slices) -> dict:
+    for s in slices:
+        if s["filter"] == f.slice:
+            return s
+    return {"filter": dict(f.slice), "explained_share": 1.0, "baseline": None,
+            "observed": None, "source": "data_quality"}
+
+
+def _div_dict(det) -> dict:
+    d = {"onset": _iso(det.onset),
+         "window": [_iso(det.onset), _iso(det.end)] if det.onset is not None else None,
+         "baseline": _f(det.baseline), "observed": _f(det.observed),
+         "relative_change": _f(det.relative_change), "score": _f(det.score),
+         "p_value": _f(getattr(det, "p_value", None)),
+         "direction": getattr(det, "direction", None),
+         "method": getattr(det, "method", None)}
+    return d
+
+
+def _f(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _slices_out(loc, spec) -> list[dict]:
+    out = []
+    for s in getattr(loc, "slices", ()):
+        d = {"filter": {k: str(v) for k, v in dict(s.filter).items()},
+             "explained_share": _f(s.explained_share), "baseline": _f(s.baseline),
+             "observed": _f(s.observed)}
+        for extra in ("relative_change", "effect_size", "p_value", "q_value", "confidence",
+                      "den_share"):
+            if hasattr(s, extra):
+                d[extra] = _f(getattr(s, extra))
+        out.append(d)
+    return out

@@ -1,0 +1,197 @@
+"""The query layer: every number the workbench shows comes from one SQL statement.
+
+Each function returns a :class:`QueryResult` holding the frame *and* the exact
+SQL that produced it, with literals inlined, so "show me the query" is a copy
+and paste into any DuckDB session on the store file. Aggregation happens in
+DuckDB over dictionary codes; decoding to strings happens on the (small)
+aggregated result. No function loops over fact rows in Python.
+
+Windows are half-open ``[start, end)`` in UTC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import duckdb
+import pandas as pd
+
+from .._types import MetricSpec
+from .duck import StoredPassport, lit, q
+
+Window = tuple[pd.Timestamp, pd.Timestamp]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A result frame and the SQL that reproduces it."""
+
+    frame: pd.DataFrame
+    sql: str
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame
+
+
+def _ts(t) -> str:
+    t = pd.Timestamp(t)
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    return f"TIMESTAMPTZ {lit(t.tz_convert('UTC').strftime('%Y-%m-%d %H:%M:%S+00'))}"
+
+
+def _in_window(w: Window) -> str:
+    return f"(ts >= {_ts(w[0])} AND ts < {_ts(w[1])})"
+
+
+def filter_sql(sp: StoredPassport, filt: dict | None) -> str:
+    """A WHERE fragment for ``{dim: value | [values]}`` over dictionary codes."""
+    if not filt:
+        return "TRUE"
+    dims = sp.manifest.all_dimensions
+    parts = []
+    for d, v in filt.items():
+        if d not in dims:
+            from ..errors import UsageError
+            raise UsageError(f"'{d}' is not a dimension of {sp.name}; dimensions are: "
+                             + ", ".join(dims))
+        vals = v if isinstance(v, (list, tuple, set)) else [v]
+        inlist = ", ".join(lit(x) for x in vals)
+        parts.append(f"{q(d)} IN (SELECT code FROM {sp.schema}.{q('dict_' + d)} "
+                     f"WHERE value IN ({inlist}))")
+    return " AND ".join(parts)
+
+
+def _num_den(metric: MetricSpec) -> tuple[str, str]:
+    num = f"SUM({q(metric.numerator)})"
+    den = f"SUM({q(metric.denominator)})" if metric.kind == "ratio" else "COUNT(*) * 0 + 1.0"
+    return num, den
+
+
+def metric_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec, *,
+                  filter: dict | None = None, negate: bool = False, start=None,
+                  end=None) -> QueryResult:
+    """Metric by time bucket for one slice: columns ``ts, num, den, rows, value``.
+
+    One statement: a filter on dictionary codes and a GROUP BY time bucket.
+    Buckets with no rows are absent (missing data stays visible as missing).
+    ``negate=True`` selects everything *outside* the slice (the unexposed group
+    of a scoped change).
+    """
+    secs = int(sp.manifest.grain_td.total_seconds())
+    num, den = _num_den(metric)
+    where = [filter_sql(sp, filter)]
+    if negate:
+        where = [f"NOT ({where[0]})"]
+    if start is not None:
+        where.append(f"ts >= {_ts(start)}")
+    if end is not None:
+        where.append(f"ts < {_ts(end)}")
+    sql = (f"SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS ts, {num} AS num, "
+           f"{den} AS den, COUNT(*) AS rows\nFROM {sp.schema}.events\n"
+           f"WHERE {' AND '.join(where)}\nGROUP BY 1 ORDER BY 1")
+    df = con.execute(sql).df()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    df["num"] = df["num"].astype(float)
+    df["den"] = df["den"].astype(float)
+    df["value"] = df["num"] / df["den"] if metric.kind == "ratio" else df["num"]
+    return QueryResult(df, sql)
+
+
+def _window_sums(metric: MetricSpec, obs: Window, base: Sequence[Window]) -> tuple[str, str]:
+    k = max(len(base), 1)
+    obs_c = _in_window(obs)
+    base_c = " OR ".join(_in_window(w) for w in base) or "FALSE"
+    cols = [f"SUM({q(metric.numerator)}) FILTER (WHERE {obs_c}) AS obs_num",
+            f"SUM({q(metric.numerator)}) FILTER (WHERE {base_c}) / {k} AS base_num"]
+    if metric.kind == "ratio":
+        cols += [f"SUM({q(metric.denominator)}) FILTER (WHERE {obs_c}) AS obs_den",
+                 f"SUM({q(metric.denominator)}) FILTER (WHERE {base_c}) / {k} AS base_den"]
+    else:
+        cols += ["1.0 AS obs_den", "1.0 AS base_den"]
+    cols += [f"COUNT(*) FILTER (WHERE {obs_c}) AS obs_rows",
+             f"COUNT(*) FILTER (WHERE {base_c}) / {k} AS base_rows"]
+    where = " OR ".join([obs_c] + [_in_window(w) for w in base])
+    return ",\n       ".join(cols), where
+
+
+def leaves(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec, *,
+           obs: Window, base: Sequence[Window], dimensions: Iterable[str] | None = None,
+           filter: dict | None = None) -> QueryResult:
+    """Observed and baseline sums per finest combination of ``dimensions``.
+
+    ``base`` windows are averaged (e.g. the same hours one and two weeks
+    earlier), so ``base_*`` is an expectation comparable with ``obs_*``.
+    """
+    dims = list(dimensions or sp.manifest.all_dimensions)
+    sums, where = _window_sums(metric, obs, base)
+    codes = ", ".join(q(d) for d in dims)
+    dec = ", ".join(f"{q('k_' + d)}.value AS {q(d)}" for d in dims)
+    joins = " ".join(f"JOIN {sp.schema}.{q('dict_' + d)} {q('k_' + d)} "
+                     f"ON {q('k_' + d)}.code = g.{q(d)}" for d in dims)
+    sql = (f"WITH g AS (\nSELECT {codes},\n       {sums}\nFROM {sp.schema}.events\n"
+           f"WHERE ({where}) AND {filter_sql(sp, filter)}\nGROUP BY {codes})\n"
+           f"SELECT {dec}, g.* EXCLUDE ({codes}) FROM g {joins}")
+    df = con.execute(sql).df()
+    for c in ("obs_num", "base_num", "obs_den", "base_den", "obs_rows", "base_rows"):
+        df[c] = df[c].astype(float).fillna(0.0)
+    for d in dims:
+        df[d] = df[d].astype("category")
+    return QueryResult(df, sql)
+
+
+def dimension_breakdown(con: duckdb.DuckDBPyConnection, sp: StoredPassport,
+                        metric: MetricSpec, *, obs: Window, base: Sequence[Window],
+                        dimensions: Iterable[str] | None = None) -> QueryResult:
+    """The metric for every value of every dimension over a window, in one statement.
+
+    ``GROUP BY GROUPING SETS ((d1), (d2), ...)`` computes all single-dimension
+    group-bys in one scan. Columns: ``dimension, value, obs_num, base_num,
+    obs_den, base_den, obs_rows, base_rows``.
+    """
+    dims = list(dimensions or sp.manifest.all_dimensions)
+    sums, where = _window_sums(metric, obs, base)
+    sets = ", ".join(f"({q(d)})" for d in dims)
+    codes = ", ".join(q(d) for d in dims)
+    case_dim = "CASE " + " ".join(
+        f"WHEN GROUPING({q(d)}) = 0 THEN {lit(d)}" for d in dims) + " END"
+    case_val = "CASE " + " ".join(
+        f"WHEN g.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}.{q('dict_' + d)} "
+        f"WHERE code = g.{q(d)})" for d in dims) + " END"
+    sql = (f"WITH g AS (\nSELECT {case_dim} AS dimension, {codes},\n       {sums}\n"
+           f"FROM {sp.schema}.events\nWHERE {where}\nGROUP BY GROUPING SETS ({sets}))\n"
+           f"SELECT g.dimension, {case_val} AS value, g.* EXCLUDE (dimension, {codes}) "
+           f"FROM g ORDER BY 1, 2")
+    df = con.execute(sql).df()
+    for c in ("obs_num", "base_num", "obs_den", "base_den", "obs_rows", "base_rows"):
+        df[c] = df[c].astype(float).fillna(0.0)
+    return QueryResult(df, sql)
+
+
+def rows_by_bucket(con: duckdb.DuckDBPyConnection, sp: StoredPassport, dimension: str,
+                   *, start=None, end=None) -> QueryResult:
+    """Fact rows and distinct leaves per time bucket and value of one dimension.
+
+    The raw material of completeness, gap and duplicate checks.
+    """
+    secs = int(sp.manifest.grain_td.total_seconds())
+    dims = sp.manifest.all_dimensions
+    where = ["TRUE"]
+    if start is not None:
+        where.append(f"ts >= {_ts(start)}")
+    if end is not None:
+        where.append(f"ts < {_ts(end)}")
+    key = " || '|' || ".join(f"CAST({q(d)} AS VARCHAR)" for d in dims)
+    sql = (f"SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS ts, "
+           f"(SELECT value FROM {sp.schema}.{q('dict_' + dimension)} WHERE code = e.{q(dimension)}) "
+           f"AS value, COUNT(*) AS rows, COUNT(DISTINCT ts || '|' || {key}) AS distinct_rows\n"
+           f"FROM {sp.schema}.events e WHERE {' AND '.join(where)}\nGROUP BY 1, e.{q(dimension)} "
+           f"ORDER BY 1, 2")
+    df = con.execute(sql).df()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    return QueryResult(df, sql)
+
+
+def time_range(con: duckdb.DuckDBPyConnection, sp: StoredPassport) -> tuple[pd.Timestamp, pd.Timestamp]:
+    lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM {sp.schema}.events").fetchone()
+    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
