@@ -43,6 +43,26 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("passport")
     val.add_argument("--json", action="store_true")
 
+    bl = sub.add_parser("baselines", help="versioned baselines: list, show, diff, fit")
+    bls = bl.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, hlp in (("list", "all versions"), ("show", "one version"),
+                      ("diff", "compare two versions"), ("fit", "fit a new version")):
+        x = bls.add_parser(name, help=hlp)
+        x.add_argument("--db", help="store file (or give --passport to use its default store)")
+        x.add_argument("--passport", help="passport directory")
+        x.add_argument("--json", action="store_true")
+        if name == "list":
+            x.add_argument("--metric")
+        if name == "show":
+            x.add_argument("id")
+        if name == "diff":
+            x.add_argument("a")
+            x.add_argument("b")
+        if name == "fit":
+            x.add_argument("--metric", required=True)
+            x.add_argument("--period", required=True, help="START/END (ISO UTC)")
+            x.add_argument("--note", default="")
+
     gen = sub.add_parser("generate", help="write a synthetic incident passport with ground truth")
     gen.add_argument("family", help="incident family (see --list) or 'demo'")
     gen.add_argument("--seed", type=int, default=0)
@@ -95,6 +115,61 @@ def _cmd_validate(a) -> int:
     return 0
 
 
+def _store_path(a) -> Path:
+    from .errors import UsageError
+    from .investigation import default_db
+
+    if a.db:
+        return Path(a.db)
+    if a.passport:
+        return default_db(a.passport)
+    raise UsageError("give --db STORE or --passport DIR")
+
+
+def _cmd_baselines(a) -> int:
+    from .store import Store
+    from .store.baselines import diff_baselines, fit_baseline, list_baselines, load_baseline
+
+    path = _store_path(a)
+    if a.action == "fit":
+        from .investigation.run import _parse_window
+
+        period = _parse_window(a.period)
+        with Store(path) as st:
+            name = st.passport().name if not a.passport else None
+            if a.passport:
+                from .passport import parse_manifest
+                name = parse_manifest(a.passport).name
+            b = fit_baseline(st, name, a.metric, period=period, note=a.note, reuse=False)
+        print(json.dumps(b.to_dict(), indent=1) if a.json else
+              f"stored {b.id} (version {b.version}, parent {b.parent or '-'}), period "
+              f"{b.period[0]:%Y-%m-%d %H:%M} .. {b.period[1]:%Y-%m-%d %H:%M}")
+        return 0
+    with Store(path, read_only=True) as st:
+        if a.action == "list":
+            df = list_baselines(st.con, metric=a.metric)
+            if a.json:
+                print(df.to_json(orient="records", date_format="iso", indent=1))
+            elif df.empty:
+                print("no baselines stored yet (investigate or `baselines fit` creates them)")
+            else:
+                for r in df.itertuples():
+                    print(f"{r.id}  v{r.version}  {r.metric:16s} {r.period_start:%Y-%m-%d %H:%M} "
+                          f".. {r.period_end:%Y-%m-%d %H:%M}  parent {r.parent if isinstance(r.parent, str) else '-'}  {r.note}")
+        elif a.action == "show":
+            b = load_baseline(st.con, a.id)
+            d = b.to_dict()
+            if not a.json:
+                d["active_changes"] = f"{len(b.active_changes)} changes"
+            print(json.dumps(d, indent=1, default=str))
+            if not a.json:
+                print(b.cube)
+        else:
+            d = diff_baselines(st.con, a.a, a.b)
+            print(json.dumps(d.to_dict(), indent=1, default=str) if a.json else d.summary())
+    return 0
+
+
 def _cmd_generate(a) -> int:
     from . import synth
     from .errors import UsageError
@@ -124,12 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     cmd = {"investigate": _cmd_investigate, "ingest": _cmd_ingest,
-           "validate": _cmd_validate, "generate": _cmd_generate}[a.command]
+           "validate": _cmd_validate, "generate": _cmd_generate,
+           "baselines": _cmd_baselines}[a.command]
     try:
         return cmd(a)
     except WorkbenchError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130

@@ -72,6 +72,7 @@ class Investigation:
     db: str
     artifact: str | None = None
     external: float | None = None
+    baseline: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     series: pd.DataFrame | None = field(default=None, repr=False)
@@ -94,6 +95,7 @@ class Investigation:
             "artifact": self.artifact,
             "passport": self.passport,
             "rate_mix": self.rate_mix,
+            "baseline": self.baseline,
             "external": self.external,
             "provenance": self.provenance,
             "queries": self.queries,
@@ -267,6 +269,12 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
                and report.loaded_rows > 0]
     with Store(db_path, read_only=True) as st:
         inv = _analyse(st, pp, spec, win, say, timings, skipped)
+    t = time.perf_counter()
+    with Store(db_path) as st:
+        inv.baseline = _record_baseline(st, pp, spec, inv)
+    inv.divergence["baseline_version"] = inv.baseline.get("id")
+    timings["baseline_snapshot"] = time.perf_counter() - t
+    say(f"baseline version {inv.baseline.get('id')}")
     inv.db = str(db_path)
     inv.provenance = [p.to_dict() for p in pp.provenance]
     inv.timings["total"] = time.perf_counter() - t_all
@@ -275,6 +283,30 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         inv.artifact = str(write_artifact(inv, pp, artifact_dir, window=window))
         say(f"artifact written: {inv.artifact}")
     return inv
+
+
+def _record_baseline(st, pp: Passport, spec, inv: "Investigation") -> dict:
+    """Store (or reuse) the versioned baseline the conclusion was drawn against.
+
+    It is fitted on the history before the onset (all history when nothing
+    diverged), with the detector's parameters recorded beside it.
+    """
+    from ..store import time_range
+    from ..store.baselines import fit_baseline
+
+    sp = st.passport(pp.name)
+    lo, hi = time_range(st.con, sp)
+    end = pd.Timestamp(inv.divergence["onset"]) if inv.divergence.get("onset") else \
+        hi + sp.manifest.grain_td
+    if end <= lo:
+        return {}
+    det = inv.detection
+    params = {"detector": getattr(det, "method", None)}
+    b = fit_baseline(st, pp.name, spec.name, period=(lo, end), params=params,
+                     note=f"fitted for an investigation of {spec.name}")
+    return {"id": b.id, "version": b.version, "parent": b.parent,
+            "period": [_iso(b.period[0]), _iso(b.period[1])], "method": b.method,
+            "detector": params["detector"], "active_changes": len(b.active_changes)}
 
 
 def _base_windows(onset, end_excl, data_start, grain) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -335,7 +367,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                     better=spec.better, provenance=[], queries=queries, db="",
                     timings=timings, series=series, detection=det,
                     params={"window": None if win is None else [_iso(w) for w in win]})
-    dq_all = [f.to_dict() for f in qrep.findings]
+    srm_findings = _srm_findings(pp)
+    dq_all = [f.to_dict() for f in qrep.findings] + srm_findings
     if not det.significant or det.onset is None:
         say("no significant divergence")
         return Investigation(verdict="none", divergence=_div_dict(det), slices=[], causes=[],
@@ -363,10 +396,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     overlapping = [f for f in qrep.findings if f.check in ("completeness", "duplicates")
                    and f.start is not None and f.start < obs[1] + grain and f.end > onset - grain]
     dq_verdict, survive_share = False, 1.0
-    data_quality = []
-    for f in qrep.findings:
-        d = f.to_dict()
-        data_quality.append(d)
+    data_quality = [f.to_dict() for f in qrep.findings]
     if overlapping:
         fills = {}
         for f in overlapping:
@@ -396,6 +426,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                                     "no divergence remains")
                     d["severity"] = "error"
         dq_verdict = not survives
+    data_quality += srm_findings
     timings["quality_bearing"] = time.perf_counter() - t
 
     # -------- rank changes
@@ -444,6 +475,22 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     say(f"verdict {verdict}; top cause "
         f"{causes[0]['change_id'] + ' ' + format(causes[0]['confidence'], '.0%') if causes else '-'}")
     return inv
+
+
+def _srm_findings(pp: Passport) -> list[dict]:
+    """Sample-ratio mismatch of the passport's experiments, as quality findings."""
+    if pp.experiments is None or len(pp.experiments) == 0:
+        return []
+    from ..experiments import check_srm
+
+    out = []
+    for r in check_srm(pp.experiments):
+        out.append({"check": "srm", "severity": "error" if r.mismatch else "info",
+                    "detail": r.detail(), "slice": r.worst_slice,
+                    "puts_at_risk": ([f"any effect read from experiment {r.experiment}: its "
+                                      "assignment or logging is broken"] if r.mismatch else []),
+                    "experiment": r.to_dict()})
+    return out
 
 
 def _safe_dict(obj) -> dict:
