@@ -215,6 +215,8 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
                 sql=dup_sql))
     else:
         dup[[f"dup_{x}" for x in meas]] = 0.0  # unit-level facts: repeats are legitimate
+    findings += _integrity(con, sp, bucket)
+    findings += _late_data(con, sp, bucket, cfg)
     for f in skipped_batches or []:
         findings.append(QualityFinding(
             check="batches", severity="info",
@@ -222,6 +224,90 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
                    "again (no double counting)"))
     return QualityReport(findings=tuple(findings), duplicate_buckets=dup,
                          seconds=time.perf_counter() - t0)
+
+
+def _integrity(con, sp: StoredPassport, bucket: str) -> list[QualityFinding]:
+    """Impossible values: negative measures, numerators above their denominators.
+
+    A ratio metric is a proportion when its numerator never exceeds its
+    denominator in (almost) all rows of the history; then a row where it does
+    (conversions above sessions) is impossible, not unusual.
+    """
+    m = sp.manifest
+    out: list[QualityFinding] = []
+    neg = ", ".join(f"count(*) FILTER (WHERE {q(x)} < 0) AS {q(x)}" for x in m.measures)
+    pairs = [(k, s.numerator, s.denominator) for k, s in m.metrics.items() if s.kind == "ratio"]
+    over = ", ".join(f"count(*) FILTER (WHERE {q(n)} > {q(d)}) AS {q('over_' + k)}"
+                     for k, n, d in pairs)
+    sql = f"SELECT count(*) AS n, {neg}{', ' + over if over else ''} FROM {sp.schema}.events"
+    r = con.execute(sql).df().iloc[0]
+    n = int(r["n"]) or 1
+    for x in m.measures:
+        if r[x] > 0:
+            out.append(QualityFinding(
+                check="integrity", severity="warning",
+                detail=f"{int(r[x])} rows have a negative {x}; measures are counts or amounts",
+                puts_at_risk=(f"sums of {x} and every metric built on it",), sql=sql))
+    for k, num, den in pairs:
+        bad = int(r[f"over_{k}"])
+        if 0 < bad <= 0.01 * n:
+            out.append(QualityFinding(
+                check="integrity", severity="warning",
+                detail=(f"{bad} rows have {num} above {den}, impossible for the proportion "
+                        f"{k}"), puts_at_risk=(f"{k} in the buckets holding those rows",),
+                sql=sql))
+    return out
+
+
+def _late_data(con, sp: StoredPassport, bucket: str, cfg: QualityConfig) -> list[QualityFinding]:
+    """Late data: batches carrying old time stamps, and an incomplete tail before the watermark.
+
+    The watermark is the extraction time of the events (``sources.events.
+    extracted_at``) or, without one, the newest time stamp. Buckets just before
+    it that hold markedly fewer rows than the same hours of earlier weeks are
+    probably still arriving; a drop there is not yet a divergence.
+    """
+    from ..store.duck import META
+
+    m = sp.manifest
+    out: list[QualityFinding] = []
+    b = con.execute(f"SELECT batch, file, min_ts, max_ts FROM {META}.batches WHERE passport = ? "
+                    f"AND active ORDER BY batch", [sp.name]).df()
+    if len(b) > 1:
+        prev_max = b["max_ts"].cummax().shift(1)
+        late = b[b["min_ts"] < prev_max]
+        for r in late.itertuples():
+            out.append(QualityFinding(
+                check="late_data", severity="info",
+                detail=(f"batch {r.batch} ({r.file.split('/')[-1]}) holds rows from "
+                        f"{pd.Timestamp(r.min_ts):%Y-%m-%d %H:%M}, before the end of earlier "
+                        "batches: late-arriving data was merged"),
+                puts_at_risk=("conclusions drawn before that batch arrived",)))
+    sql = (f"SELECT {bucket} AS ts, COUNT(*) AS rows FROM {sp.schema}.events GROUP BY 1 "
+           f"ORDER BY 1")
+    rows = con.execute(sql).df()
+    if len(rows) < 24 * 8:
+        return out
+    rows["ts"] = pd.to_datetime(rows["ts"], utc=True)
+    s = rows.set_index("ts")["rows"]
+    week = pd.Timedelta("7D")
+    ref = pd.concat([s.shift(freq=week * k) for k in (1, 2)], axis=1).median(axis=1)
+    tail = s.iloc[-6:]
+    ratio = (tail / ref.reindex(tail.index)).fillna(1.0)
+    short = ratio < 0.8
+    if short.iloc[-1]:
+        k = int(np.argmin(short.to_numpy()[::-1])) if not short.all() else len(short)
+        start = tail.index[-k]
+        wm = m.sources.get("events", {}).get("extracted_at") or \
+            (tail.index[-1] + m.grain_td).isoformat()
+        out.append(QualityFinding(
+            check="late_data", severity="warning",
+            detail=(f"the last {k} buckets (from {start:%Y-%m-%d %H:%M} UTC, watermark {wm}) "
+                    f"hold {1 - ratio.iloc[-k:].mean():.0%} fewer rows than the same hours of "
+                    "earlier weeks: data may still be arriving"),
+            start=start, end=tail.index[-1] + m.grain_td, buckets=k,
+            puts_at_risk=("any drop in the most recent buckets",), sql=sql))
+    return out
 
 
 def _keep_coarsest_gaps(findings: list[QualityFinding], hierarchies: dict) -> list[QualityFinding]:
