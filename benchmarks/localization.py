@@ -1,0 +1,370 @@
+"""Benchmarks of ``workbench.localize`` against published multi-dimensional RCA peers.
+
+Run with the project's venv::
+
+    .venv/bin/python benchmarks/localization.py            # full run
+    .venv/bin/python benchmarks/localization.py --quick    # smoke run (3 cases per setting, 1M rows)
+
+Three parts, written to ``benchmarks/results/localization.json``:
+
+* ``squeeze_B0`` - 180 cases of Squeeze's dataset B0 (additive measure, ``real`` and
+  ``predict`` per leaf, mapped to ``obs_num`` and ``base_num``); element-level micro-F1
+  per setting as the dataset README defines (an element is a true positive only when
+  it equals a ground-truth element exactly). A ground truth that lists the same element
+  twice (a few L1-E3 cases) is counted once.
+* ``riskloc_RS`` - 135 real cases with a ratio KPI ``value / cnt``. The files hold a
+  few minutes of history before the anomalous minute; the baseline of a leaf is its
+  mean over the preceding minutes, leaving out minutes whose overall ratio is itself
+  anomalous (more than 3 robust standard deviations from the median of the preceding
+  minutes). Same F1; a breakdown of the failures is printed.
+* ``scale_10M`` - 10M unit-level rows x 8 dimensions (cardinalities up to 5,000),
+  generated with a seeded numpy generator, aggregated to leaves in DuckDB and
+  localized; wall seconds and peak RSS.
+
+Reference figures are the ones in ``shared/benchmarks/README.md`` (peers' own code on a
+machine of this kind).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import resource
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench.localize import localize  # noqa: E402
+
+SHARED = Path(os.environ.get("WORKBENCH_SHARED", ROOT.parent / "shared"))
+B0_DIR = SHARED / "benchmarks" / "squeeze_B0"
+RS_DIR = SHARED / "benchmarks" / "riskloc_RS"
+OUT = ROOT / "benchmarks" / "results" / "localization.json"
+
+SETTINGS = [f"B_cuboid_layer_{l}_n_ele_{e}" for l in (1, 2, 3) for e in (1, 2, 3)]
+RISKLOC_B0 = {"L1-E1": 0.857, "L1-E2": 0.975, "L1-E3": 0.991, "L2-E1": 1.000, "L2-E2": 0.962,
+              "L2-E3": 0.974, "L3-E1": 1.000, "L3-E2": 0.961, "L3-E3": 0.909, "all": 0.960,
+              "s/case": 1.09}
+RISKLOC_RS = {"f1": 0.025, "s/case": 1.4}
+
+
+def short(setting: str) -> str:
+    parts = setting.split("_")
+    return f"L{parts[3]}-E{parts[6]}"
+
+
+def f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
+
+
+def element(flt: dict) -> frozenset:
+    return frozenset((str(k), str(v)) for k, v in flt.items())
+
+
+def render(el: frozenset) -> str:
+    return "&".join(f"{k}={v}" for k, v in sorted(el)) or "(all)"
+
+
+# --------------------------------------------------------------------------- B0
+
+
+def parse_b0_set(text: str) -> set[frozenset]:
+    out = set()
+    for part in str(text).split(";"):
+        part = part.strip()
+        if part:
+            out.add(frozenset(tuple(kv.split("=", 1)) for kv in part.split("&")))
+    return out
+
+
+def run_b0(cases_per_setting: int | None, config=None):
+    per_setting, times, cpu, details = {}, [], [], []
+    TP = FP = FN = 0
+    for setting in SETTINGS:
+        info = pd.read_csv(B0_DIR / setting / "injection_info.csv")
+        if cases_per_setting:
+            info = info.head(cases_per_setting)
+        tp = fp = fn = 0
+        for _, row in info.iterrows():
+            df = pd.read_csv(B0_DIR / setting / f"{int(row['timestamp'])}.csv.gz",
+                             dtype={c: str for c in "abcd"})
+            t0, c0 = time.perf_counter(), time.process_time()
+            leaves = df.rename(columns={"real": "obs_num", "predict": "base_num"})
+            loc = localize(leaves, dimensions=["a", "b", "c", "d"], kind="sum", max_depth=3,
+                           config=config)
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            pred = {element(s.filter) for s in loc.slices}
+            truth = parse_b0_set(row["set"])
+            t_, f_, n_ = len(pred & truth), len(pred - truth), len(truth - pred)
+            tp, fp, fn = tp + t_, fp + f_, fn + n_
+            if f_ or n_:
+                details.append({"setting": short(setting), "case": int(row["timestamp"]),
+                                "truth": sorted(map(render, truth)), "pred": sorted(map(render, pred))})
+        per_setting[short(setting)] = round(f1(tp, fp, fn), 4)
+        TP, FP, FN = TP + tp, FP + fp, FN + fn
+    return {"f1": round(f1(TP, FP, FN), 4), "secs_per_case": round(float(np.mean(times)), 4),
+            "cpu_secs_per_case": round(float(np.mean(cpu)), 4),
+            "per_setting": per_setting, "tp": TP, "fp": FP, "fn": FN,
+            "n_cases": len(times), "failures": details}
+
+
+# --------------------------------------------------------------------------- RS
+
+
+def load_rs_case(name: str, ts: int) -> tuple[pd.DataFrame, list[str]]:
+    df = pd.read_csv(RS_DIR / f"{name}.csv", dtype=str)
+    dims = [c for c in df.columns if c not in ("min", "value", "cnt")]
+    df["min"] = df["min"].astype(np.int64)
+    df["value"] = df["value"].astype(float)
+    df["cnt"] = df["cnt"].astype(float)
+    obs = df[df["min"] == ts]
+    pre = df[df["min"] < ts]
+    # Minutes whose overall ratio is itself anomalous are left out of the baseline.
+    per_min = pre.groupby("min")[["value", "cnt"]].sum()
+    ratio = per_min["value"] / per_min["cnt"].where(per_min["cnt"] > 0)
+    med = ratio.median()
+    mad = 1.4826 * (ratio - med).abs().median()
+    good = ratio.index[(ratio - med).abs() <= 3 * max(mad, 1e-12)] if len(ratio) >= 3 else ratio.index
+    pre = pre[pre["min"].isin(good)]
+    k = max(len(good), 1)
+    base = pre.groupby(dims)[["value", "cnt"]].sum() / k
+    cur = obs.groupby(dims)[["value", "cnt"]].sum()
+    leaves = base.merge(cur, how="outer", left_index=True, right_index=True,
+                        suffixes=("_b", "_o")).fillna(0.0).reset_index()
+    leaves = leaves.rename(columns={"value_b": "base_num", "cnt_b": "base_den",
+                                    "value_o": "obs_num", "cnt_o": "obs_den"})
+    return leaves, dims
+
+
+def parse_rs_cause(cause) -> set[frozenset]:
+    if isinstance(cause, str):
+        cause = ast.literal_eval(cause)
+    items = cause if isinstance(cause, list) else [cause]
+    return {frozenset((str(k), str(v)) for k, v in it.items()) for it in items}
+
+
+def load_rs_labels():
+    import yaml
+
+    return yaml.safe_load((RS_DIR / "anomaly.yaml").read_text(encoding="utf-8"))
+
+
+def classify(truth: set, pred: set) -> str:
+    if pred == truth:
+        return "exact"
+    if not pred:
+        return "empty answer"
+    kinds = []
+    for t in truth:
+        if t in pred:
+            continue
+        if any(p > t for p in pred):
+            kinds.append("over-specific (child of truth)")
+        elif any(p < t for p in pred):
+            kinds.append("too coarse (parent of truth)")
+        elif any(p & t for p in pred):
+            kinds.append("overlapping, different")
+        else:
+            kinds.append("missed")
+    extra = [p for p in pred if p not in truth and not any(p > t or p < t or (p & t) for t in truth)]
+    if extra:
+        kinds.append("extra unrelated slice")
+    return "; ".join(sorted(set(kinds))) if kinds else "extra slice beside truth"
+
+
+def run_rs(limit: int | None, config=None):
+    labels = load_rs_labels()
+    if limit:
+        labels = labels[:limit]
+    TP = FP = FN = 0
+    times, cpu, breakdown, details = [], [], Counter(), []
+    for lab in labels:
+        leaves, dims = load_rs_case(lab["data"], int(lab["timestamp"]))
+        t0, c0 = time.perf_counter(), time.process_time()
+        loc = localize(leaves, dimensions=dims, kind="ratio", max_depth=3, config=config)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        pred = {element(s.filter) for s in loc.slices}
+        truth = parse_rs_cause(lab["cause"])
+        TP += len(pred & truth)
+        FP += len(pred - truth)
+        FN += len(truth - pred)
+        c = classify(truth, pred)
+        breakdown[c] += 1
+        if c != "exact":
+            details.append({"case": lab["data"], "truth": sorted(map(render, truth)),
+                            "pred": sorted(map(render, pred)), "class": c})
+    return {"f1": round(f1(TP, FP, FN), 4), "secs_per_case": round(float(np.mean(times)), 4),
+            "cpu_secs_per_case": round(float(np.mean(cpu)), 4),
+            "tp": TP, "fp": FP, "fn": FN, "n_cases": len(times),
+            "breakdown": dict(breakdown.most_common()), "failures": details}
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def run_scale(n_rows: int, seed: int = 7):
+    """Unit-level rows -> leaves in DuckDB -> localize; one injected root cause.
+
+    Eight dimensions with Zipf-skewed values: city (5,000) rolls up into country (40),
+    device (200) determines os (6), plus app_version (400), isp (60), browser (12) and
+    plan (4). Half the units are baseline, half observed; the conversion rate is 5%,
+    and 40% lower in one {country, os} segment in the observed window.
+    """
+    import duckdb
+
+    rng = np.random.default_rng(seed)
+
+    def zipf_codes(card, n, s=1.1):
+        w = 1.0 / np.arange(1, card + 1) ** s
+        return rng.choice(card, size=n, p=w / w.sum()).astype(np.int32)
+
+    t_gen = time.perf_counter()
+    city = zipf_codes(5000, n_rows)
+    country_of_city = rng.integers(0, 40, 5000).astype(np.int32)
+    device = zipf_codes(200, n_rows)
+    os_of_device = rng.integers(0, 6, 200).astype(np.int32)
+    cols = {"city": city, "country": country_of_city[city], "device": device,
+            "os": os_of_device[device], "app_version": zipf_codes(400, n_rows),
+            "isp": zipf_codes(60, n_rows), "browser": zipf_codes(12, n_rows),
+            "plan": zipf_codes(4, n_rows)}
+    del city, device
+    period = rng.random(n_rows) < 0.5        # half baseline, half observed units
+    p = np.full(n_rows, 0.05)
+    # The root cause sits in the market of the most popular city and the OS of the most
+    # popular device (a big, realistic segment, not a needle).
+    rc_country, rc_os = int(country_of_city[0]), int(os_of_device[0])
+    bad = (~period) & (cols["country"] == rc_country) & (cols["os"] == rc_os)
+    p[bad] *= 0.6
+    frame = pd.DataFrame(cols)
+    frame["obs"] = (~period).astype(np.int8)
+    frame["conv"] = (rng.random(n_rows) < p).astype(np.int8)
+    del cols, period, p, bad
+    t_gen = time.perf_counter() - t_gen
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.register("units", frame)
+    dims = ["city", "country", "device", "os", "app_version", "isp", "browser", "plan"]
+    leaves = con.execute(f"""
+        SELECT {', '.join(dims)},
+               SUM(CASE WHEN obs = 0 THEN conv ELSE 0 END)::DOUBLE AS base_num,
+               SUM(CASE WHEN obs = 0 THEN 1 ELSE 0 END)::DOUBLE AS base_den,
+               SUM(CASE WHEN obs = 1 THEN conv ELSE 0 END)::DOUBLE AS obs_num,
+               SUM(CASE WHEN obs = 1 THEN 1 ELSE 0 END)::DOUBLE AS obs_den
+        FROM units GROUP BY ALL""").df()
+    con.close()
+    del frame
+    t_agg, c_agg = time.perf_counter() - t0, time.process_time() - c0
+    for d in dims:
+        codes = leaves[d].to_numpy(dtype=np.int32)
+        leaves[d] = pd.Categorical.from_codes(codes, categories=[str(i) for i in range(codes.max() + 1)])
+    t1, c1 = time.perf_counter(), time.process_time()
+    loc = localize(leaves, dimensions=dims, kind="ratio", max_depth=3,
+                   hierarchies={"country": "city", "os": "device"})
+    t_loc, c_loc = time.perf_counter() - t1, time.process_time() - c1
+    found = [s.filter for s in loc.slices]
+    truth = [{"country": str(rc_country), "os": str(rc_os)}]
+    return {"rows": n_rows, "dims": len(dims), "max_cardinality": 5000,
+            "leaves": int(len(leaves)), "slices_tested": loc.n_tested,
+            "secs": round(t_agg + t_loc, 2),
+            "secs_aggregate_duckdb": round(t_agg, 2), "secs_localize": round(t_loc, 2),
+            "cpu_secs_aggregate_duckdb": round(c_agg, 2), "cpu_secs_localize": round(c_loc, 2),
+            "secs_generate": round(t_gen, 2), "peak_gb": round(peak_rss_gb(), 2),
+            "found": found, "truth": truth, "correct": found == truth}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_sensitivity(quick: bool):
+    """F1 on both sets as the one knob that trades them moves, plus two ablations."""
+    from workbench.localize import LocalizeConfig
+
+    n_b0, n_rs = (3, 27) if quick else (None, None)
+    rows = []
+    variants = [("min_share=0", LocalizeConfig(min_share=0.0)),
+                ("min_share=0.01", LocalizeConfig(min_share=0.01)),
+                ("min_share=0.02 (default)", LocalizeConfig()),
+                ("min_share=0.05", LocalizeConfig(min_share=0.05)),
+                ("no refine (greedy only)", LocalizeConfig(refine=False)),
+                ("no recalibration", LocalizeConfig(recalibrate=False))]
+    for name, cfg in variants:
+        b0 = run_b0(n_b0, cfg)
+        rs = run_rs(n_rs, cfg)
+        rows.append({"variant": name, "squeeze_B0_f1": b0["f1"], "riskloc_RS_f1": rs["f1"]})
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 cases per setting, 1M rows")
+    ap.add_argument("--only", choices=["b0", "rs", "scale", "sensitivity"], action="append")
+    args = ap.parse_args(argv)
+    parts = args.only or ["b0", "rs", "scale", "sensitivity"]
+    results = {}
+    if OUT.exists() and args.only and not args.quick:
+        results = json.loads(OUT.read_text())
+    if "b0" in parts:
+        results["squeeze_B0"] = run_b0(3 if args.quick else None)
+    if "rs" in parts:
+        results["riskloc_RS"] = run_rs(27 if args.quick else None)
+    if "scale" in parts:
+        results["scale_10M"] = run_scale(1_000_000 if args.quick else 10_000_000)
+    if "sensitivity" in parts:
+        results["sensitivity"] = run_sensitivity(args.quick)
+    results["quick"] = bool(args.quick)
+    print_table(results)
+    if not args.quick:
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
+        print(f"\nwrote {OUT}")
+
+
+def print_table(res):
+    if "squeeze_B0" in res:
+        b0 = res["squeeze_B0"]
+        keys = list(RISKLOC_B0)[:-2]
+        print("\nsqueeze_B0 (element micro-F1)  " + " ".join(f"{k:>6}" for k in keys) + "    all  s/case")
+        print("  ours                         " + " ".join(f"{b0['per_setting'].get(k, float('nan')):6.3f}" for k in keys)
+              + f"  {b0['f1']:.3f}  {b0['secs_per_case']:.3f} (cpu {b0['cpu_secs_per_case']:.3f})")
+        print("  RiskLoc (reference)          " + " ".join(f"{RISKLOC_B0[k]:6.3f}" for k in keys)
+              + f"  {RISKLOC_B0['all']:.3f}  {RISKLOC_B0['s/case']:.2f}")
+        print(f"  TP {b0['tp']} FP {b0['fp']} FN {b0['fn']} over {b0['n_cases']} cases")
+    if "riskloc_RS" in res:
+        rs = res["riskloc_RS"]
+        print(f"\nriskloc_RS: ours F1 {rs['f1']:.3f} at {rs['secs_per_case']:.3f} s/case "
+              f"(cpu {rs['cpu_secs_per_case']:.3f}; TP {rs['tp']} FP {rs['fp']} FN {rs['fn']}, "
+              f"{rs['n_cases']} cases); RiskLoc {RISKLOC_RS['f1']:.3f} at {RISKLOC_RS['s/case']} s/case")
+        print("  per-case outcome:")
+        for k, v in rs["breakdown"].items():
+            print(f"  {v:4d}  {k}")
+    if "scale_10M" in res:
+        sc = res["scale_10M"]
+        print(f"\nscale: {sc['rows']:,} rows x {sc['dims']} dims -> {sc['leaves']:,} leaves, "
+              f"{sc['slices_tested']:,} slices tested; {sc['secs']} s wall (DuckDB "
+              f"{sc['secs_aggregate_duckdb']} s + localize {sc['secs_localize']} s; cpu "
+              f"{sc['cpu_secs_aggregate_duckdb']} + {sc['cpu_secs_localize']} s), peak RSS "
+              f"{sc['peak_gb']} GB; found {sc['found']} (correct: {sc['correct']})")
+    if "sensitivity" in res:
+        print("\nsensitivity / ablation           squeeze_B0  riskloc_RS")
+        for r in res["sensitivity"]:
+            print(f"  {r['variant']:<30} {r['squeeze_B0_f1']:10.3f}  {r['riskloc_RS_f1']:10.3f}")
+
+
+if __name__ == "__main__":
+    main()
