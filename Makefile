@@ -14,10 +14,14 @@ APT_PACKAGES :=
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# Source adapters (plug-ins), each its own package; installed after the root package.
+EXTENSIONS := extensions/workbench-otel extensions/workbench-changes extensions/workbench-warehouse
+
+$(STAMP): pyproject.toml constraints.txt $(wildcard extensions/*/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q -c constraints.txt $(addprefix -e ,$(EXTENSIONS))
 	@touch $(STAMP)
 
 sysdeps:

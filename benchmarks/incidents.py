@@ -88,10 +88,10 @@ def score(recs: list[dict], grain_hours: float = 1.0) -> dict:
 
     def block(d: pd.DataFrame) -> dict:
         ch = d[d["truth_verdict"] == "change"]
-        sl = d[d["truth_slice"].apply(bool)]
+        sl = d[d["truth_slice"].apply(lambda x: isinstance(x, dict) and bool(x))]
         nc = d[d["truth_verdict"] != "change"]
         on = d["onset_err"].dropna()
-        has_onset = d[d["truth_onset"].apply(bool)]
+        has_onset = d[d["truth_onset"].apply(lambda x: isinstance(x, str) and bool(x))]
         return {
             "n": int(len(d)),
             "verdict_acc": float(d["verdict_ok"].mean()) if len(d) else None,

@@ -9,7 +9,9 @@ import pytest
 HEAVY = ("panel", "bokeh", "holoviews", "param", "dowhy")
 CORE = ["workbench", "workbench.passport", "workbench.store", "workbench.quality",
         "workbench.events", "workbench.detect", "workbench.localize",
-        "workbench.investigation", "workbench.cli", "workbench.synth"]
+        "workbench.investigation", "workbench.cli", "workbench.synth",
+        "workbench.registry", "workbench.context", "workbench.cli_plugins", "workbench.testing",
+        "workbench.experiments", "workbench.store.baselines"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:

@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=False, help="output directory")
     gen.add_argument("--days", type=int, default=21)
     gen.add_argument("--list", action="store_true", help="list the families")
+
+    from .cli_plugins import register as register_plugin_verbs
+    register_plugin_verbs(sub)
     return p
 
 
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cmd = {"investigate": _cmd_investigate, "ingest": _cmd_ingest,
            "validate": _cmd_validate, "generate": _cmd_generate,
-           "baselines": _cmd_baselines}[a.command]
+           "baselines": _cmd_baselines}.get(a.command) or a.func
     try:
         return cmd(a)
     except WorkbenchError as exc:

@@ -194,8 +194,14 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
     if kind == "ratio":  # weight buckets by the smaller group's volume: noisy hours count less
         w = np.minimum(e["den"][ok], u["den"][ok]).to_numpy(dtype=float)
     model = sm.WLS(d.to_numpy(), X, weights=w) if w is not None else sm.OLS(d.to_numpy(), X)
+    import warnings
+
     try:
-        fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": 3})
+        with warnings.catch_warnings():
+            # a degenerate design (constant difference) makes HAC's sqrt warn; the
+            # non-finite standard error is rejected just below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": 3})
     except (ValueError, np.linalg.LinAlgError):
         return None
     coef, se = float(fit.params[1]), float(fit.bse[1])
@@ -263,7 +269,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     rows = []
     for ch in cand.itertuples(index=False):
         scope = ch.scope if isinstance(ch.scope, dict) else {}
-        lag = (onset - ch.ts) / grain
+        lag = (onset - ch.ts.floor(grain)) / grain  # 14:20 takes effect in the 14:00 bucket
         if lag >= 0:
             f_align = 1.0 if lag < 1 else float(np.exp(-(lag - 1) / 3.0))
         elif lag >= -1:

@@ -152,7 +152,7 @@ class Investigation:
                 for e in c["evidence"]:
                     lines.append(f"           - {e}")
             lines.append("")
-        elif d.get("onset"):
+        elif d.get("onset") and self.verdict in ("change", "external"):
             lines.append("No change in the log near the onset.")
         if self.artifact:
             lines.append(f"Artifact: {self.artifact}")
@@ -285,6 +285,30 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     return inv
 
 
+def _fmt_filter(f: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in f.items()) or "the whole feed"
+
+
+def _defect_divergence(st, sp, spec, qrep, full_idx, grain):
+    """The first gap or duplicate whose slice diverges significantly over its window."""
+    from ..detect import detect_divergence
+    from ..store import metric_series
+
+    for f in qrep.findings:
+        if f.check not in ("completeness", "duplicates") or f.start is None:
+            continue
+        ser = metric_series(st.con, sp, spec, filter=f.slice or None).frame
+        x = ser.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
+        if f.check == "completeness" and spec.kind == "sum":
+            x.loc[(x.index >= f.start) & (x.index < f.end), ["num", "rows"]] = 0.0
+            x.loc[(x.index >= f.start) & (x.index < f.end), "den"] = 1.0
+        d = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
+                              window=(f.start, f.end))
+        if d.significant and d.onset is not None:
+            return f, d
+    return None
+
+
 def _record_baseline(st, pp: Passport, spec, inv: "Investigation") -> dict:
     """Store (or reuse) the versioned baseline the conclusion was drawn against.
 
@@ -370,6 +394,29 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     srm_findings = _srm_findings(pp)
     dq_all = [f.to_dict() for f in qrep.findings] + srm_findings
     if not det.significant or det.onset is None:
+        # Nothing diverged in total; a defect can still distort a slice badly enough
+        # to mislead anyone reading it. Test each defect's slice over its window.
+        hit = _defect_divergence(st, sp, spec, qrep, full_idx, grain)
+        if hit is not None:
+            f, det_f = hit
+            dq = []
+            for d, g in zip(dq_all, list(qrep.findings) + [None] * len(srm_findings)):
+                if g is f:
+                    d = dict(d, severity="error", bearing=(
+                        f"explains a divergence of {spec.name} in "
+                        f"{_fmt_filter(f.slice)} ({det_f.relative_change:+.1%} over "
+                        f"{f.buckets} buckets); with complete data it would not be there"))
+                dq.append(d)
+            say(f"no divergence in total; {f.check} distorts {_fmt_filter(f.slice)}")
+            div = _div_dict(det_f)
+            div["scope"] = dict(f.slice)
+            return Investigation(verdict="data_quality", divergence=div,
+                                 slices=[{"filter": dict(f.slice), "explained_share": 1.0,
+                                          "baseline": _f(det_f.baseline),
+                                          "observed": _f(det_f.observed),
+                                          "source": "data_quality"}],
+                                 causes=[], data_quality=dq, rate_mix=None, external=None,
+                                 **base_inv)
         say("no significant divergence")
         return Investigation(verdict="none", divergence=_div_dict(det), slices=[], causes=[],
                              data_quality=dq_all, rate_mix=None, external=None, **base_inv)
@@ -385,7 +432,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     leaves = lv.frame
     dims = list(m.all_dimensions)
     loc = localize(leaves, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
-    slices = _slices_out(loc, spec)
+    slices = _slices_out(loc, spec, leaves)
     rm = None
     if spec.kind == "ratio":
         rm = decompose_rate_mix(leaves, dimensions=dims)
@@ -524,10 +571,34 @@ def _f(x):
     return x if np.isfinite(x) else None
 
 
-def _slices_out(loc, spec) -> list[dict]:
+def minimal_filter(leaves: pd.DataFrame, filt: dict) -> dict:
+    """Drop conditions implied by the others (``browser=app`` given ``platform=ios``).
+
+    A condition is implied when removing it leaves the same set of leaves with
+    traffic; the shorter filter names the same slice and reads better.
+    """
+    from ..events import scope_mask
+
+    if len(filt) < 2:
+        return dict(filt)
+    active = leaves[(leaves["obs_den"] > 0) | (leaves["base_den"] > 0)] \
+        if "obs_den" in leaves else leaves
+    cur = dict(filt)
+    target = scope_mask(active, cur)
+    for k in sorted(filt, key=lambda d: active[d].nunique() if d in active else 0):
+        trial = {d: v for d, v in cur.items() if d != k}
+        if trial and np.array_equal(scope_mask(active, trial), target):
+            cur = trial
+    return cur
+
+
+def _slices_out(loc, spec, leaves: pd.DataFrame | None = None) -> list[dict]:
     out = []
     for s in getattr(loc, "slices", ()):
-        d = {"filter": {k: str(v) for k, v in dict(s.filter).items()},
+        f = {k: str(v) for k, v in dict(s.filter).items()}
+        if leaves is not None:
+            f = minimal_filter(leaves, f)
+        d = {"filter": f,
              "explained_share": _f(s.explained_share), "baseline": _f(s.baseline),
              "observed": _f(s.observed)}
         for extra in ("relative_change", "effect_size", "p_value", "q_value", "confidence",
