@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
     from .cli_plugins import register as register_plugin_verbs
     register_plugin_verbs(sub)
+    from .cli_investigations import register
+
+    register(sub)  # investigations list|show|diff|reopen|stats|..., audit verify|log
     return p
 
 
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.command:
         parser.print_help()
         return 2
-    cmd = {"investigate": _cmd_investigate, "ingest": _cmd_ingest,
+    cmd = getattr(a, "handler", None) or {"investigate": _cmd_investigate, "ingest": _cmd_ingest,
            "validate": _cmd_validate, "generate": _cmd_generate,
            "baselines": _cmd_baselines}.get(a.command) or a.func
     try:

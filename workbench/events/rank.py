@@ -216,7 +216,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                  grain: pd.Timedelta, kind: str, direction_sign: float, leaves: pd.DataFrame,
                  top_slices: list[dict], series: RankSeries | None = None,
                  data_end: pd.Timestamp | None = None,
-                 config: RankConfig | None = None) -> RankingResult:
+                 config: RankConfig | None = None,
+                 prior: Callable[[object], tuple[float, str | None]] | None = None,
+                 ) -> RankingResult:
     """Rank changes near ``onset`` as causes of the divergence.
 
     Parameters
@@ -303,8 +305,17 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         if f_align == 0.0:
             llr = -np.inf  # took effect after the onset: cannot be the cause
         ev = _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus)
+        f_prior = 0.0
+        if prior is not None and np.isfinite(llr):
+            # prior(change) -> (log-odds, evidence line): learned from resolved
+            # investigations (investigation.memory.prior_evidence), shown as such
+            f_prior, why = prior(ch)
+            llr += f_prior
+            if why:
+                ev = ev + (why,)
         rows.append((ch, llr, lag, s, c, effect, ev,
-                     {"align": f_align, "scope": f_scope, "effect": f_effect}))
+                     {"align": f_align, "scope": f_scope, "effect": f_effect,
+                      "prior": f_prior}))
 
     scores = np.array([r[1] for r in rows], dtype=float)
     mx = max(np.max(scores[np.isfinite(scores)], initial=-np.inf), cfg.external_score)

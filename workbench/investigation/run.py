@@ -79,6 +79,15 @@ class Investigation:
     detection: Any = field(default=None, repr=False)
     localization: Any = field(default=None, repr=False)
     ranking: Any = field(default=None, repr=False)
+    # The investigations library (investigation/versions.py sets these when saving).
+    investigation_id: str | None = None
+    version: int | None = None
+    library: str | None = None
+    passport_dir: str | None = None
+    based_on: str | None = None
+    decisions: list[dict] = field(default_factory=list)
+    clock: dict = field(default_factory=dict)
+    similar: list = field(default_factory=list, repr=False)
 
     @property
     def top_cause(self) -> dict | None:
@@ -101,7 +110,31 @@ class Investigation:
             "queries": self.queries,
             "params": self.params,
             "timings": self.timings,
+            "investigation": {"id": self.investigation_id, "version": self.version},
+            "similar": [s.to_dict() for s in self.similar],
         }
+
+    def save(self, message: str, *, author: str | None = None, root=None):
+        """Save as a new immutable version in the investigations library.
+
+        Returns the :class:`~workbench.investigation.versions.VersionInfo`
+        (``inv-...@vNNNN``); see :func:`~workbench.investigation.versions.save_investigation`.
+        """
+        from .versions import save_investigation
+
+        return save_investigation(self, message=message, author=author, root=root)
+
+    def confirm(self, change_id: str, *, note: str | None = None, author: str | None = None):
+        """Confirm a hypothesis: journaled, audited, carried by the next save."""
+        from .versions import decide
+
+        return decide(self, change_id, "confirmed", note=note, author=author)
+
+    def refute(self, change_id: str, *, note: str | None = None, author: str | None = None):
+        """Refute a hypothesis: journaled, audited, carried by the next save."""
+        from .versions import decide
+
+        return decide(self, change_id, "refuted", note=note, author=author)
 
     def to_json(self, **kw) -> str:
         return json.dumps(self.to_dict(), default=_json_default, **kw)
@@ -111,6 +144,9 @@ class Investigation:
         return pd.DataFrame(self.causes)
 
     def summary(self) -> str:
+        from .versions import note_shown
+
+        note_shown(self)  # time-to-diagnose: when the top cause was first shown
         d = self.divergence
         lines = [f"Investigation of {self.metric} in {self.passport}", ""]
         if d.get("onset"):
@@ -154,6 +190,10 @@ class Investigation:
             lines.append("")
         elif d.get("onset") and self.verdict in ("change", "external"):
             lines.append("No change in the log near the onset.")
+        if self.similar:
+            lines.append("Similar past investigations:")
+            lines += [f"  {s.line()}" for s in self.similar]
+            lines.append("")
         if self.artifact:
             lines.append(f"Artifact: {self.artifact}")
         lines.append(f"Store: {self.db}")
@@ -221,7 +261,8 @@ def default_db(passport_dir: str | Path) -> Path:
 
 def investigate(passport: str | Path | Passport, *, metric: str, window=None,
                 db: str | Path | None = None, artifact_dir: str | Path | None = "investigations",
-                progress: Progress | None = None) -> Investigation:
+                progress: Progress | None = None, memory: str | Path | None = None,
+                memory_asof: str | None = None) -> Investigation:
     """Investigate the most significant divergence of ``metric`` in a passport.
 
     Parameters
@@ -239,6 +280,12 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         Where the notebook artifact is written (None: no artifact).
     progress:
         Called with a message at each step (the CLI prints them on stderr).
+    memory:
+        The memory index of past investigations whose resolutions give prior
+        evidence to the ranking; default ``ARTIFACT_DIR/memory.duckdb``.
+    memory_asof:
+        ISO time: only decisions made before it count (a saved notebook passes
+        its run time, so re-running it reproduces its ranking).
 
     Examples
     --------
@@ -252,6 +299,9 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     say = progress or _quiet
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
+    loaded_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if memory is None and artifact_dir is not None:
+        memory = Path(artifact_dir) / "memory.duckdb"
     t = time.perf_counter()
     win = _parse_window(window)
     pp = passport if isinstance(passport, Passport) else load_passport(passport)
@@ -268,7 +318,10 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     skipped = [Path(b.file).name for b in report.batches if b.status == "duplicate"
                and report.loaded_rows > 0]
     with Store(db_path, read_only=True) as st:
-        inv = _analyse(st, pp, spec, win, say, timings, skipped)
+        inv = _analyse(st, pp, spec, win, say, timings, skipped, memory=memory,
+                       memory_asof=memory_asof)
+    inv.clock = {"loaded_at": loaded_at}
+    inv.passport_dir = str(Path(pp.directory).resolve())
     t = time.perf_counter()
     with Store(db_path) as st:
         inv.baseline = _record_baseline(st, pp, spec, inv)
@@ -283,6 +336,76 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         inv.artifact = str(write_artifact(inv, pp, artifact_dir, window=window))
         say(f"artifact written: {inv.artifact}")
     return inv
+
+
+def _slice_scan(st, sp, spec, full_idx, grain, queries: dict):
+    """The most significant divergence among single-dimension slices, if any.
+
+    Every value of every dimension (up to 60 values) is tested with the same
+    detector; the level is Bonferroni-corrected for the number of slices, so
+    scanning many slices does not manufacture alarms.
+    """
+    from ..detect import DetectConfig, detect_divergence
+    from ..store import slice_series
+
+    r = slice_series(st.con, sp, spec)
+    queries["slice_series"] = r.sql
+    groups = list(r.frame.groupby(["dimension", "value"], sort=False))
+    if not groups:
+        return None
+    cfg = DetectConfig(alpha=0.05 / len(groups))
+    best = None
+    for (d, v), g in groups:
+        x = g.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
+        res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg)
+        if res.significant and res.onset is not None and \
+                (best is None or abs(res.score) > abs(best[1].score)):
+            best = ({d: str(v)}, res, g)
+    if best is None:
+        return None
+    scope, res, g = best
+    series = g[["ts", "num", "den", "rows"]].reset_index(drop=True)
+    series["value"] = series["num"] / series["den"] if spec.kind == "ratio" else series["num"]
+    return scope, res, series
+
+
+def _is_mix_shift(rm) -> bool:
+    """The mix explains the change and rates barely moved.
+
+    At high volume a rate drift of a few percent of the change is statistically
+    significant yet explains nothing; the verdict follows magnitudes: the mix
+    carries at least 75% of the change and the rate effect at most 25% of it.
+    The localizer's own hint (which also asks for a non-significant rate
+    effect) is accepted as well.
+    """
+    if getattr(rm, "verdict_hint", "") == "mix_shift":
+        return True
+    total = abs(getattr(rm, "total_change", 0.0) or 0.0)
+    if total == 0:
+        return False
+    return (float(rm.mix_share) >= 0.75
+            and abs(float(rm.rate_effect)) <= 0.25 * total)
+
+
+def _mix_slices(leaves: pd.DataFrame, dims: list[str], manifest) -> list[dict]:
+    """Where the traffic moved: localize the denominator as an additive measure."""
+    from ..localize import localize
+
+    den = pd.DataFrame({d: leaves[d] for d in dims})
+    den["base_num"] = leaves["base_den"].to_numpy()
+    den["obs_num"] = leaves["obs_den"].to_numpy()
+    den["base_den"] = 1.0
+    den["obs_den"] = 1.0
+    loc = localize(den, dimensions=dims, kind="sum", hierarchies=dict(manifest.hierarchies))
+    out = []
+    for s in loc.slices[:3]:
+        f = minimal_filter(leaves, {k: str(v) for k, v in dict(s.filter).items()}, dims)
+        tb, to = leaves["base_den"].sum(), leaves["obs_den"].sum()
+        out.append({"filter": f, "explained_share": _f(s.explained_share),
+                    "baseline": _f(s.baseline / tb if tb else None),
+                    "observed": _f(s.observed / to if to else None),
+                    "source": "mix: share of traffic"})
+    return out
 
 
 def _fmt_filter(f: dict) -> str:
@@ -355,7 +478,7 @@ def _seasonal_fill(series: pd.DataFrame, weeks=(1, 2, 3)) -> pd.DataFrame:
 
 
 def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
-             skipped: list[str]) -> Investigation:
+             skipped: list[str], *, memory=None, memory_asof: str | None = None) -> Investigation:
     from ..detect import detect_divergence
     from ..events import rank_changes
     from ..localize import decompose_rate_mix, localize
@@ -417,9 +540,20 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                                           "source": "data_quality"}],
                                  causes=[], data_quality=dq, rate_mix=None, external=None,
                                  **base_inv)
-        say("no significant divergence")
-        return Investigation(verdict="none", divergence=_div_dict(det), slices=[], causes=[],
-                             data_quality=dq_all, rate_mix=None, external=None, **base_inv)
+        say("no divergence in total; scanning every dimension value")
+        t = time.perf_counter()
+        found = _slice_scan(st, sp, spec, full_idx, grain, queries)
+        timings["slice_scan"] = time.perf_counter() - t
+        if found is None:
+            say("no significant divergence")
+            return Investigation(verdict="none", divergence=_div_dict(det), slices=[],
+                                 causes=[], data_quality=dq_all, rate_mix=None, external=None,
+                                 **base_inv)
+        scope, det, series = found
+        base_inv["detection"] = det
+        say(f"divergence in {_fmt_filter(scope)} (score {det.score:.1f})")
+    else:
+        scope = {}
 
     onset, end = pd.Timestamp(det.onset), pd.Timestamp(det.end)
     obs = (onset, end + grain)
@@ -432,7 +566,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     leaves = lv.frame
     dims = list(m.all_dimensions)
     loc = localize(leaves, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
-    slices = _slices_out(loc, spec, leaves)
+    slices = _slices_out(loc, spec, leaves, dims)
     rm = None
     if spec.kind == "ratio":
         rm = decompose_rate_mix(leaves, dimensions=dims)
@@ -486,9 +620,20 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         return metric_series(st.con, sp, spec, filter=filt, negate=negate,
                              start=onset - pd.Timedelta("8D"), end=obs[1]).frame
 
+    prior = None
+    if memory is not None and Path(memory).is_file():
+        from .memory import prior_evidence
+
+        onset_iso, direction = _iso(onset), ("drop" if sign < 0 else "rise")
+
+        def prior(change):  # resolved past investigations as prior log-odds, shown as such
+            return prior_evidence(memory, metric=spec.name, slices=slices, candidate=change,
+                                  direction=direction, passport=pp.name, onset=onset_iso,
+                                  asof=memory_asof)
+
     ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                            direction_sign=sign, leaves=leaves, top_slices=slices,
-                           series=series_fn, data_end=data_last)
+                           series=series_fn, data_end=data_last, prior=prior)
     timings["rank"] = time.perf_counter() - t
     causes = [c.to_dict() for c in ranking.causes]
 
@@ -500,9 +645,10 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         gap = next((f for f in overlapping if f.slice), None)
         if gap is not None:
             slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
-    elif rm is not None and getattr(rm, "verdict_hint", "") == "mix_shift":
+    elif rm is not None and _is_mix_shift(rm):
         verdict = "mix_shift"
-        scale = max(0.0, 1.0 - mix_share)
+        scale = max(0.0, min(1.0, 1.0 - mix_share))
+        slices = _mix_slices(leaves, dims, m) + slices
     elif ranking.top is not None and ranking.top.confidence >= 0.5:
         verdict, scale = "change", 1.0
     else:
@@ -514,7 +660,10 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                 c["evidence"] = c["evidence"] + [
                     f"confidence scaled by {scale:.2f}: the verdict is {verdict}"]
     causes.sort(key=lambda c: -c["confidence"])
-    inv = Investigation(verdict=verdict, divergence=_div_dict(det), slices=slices,
+    div = _div_dict(det)
+    if scope:
+        div["scope"] = scope
+    inv = Investigation(verdict=verdict, divergence=div, slices=slices,
                         causes=causes, data_quality=data_quality,
                         rate_mix=None if rm is None else _safe_dict(rm),
                         external=ranking.external, localization=loc, ranking=ranking,
@@ -571,7 +720,7 @@ def _f(x):
     return x if np.isfinite(x) else None
 
 
-def minimal_filter(leaves: pd.DataFrame, filt: dict) -> dict:
+def minimal_filter(leaves: pd.DataFrame, filt: dict, order: list[str] | None = None) -> dict:
     """Drop conditions implied by the others (``browser=app`` given ``platform=ios``).
 
     A condition is implied when removing it leaves the same set of leaves with
@@ -579,8 +728,6 @@ def minimal_filter(leaves: pd.DataFrame, filt: dict) -> dict:
     """
     from ..events import scope_mask
 
-    if len(filt) < 2:
-        return dict(filt)
     active = leaves[(leaves["obs_den"] > 0) | (leaves["base_den"] > 0)] \
         if "obs_den" in leaves else leaves
     cur = dict(filt)
@@ -589,15 +736,42 @@ def minimal_filter(leaves: pd.DataFrame, filt: dict) -> dict:
         trial = {d: v for d, v in cur.items() if d != k}
         if trial and np.array_equal(scope_mask(active, trial), target):
             cur = trial
-    return cur
+    return canonical_filter(active, cur, order)
 
 
-def _slices_out(loc, spec, leaves: pd.DataFrame | None = None) -> list[dict]:
+def canonical_filter(leaves: pd.DataFrame, filt: dict, order: list[str] | None = None) -> dict:
+    """Name each condition by the earliest equivalent dimension in ``order``.
+
+    ``app_version=web`` and ``platform=web`` select the same leaves; the
+    manifest's dimension order decides which name is shown.
+    """
+    from ..events import scope_mask
+
+    order = order or list(leaves.columns)
+    out = {}
+    for d, v in filt.items():
+        m = scope_mask(leaves, {d: v})
+        best = (d, v)
+        for d2 in order:
+            if d2 == d or d2 not in leaves or d2 in filt:
+                continue
+            if order.index(d2) >= (order.index(d) if d in order else len(order)):
+                break
+            vals = leaves.loc[m, d2].astype(str).unique()
+            if len(vals) == 1 and np.array_equal(scope_mask(leaves, {d2: vals[0]}), m):
+                best = (d2, str(vals[0]))
+                break
+        out[best[0]] = best[1]
+    return out
+
+
+def _slices_out(loc, spec, leaves: pd.DataFrame | None = None,
+                order: list[str] | None = None) -> list[dict]:
     out = []
     for s in getattr(loc, "slices", ()):
         f = {k: str(v) for k, v in dict(s.filter).items()}
         if leaves is not None:
-            f = minimal_filter(leaves, f)
+            f = minimal_filter(leaves, f, order)
         d = {"filter": f,
              "explained_share": _f(s.explained_share), "baseline": _f(s.baseline),
              "observed": _f(s.observed)}

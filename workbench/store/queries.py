@@ -195,3 +195,44 @@ def rows_by_bucket(con: duckdb.DuckDBPyConnection, sp: StoredPassport, dimension
 def time_range(con: duckdb.DuckDBPyConnection, sp: StoredPassport) -> tuple[pd.Timestamp, pd.Timestamp]:
     lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM {sp.schema}.events").fetchone()
     return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+
+
+def slice_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec, *,
+                 dimensions: Iterable[str] | None = None, max_cardinality: int = 60,
+                 start=None, end=None) -> QueryResult:
+    """Metric by time bucket for every value of every dimension, in one statement.
+
+    ``GROUP BY GROUPING SETS ((bucket, d1), (bucket, d2), ...)``; dimensions with
+    more than ``max_cardinality`` values are left out (scan them by
+    localization instead). Columns: ``dimension, value, ts, num, den, rows``.
+    """
+    dims = [d for d in (dimensions or sp.manifest.all_dimensions)
+            if con.execute(f"SELECT count(*) FROM {sp.schema}.{q('dict_' + d)}").fetchone()[0]
+            <= max_cardinality]
+    secs = int(sp.manifest.grain_td.total_seconds())
+    num, den = _num_den(metric)
+    where = ["TRUE"]
+    if start is not None:
+        where.append(f"ts >= {_ts(start)}")
+    if end is not None:
+        where.append(f"ts < {_ts(end)}")
+    codes = ", ".join(q(d) for d in dims)
+    sets = ", ".join(f"(b, {q(d)})" for d in dims)
+    case_dim = "CASE " + " ".join(f"WHEN GROUPING({q(d)}) = 0 THEN {lit(d)}" for d in dims) + " END"
+    case_val = "CASE " + " ".join(
+        f"WHEN g.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}.{q('dict_' + d)} "
+        f"WHERE code = g.{q(d)})" for d in dims) + " END"
+    sql = (f"WITH g AS (SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS b, {case_dim} AS "
+           f"dimension, {codes}, {num} AS num, {den} AS den, COUNT(*) AS rows\n"
+           f"FROM {sp.schema}.events WHERE {' AND '.join(where)}\n"
+           f"GROUP BY GROUPING SETS ({sets}))\n"
+           f"SELECT g.dimension, {case_val} AS value, g.b AS ts, g.num, g.den, g.rows FROM g "
+           f"ORDER BY 1, 2, 3")
+    if not dims:
+        return QueryResult(pd.DataFrame(columns=["dimension", "value", "ts", "num", "den", "rows"]),
+                           "")
+    df = con.execute(sql).df()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    df["num"] = df["num"].astype(float)
+    df["den"] = df["den"].astype(float)
+    return QueryResult(df, sql)

@@ -1,0 +1,424 @@
+"""A tamper-evident, append-only audit log: who did what, and when.
+
+Every action that changes what an investigation says is recorded: an
+artifact saved, a hypothesis confirmed or refuted, a note added, an action
+launched. The log is a JSON Lines file; each record carries
+
+- ``seq``: its position, counting from 1;
+- ``prev_hash``: the ``hash`` of the record before it (64 zeros for the first);
+- ``hash``: the SHA-256 of the record's canonical JSON without ``hash``
+  (keys sorted, no spaces, UTF-8).
+
+This is a hash chain (Haber and Stornetta, "How to time-stamp a digital
+document", J. Cryptology 1991; the same construction as Crosby and Wallach,
+"Efficient data structures for tamper-evident logging", USENIX Security
+2009, without their Merkle trees). Editing a record breaks its own hash;
+rehashing it breaks the ``prev_hash`` of the next; deleting, inserting or
+moving a record breaks ``seq`` and the chain at that point. Deleting records
+*at the end* leaves a valid shorter chain, so every append also rewrites a
+small **head anchor** (``<log>.head``: the last ``seq`` and ``hash``), and
+:func:`verify_audit` checks the log against it.
+
+The log is tamper-*evident*, not tamper-proof: someone who can rewrite the
+whole file *and* its head can forge a consistent history. Copy the head hash
+somewhere the writer cannot change (a ticket, a commit, a chat message) to
+close that gap: :func:`verify_audit` accepts ``expected_head``.
+
+Appends take an exclusive lock (``fcntl.flock`` on ``<log>.lock``) so that
+concurrent writers never interleave or fork the chain.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> log = AuditLog(pathlib.Path(tempfile.mkdtemp()) / "audit.jsonl")
+>>> rec = log.append("note.added", actor="ana", subject="inv-1", details={"text": "hi"})
+>>> rec.seq, verify_audit(log.path).ok
+(1, True)
+"""
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import WorkbenchError
+
+GENESIS = "0" * 64
+FIELDS = ("seq", "ts", "actor", "action", "subject", "details", "prev_hash", "hash")
+
+
+class AuditError(WorkbenchError):
+    """The audit log cannot be written or read as asked."""
+
+
+def default_actor() -> str:
+    """Who is acting: ``$WORKBENCH_USER``, else the login name, else ``unknown``."""
+    env = os.environ.get("WORKBENCH_USER")
+    if env:
+        return env
+    try:
+        return getpass.getuser() or "unknown"
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"
+
+
+def canonical_json(obj) -> str:
+    """The one serialization that is hashed: sorted keys, no spaces, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def record_hash(record: dict) -> str:
+    """SHA-256 of a record's canonical JSON, ``hash`` itself left out."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One line of the audit log."""
+
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    subject: str
+    details: dict
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in FIELDS}
+
+    def line(self) -> str:
+        """A one-line rendering for people: ``#3 2026-11-18T15:02:11Z ana hypothesis.confirmed``."""
+        extra = ", ".join(f"{k}={v}" for k, v in self.details.items()
+                          if k in ("version", "hypothesis", "status", "action", "target",
+                                   "message", "note", "text") and v not in (None, ""))
+        return (f"#{self.seq:<4d} {self.ts} {self.actor:12s} {self.action:22s} {self.subject}"
+                + (f"  ({extra})" if extra else ""))
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What :func:`verify_audit` found.
+
+    Attributes
+    ----------
+    ok:
+        True when every record's hash, sequence number and link is intact and
+        the log ends where its head anchor says.
+    records:
+        Number of lines read.
+    first_bad_line:
+        1-based line number of the first record that fails (``None`` if ok);
+        for a truncated log, the line where the missing records should be.
+    reason:
+        Why it fails, in one sentence.
+    head_hash:
+        Hash of the last record (give it to :func:`verify_audit` later as
+        ``expected_head`` to detect a rewrite of the whole file).
+    """
+
+    path: str
+    ok: bool
+    records: int
+    first_bad_line: int | None = None
+    reason: str | None = None
+    head_hash: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        if self.ok:
+            return (f"audit log {self.path}: OK, {self.records} records, head "
+                    f"{(self.head_hash or GENESIS)[:16]}")
+        return f"audit log {self.path}: TAMPERED at line {self.first_bad_line}: {self.reason}"
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass
+class AuditLog:
+    """An append-only audit log file (see the module docstring).
+
+    Parameters
+    ----------
+    path:
+        The JSONL file; created (with its parent folder) on the first append.
+    """
+
+    path: Path
+    _lock_path: Path = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def head_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".head")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a") as lf:
+            try:
+                import fcntl
+            except ImportError:  # pragma: no cover - not POSIX: single writer assumed
+                yield
+                return
+            fcntl.flock(lf.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lf.fileno(), fcntl.LOCK_UN)
+
+    def append(self, action: str, *, actor: str | None = None, subject: str = "",
+               details: dict | None = None, ts: str | None = None) -> AuditRecord:
+        """Append one record and move the head anchor to it.
+
+        Parameters
+        ----------
+        action:
+            What happened, dotted: ``artifact.saved``, ``hypothesis.confirmed``,
+            ``hypothesis.refuted``, ``note.added``, ``action.launched``.
+        actor:
+            Who did it (default :func:`default_actor`).
+        subject:
+            What it was done to (an investigation id).
+        details:
+            JSON-serializable facts (version, hypothesis, note...).
+        ts:
+            ISO UTC time (default now).
+        """
+        if not action or not isinstance(action, str):
+            raise AuditError("an audit record needs an action such as 'note.added'")
+        details = dict(details or {})
+        try:
+            canonical_json(details)
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"audit details for {action!r} are not plain JSON: {exc}") from None
+        with self._locked():
+            last = _last_record(self.path)
+            prev = last["hash"] if last else GENESIS
+            seq = int(last["seq"]) + 1 if last else 1
+            rec = {"seq": seq, "ts": ts or _now(), "actor": actor or default_actor(),
+                   "action": action, "subject": str(subject), "details": details,
+                   "prev_hash": prev}
+            rec["hash"] = record_hash(rec)
+            line = canonical_json(rec) + "\n"
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            _write_head(self.head_path, seq, rec["hash"])
+        return AuditRecord(**rec)
+
+    def records(self) -> tuple[AuditRecord, ...]:
+        return read_audit(self.path)
+
+    def verify(self, *, expected_head: str | None = None) -> AuditReport:
+        return verify_audit(self.path, expected_head=expected_head)
+
+
+def append_audit(path: str | Path, action: str, **kw) -> AuditRecord:
+    """Append to the audit log at ``path``; see :meth:`AuditLog.append`."""
+    return AuditLog(Path(path)).append(action, **kw)
+
+
+def read_audit(path: str | Path, *, subject: str | None = None, actor: str | None = None,
+               action: str | None = None) -> tuple[AuditRecord, ...]:
+    """The records of a log, optionally filtered (``action`` matches a prefix).
+
+    Reading does not verify; use :func:`verify_audit` for that. A line that
+    is not a record raises :class:`AuditError` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return ()
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                d = json.loads(line)
+                rec = AuditRecord(**{k: d[k] for k in FIELDS})
+            except (ValueError, KeyError, TypeError):
+                raise AuditError(f"{path}, line {n}: not an audit record; run "
+                                 f"`workbench audit verify --log {path}`") from None
+            if subject is not None and rec.subject != subject:
+                continue
+            if actor is not None and rec.actor != actor:
+                continue
+            if action is not None and not rec.action.startswith(action):
+                continue
+            out.append(rec)
+    return tuple(out)
+
+
+def verify_audit(path: str | Path, *, expected_head: str | None = None) -> AuditReport:
+    """Check the whole chain of an audit log and locate the first bad record.
+
+    Parameters
+    ----------
+    path:
+        The JSONL log.
+    expected_head:
+        A head hash recorded elsewhere earlier (:attr:`AuditReport.head_hash`).
+        The log must still contain it at the same place, which detects a
+        rewrite of the whole file together with its head anchor.
+
+    Returns
+    -------
+    AuditReport
+        ``ok`` and, when not, the line and the reason.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> for i in range(3):
+    ...     _ = append_audit(p, "note.added", actor="bo", subject="inv-1")
+    >>> lines = p.read_text().splitlines()
+    >>> _ = p.write_text("\\n".join([lines[0], lines[2], lines[1]]) + "\\n")
+    >>> r = verify_audit(p); r.ok, r.first_bad_line
+    (False, 2)
+    """
+    path = Path(path)
+    spath = str(path)
+    head = _read_head(path.with_name(path.name + ".head"))
+    if not path.exists():
+        if head and head.get("seq"):
+            return AuditReport(spath, False, 0, 1, f"the log is missing but its head anchor "
+                                                   f"says it held {head['seq']} records")
+        return AuditReport(spath, True, 0, head_hash=GENESIS)
+    prev, n, seen_expected = GENESIS, 0, expected_head is None
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            bad = _check_line(raw, n, prev)
+            if bad:
+                return AuditReport(spath, False, n - 1, n, bad)
+            d = json.loads(raw)
+            prev = d["hash"]
+            if expected_head is not None and prev == expected_head:
+                seen_expected = True
+    if head is None:
+        if n:
+            return AuditReport(spath, False, n, n, "the head anchor "
+                               f"{path.name}.head is missing: records at the end may have "
+                               "been deleted")
+    else:
+        hseq, hhash = int(head.get("seq", -1)), head.get("hash")
+        if hseq > n:
+            return AuditReport(spath, False, n, n + 1,
+                               f"the log ends after {n} records but its head anchor says "
+                               f"{hseq}: records at the end were deleted")
+        if hseq >= 1 and _hash_at(path, hseq) != hhash:
+            return AuditReport(spath, False, n, hseq,
+                               f"record {hseq} does not match the head anchor: it was "
+                               "edited and rehashed, or records were rewritten")
+    if not seen_expected:
+        return AuditReport(spath, False, n, None,
+                           f"the expected head {expected_head[:16]}... is not in the log: "
+                           "the history was rewritten")
+    return AuditReport(spath, True, n, head_hash=prev)
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_line(raw: bytes, n: int, prev: str) -> str | None:
+    """Why line ``n`` is bad given the previous hash, or None."""
+    if not raw.strip():
+        return f"line {n} is empty (a record was blanked out)"
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        return f"line {n} is not valid JSON (it was edited)"
+    if not isinstance(d, dict):
+        return f"line {n} is not a JSON object (it was edited)"
+    missing = [k for k in FIELDS if k not in d]
+    extra = [k for k in d if k not in FIELDS]
+    if missing or extra:
+        what = (f"missing {', '.join(missing)}" if missing else "") + \
+               ("; " if missing and extra else "") + \
+               (f"unexpected {', '.join(extra)}" if extra else "")
+        return f"line {n}: {what} (it was edited)"
+    try:
+        h = record_hash(d)
+    except (TypeError, ValueError):
+        return f"line {n}: the record cannot be hashed (it was edited)"
+    if h != d["hash"]:
+        return f"line {n}: the record does not match its hash (it was edited)"
+    if d["seq"] != n:
+        return (f"line {n}: holds record #{d['seq']}, expected #{n} (a record before it was "
+                "deleted or inserted, or records were reordered)")
+    if d["prev_hash"] != prev:
+        return (f"line {n}: prev_hash does not match the hash of line {n - 1} (the record "
+                "before it was edited and rehashed, replaced, or the records were reordered)")
+    return None
+
+
+def _hash_at(path: Path, seq: int) -> str | None:
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == seq:
+                try:
+                    return json.loads(raw).get("hash")
+                except ValueError:
+                    return None
+    return None
+
+
+def _last_record(path: Path) -> dict | None:
+    """The last line of the log, read from the end (logs grow; appends stay O(1))."""
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return None
+        block, data = 4096, b""
+        pos = size
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+            if data.rstrip(b"\n").count(b"\n") >= 1:
+                break
+        last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        d = json.loads(last)
+        _ = d["hash"], int(d["seq"])
+        return d
+    except (ValueError, KeyError, TypeError):
+        raise AuditError(f"{path}: the last record is damaged; run "
+                         f"`workbench audit verify --log {path}` before appending") from None
+
+
+def _write_head(path: Path, seq: int, h: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"seq": seq, "hash": h}) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_head(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        return d if isinstance(d, dict) else {"seq": -1}
+    except ValueError:
+        return {"seq": -1, "hash": None}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
