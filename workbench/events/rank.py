@@ -28,7 +28,7 @@ posterior is measured there too.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -77,6 +77,8 @@ class EffectEstimate:
     n_pre: int
     n_post: int
     method: str = "did-log-hac"
+    pre_estimate: float = 0.0  # the same contrast in the 12 buckets before the change
+    pre_t_stat: float = 0.0
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -119,6 +121,7 @@ class RankingResult:
     causes: tuple[CandidateCause, ...]
     external: float
     window: tuple[pd.Timestamp, pd.Timestamp]
+    dose: "DoseResponse | None" = None
 
     @property
     def top(self) -> CandidateCause | None:
@@ -187,9 +190,16 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
     n_post, n_pre = int(post.sum()), int(len(post) - post.sum())
     if n_post < 2 or n_pre < 4:
         return None
+    # Event-study lead: the buckets just before the change get their own term. A
+    # "lead" as large as the effect means the divergence began before the change
+    # (a pre-trend), which refutes it as the cause.
+    lead_len = pd.Timedelta(hours=12)
+    lead = ((d.index < change_ts) & (d.index >= change_ts - lead_len)).astype(float)
     # Hour-of-day effects differ between groups (mobile vs web at night): absorb them.
     hours = pd.get_dummies(d.index.hour, prefix="h", drop_first=True, dtype=float)
-    X = np.column_stack([np.ones(len(d)), post, hours.to_numpy()])
+    use_lead = lead.sum() >= 3 and (n_pre - lead.sum()) >= 24
+    cols = [np.ones(len(d)), post] + ([lead] if use_lead else [])
+    X = np.column_stack(cols + [hours.to_numpy()])
     w = None
     if kind == "ratio":  # weight buckets by the smaller group's volume: noisy hours count less
         w = np.minimum(e["den"][ok], u["den"][ok]).to_numpy(dtype=float)
@@ -207,9 +217,13 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
     coef, se = float(fit.params[1]), float(fit.bse[1])
     if not np.isfinite(se) or se <= 0:
         return None
+    pre_c, pre_t = 0.0, 0.0
+    if use_lead and np.isfinite(fit.bse[2]) and fit.bse[2] > 0:
+        pre_c, pre_t = float(fit.params[2]), float(fit.params[2] / fit.bse[2])
     return EffectEstimate(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - 1.96 * se)),
                           ci_high=float(np.expm1(coef + 1.96 * se)), t_stat=coef / se,
-                          n_pre=n_pre, n_post=n_post)
+                          n_pre=n_pre, n_post=n_post, pre_estimate=float(np.expm1(pre_c)),
+                          pre_t_stat=pre_t)
 
 
 def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestamp,
@@ -260,10 +274,12 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     total_den = max(den.sum(), 1e-12)
     # How concentrated the localization says the divergence is (best s - c).
     loc_focus = 0.0
+    focus_mask = None
     for sl in top_slices[:3]:
         m = scope_mask(leaves, sl.get("filter", {}))
         if m.all():
             continue
+        focus_mask = m if focus_mask is None else (focus_mask | m)
         s = float(dev[m].sum() / total_dev) if total_dev else 0.0
         c = float(den[m].sum() / total_den)
         loc_focus = max(loc_focus, s - c)
@@ -283,6 +299,12 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         s = float(np.clip(s, -1.0, 1.0))
         c = float(den[m].sum() / total_den)
         f_scope = (s - c) - 0.5 * max(0.0, loc_focus - (s - c))
+        # A scoped change should move its whole scope; when the localized slices
+        # cover only part of the scope's traffic, the rest of the scope stayed put.
+        coverage = 1.0
+        if scope and focus_mask is not None and m.any():
+            coverage = float(den[m & focus_mask].sum() / max(den[m].sum(), 1e-12))
+            f_scope -= (1.0 - coverage) * max(s, 0.0)
         if not m.any():
             f_scope = -1.0
         effect = None
@@ -301,10 +323,17 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 effect = None
             if effect is not None:
                 f_effect = float(np.clip(direction_sign * effect.t_stat, -3.0, 8.0)) / 4.0
+                # a lead carrying at least half the effect, clearly: it began before
+                if (direction_sign * effect.pre_t_stat >= 3.0
+                        and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
+                    f_effect = -1.0
         llr = cfg.w_align * f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
         if f_align == 0.0:
             llr = -np.inf  # took effect after the onset: cannot be the cause
         ev = _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus)
+        if scope and coverage < 0.9:
+            ev = ev + (f"only {coverage:.0%} of the scope's traffic is in the diverging "
+                       "slices: the rest of the scope behaves as before",)
         f_prior = 0.0
         if prior is not None and np.isfinite(llr):
             # prior(change) -> (log-odds, evidence line): learned from resolved
@@ -315,6 +344,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 ev = ev + (why,)
         rows.append((ch, llr, lag, s, c, effect, ev,
                      {"align": f_align, "scope": f_scope, "effect": f_effect,
+                      "coverage": coverage,
                       "prior": f_prior}))
 
     scores = np.array([r[1] for r in rows], dtype=float)
@@ -330,7 +360,94 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         lag_grains=float(lag), scope_share=s, traffic_share=c, effect=eff, evidence=ev,
         features=feat) for (ch, _, lag, s, c, eff, ev, feat), p in zip(rows, post)]
     causes.sort(key=lambda x: (-x.confidence, abs(x.lag_grains)))
-    return RankingResult(tuple(causes), float(w_ext / z), window)
+    dose = None
+    top = causes[0] if causes else None
+    if top is not None and series is not None and top.scope and top.confidence >= 0.2:
+        dose = dose_response(changes, top, series, kind=kind, grain=grain,
+                             end=(data_end or end) + grain, direction_sign=direction_sign)
+        if dose is not None:
+            causes[0] = replace(top, evidence=top.evidence + (dose.evidence(),),
+                                features={**top.features, "dose_response": dose.to_dict()})
+    return RankingResult(tuple(causes), float(w_ext / z), window, dose)
+
+
+@dataclass(frozen=True)
+class DoseResponse:
+    """Effect per rollout step of a dosed change (same target, rising rollout)."""
+
+    target: str
+    steps: tuple[dict, ...]  # change_id, ts, rollout, effect (relative), n
+    slope: float  # relative effect per 100% exposed
+    r: float  # correlation of effect with exposure across steps
+    first_step: pd.Timestamp
+    consistent: bool
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "steps": list(self.steps), "slope": self.slope,
+                "r": self.r, "first_step": self.first_step.isoformat(),
+                "consistent": self.consistent}
+
+    def evidence(self) -> str:
+        parts = ", ".join(f"{st['rollout']:.0f}% {st['effect']:+.1%}" for st in self.steps)
+        verdict = ("effect grows with the exposed share" if self.consistent
+                   else "effect does not follow the exposed share")
+        return (f"dose-response over the rollout of {self.target}: {parts}; {verdict} "
+                f"(slope {self.slope:+.1%} per 100% exposed, r={self.r:.2f})")
+
+
+def dose_response(changes: pd.DataFrame, cause: CandidateCause, series: RankSeries, *,
+                  kind: str, grain: pd.Timedelta, end: pd.Timestamp,
+                  direction_sign: float, lookback: pd.Timedelta = pd.Timedelta("7D")
+                  ) -> DoseResponse | None:
+    """Effect of each rollout step of ``cause``'s target within its scope.
+
+    For every step (a change row of the same target with a rollout percentage)
+    the mean log ratio exposed/unexposed over the step's interval is compared
+    with the week before the first step; a real cause shows an effect that
+    grows with the exposed share (proportional for a share-diluted effect).
+    """
+    same = changes[(changes["target"] == cause.target) & changes["rollout"].notna()]
+    same = same[(same["ts"] >= cause.ts - lookback) & (same["ts"] <= end)]
+    same = same[[sc == cause.scope for sc in same["scope"]]]  # the same targeting only
+    if len(same) < 2:
+        return None
+    same = same.sort_values("ts")
+    first = same["ts"].iloc[0].floor(grain)
+    ex = series(cause.scope, False)
+    un = series(cause.scope, True)
+    e, u = ex.set_index("ts"), un.set_index("ts")
+    idx = e.index.intersection(u.index)
+    if kind == "ratio":
+        ve, vu = e.loc[idx, "num"] / e.loc[idx, "den"], u.loc[idx, "num"] / u.loc[idx, "den"]
+    else:
+        ve, vu = e.loc[idx, "num"], u.loc[idx, "num"]
+    ok = (ve > 0) & (vu > 0)
+    d = (np.log(ve[ok]) - np.log(vu[ok])).astype(float)
+    pre = d[(d.index < first) & (d.index >= first - lookback)]
+    if len(pre) < 24:
+        return None
+    # hour-of-day profile of the pre-period removes daily shape differences
+    prof = pre.groupby(pre.index.hour).mean()
+    resid = d - prof.reindex(d.index.hour).to_numpy()
+    bounds = list(same["ts"].dt.floor(grain)) + [end]
+    steps = []
+    for i, row in enumerate(same.itertuples(index=False)):
+        seg = resid[(resid.index >= bounds[i]) & (resid.index < bounds[i + 1])]
+        if len(seg) == 0:
+            continue
+        steps.append({"change_id": str(row.id), "ts": row.ts.isoformat(),
+                      "rollout": float(row.rollout), "effect": float(np.expm1(seg.mean())),
+                      "n": int(len(seg))})
+    if len(steps) < 2:
+        return None
+    x = np.array([st["rollout"] / 100.0 for st in steps])
+    y = np.array([np.log1p(st["effect"]) for st in steps])
+    slope = float((x @ y) / (x @ x)) if (x @ x) > 0 else 0.0
+    r = float(np.corrcoef(x, y)[0, 1]) if np.ptp(x) > 0 and np.ptp(y) > 0 else 0.0
+    consistent = bool(np.sign(slope) == np.sign(direction_sign) and
+                      direction_sign * r >= 0.8 if np.ptp(x) > 0 else False)
+    return DoseResponse(target=cause.target, steps=tuple(steps), slope=float(np.expm1(slope)),
+                        r=r, first_step=first, consistent=consistent)
 
 
 def _fmt_scope(scope: dict) -> str:
@@ -365,6 +482,9 @@ def _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus) -> tup
         ev.append(f"difference-in-differences {effect.estimate:+.1%} "
                   f"(95% CI {effect.ci_low:+.1%}..{effect.ci_high:+.1%}, t={effect.t_stat:.1f}) "
                   "exposed vs unexposed")
+        if abs(effect.pre_t_stat) >= 3.0 and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate):
+            ev.append(f"but exposed and unexposed already differed by {effect.pre_estimate:+.1%} "
+                      f"in the 12h before the change (t={effect.pre_t_stat:.1f}): it began earlier")
     elif scope:
         ev.append("no difference-in-differences test (no unexposed group or too few buckets)")
     return tuple(ev)

@@ -338,6 +338,26 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     return inv
 
 
+def _refine_onset(st, sp, spec, slices, full_idx, grain, det):
+    """The top slice's own divergence when its onset differs from the total's."""
+    from ..detect import detect_divergence
+    from ..store import metric_series
+
+    if not slices or not slices[0]["filter"]:
+        return None
+    ser = metric_series(st.con, sp, spec, filter=slices[0]["filter"]).frame
+    x = ser.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
+    d = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain)
+    if not d.significant or d.onset is None:
+        return None
+    shift = abs(pd.Timestamp(d.onset) - pd.Timestamp(det.onset))
+    if shift == pd.Timedelta(0) or shift > pd.Timedelta("72h"):
+        return None
+    if np.sign(d.relative_change or 0) != np.sign(det.relative_change or 0):
+        return None
+    return d
+
+
 def _slice_scan(st, sp, spec, full_idx, grain, queries: dict):
     """The most significant divergence among single-dimension slices, if any.
 
@@ -561,12 +581,30 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
 
     t = time.perf_counter()
     say(f"localizing: onset {_iso(onset)}, window to {_iso(end)}")
-    lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
-    queries["leaves"] = lv.sql
-    leaves = lv.frame
     dims = list(m.all_dimensions)
-    loc = localize(leaves, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
-    slices = _slices_out(loc, spec, leaves, dims)
+
+    def _localize_window(obs, base):
+        lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
+        queries["leaves"] = lv.sql
+        lf = lv.frame
+        lc = localize(lf, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
+        return lf, lc, _slices_out(lc, spec, lf, dims)
+
+    leaves, loc, slices = _localize_window(obs, base)
+    # The top slice carries the signal undiluted: its onset is sharper than the
+    # total's. Re-estimate there and, if it moved, localize again on that window.
+    refined = _refine_onset(st, sp, spec, slices, full_idx, grain, det)
+    if refined is not None and not scope:
+        det_slice = refined
+        onset, end = pd.Timestamp(det_slice.onset), pd.Timestamp(det_slice.end)
+        say(f"onset refined on the top slice: {_iso(onset)} .. {_iso(end)}")
+        obs = (onset, end + grain)
+        base = _base_windows(onset, obs[1], data_start, grain)
+        base_inv["params"]["onset_refined_on"] = slices[0]["filter"] if slices else None
+        leaves, loc, slices = _localize_window(obs, base)
+        # the total over the refined window (the numbers the answer reports)
+        det = detect_divergence(det_in, kind=spec.kind, better=spec.better, grain=grain,
+                                window=obs)
     rm = None
     if spec.kind == "ratio":
         rm = decompose_rate_mix(leaves, dimensions=dims)
@@ -618,7 +656,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
 
     def series_fn(filt: dict, negate: bool) -> pd.DataFrame:
         return metric_series(st.con, sp, spec, filter=filt, negate=negate,
-                             start=onset - pd.Timedelta("8D"), end=obs[1]).frame
+                             start=onset - pd.Timedelta("15D"), end=obs[1]).frame
 
     prior = None
     if memory is not None and Path(memory).is_file():
@@ -635,6 +673,12 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                            direction_sign=sign, leaves=leaves, top_slices=slices,
                            series=series_fn, data_end=data_last, prior=prior)
     timings["rank"] = time.perf_counter() - t
+    dose = getattr(ranking, "dose", None)
+    if dose is not None and dose.consistent and dose.first_step < onset:
+        say(f"dose-response: the divergence began with the first rollout step "
+            f"{_iso(dose.first_step)}")
+        onset = dose.first_step
+        base_inv["params"]["onset_from_first_dose"] = dose.steps[0]["change_id"]
     causes = [c.to_dict() for c in ranking.causes]
 
     # -------- verdict
@@ -661,6 +705,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                     f"confidence scaled by {scale:.2f}: the verdict is {verdict}"]
     causes.sort(key=lambda c: -c["confidence"])
     div = _div_dict(det)
+    div["onset"], div["window"] = _iso(onset), [_iso(onset), _iso(end)]
     if scope:
         div["scope"] = scope
     inv = Investigation(verdict=verdict, divergence=div, slices=slices,
