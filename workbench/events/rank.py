@@ -229,7 +229,7 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
 def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestamp,
                  grain: pd.Timedelta, kind: str, direction_sign: float, leaves: pd.DataFrame,
                  top_slices: list[dict], series: RankSeries | None = None,
-                 data_end: pd.Timestamp | None = None,
+                 data_end: pd.Timestamp | None = None, focus: dict | None = None,
                  config: RankConfig | None = None,
                  prior: Callable[[object], tuple[float, str | None]] | None = None,
                  ) -> RankingResult:
@@ -253,6 +253,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     series:
         ``series(filter, negate)`` returns ``ts, num, den`` for the slice or for
         everything outside it; enables the difference-in-differences test.
+    focus:
+        The slice the divergence was detected in, when it was not the total:
+        scope shares are then shares of that slice's deviation.
 
     Returns
     -------
@@ -268,6 +271,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         return RankingResult((), 1.0, window)
 
     dev = leaf_deviation(leaves, kind)
+    if focus:  # the divergence was found in a slice: shares are shares of its deviation
+        dev = np.where(scope_mask(leaves, focus), dev, 0.0)
     total_dev = dev.sum()
     den = leaves["obs_den"].to_numpy(dtype=float) if kind == "ratio" else \
         leaves["base_num"].to_numpy(dtype=float)

@@ -587,14 +587,28 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
         queries["leaves"] = lv.sql
         lf = lv.frame
-        lc = localize(lf, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
-        return lf, lc, _slices_out(lc, spec, lf, dims)
+        if not scope:
+            lc = localize(lf, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
+            return lf, lc, _slices_out(lc, spec, lf, dims)
+        # found in a slice: explain within it, then name slices inside the scope
+        from ..events import scope_mask
+
+        inside = lf[scope_mask(lf, scope)].reset_index(drop=True)
+        lc = localize(inside, dimensions=dims, kind=spec.kind,
+                      hierarchies=dict(m.hierarchies))
+        out = _slices_out(lc, spec, inside, dims)
+        for sl in out:
+            sl["filter"] = minimal_filter(lf, {**scope, **sl["filter"]}, dims)
+        if not out:
+            out = [{"filter": dict(scope), "explained_share": 1.0,
+                    "baseline": _f(det.baseline), "observed": _f(det.observed)}]
+        return lf, lc, out
 
     leaves, loc, slices = _localize_window(obs, base)
     # The top slice carries the signal undiluted: its onset is sharper than the
     # total's. Re-estimate there and, if it moved, localize again on that window.
     refined = _refine_onset(st, sp, spec, slices, full_idx, grain, det)
-    if refined is not None and not scope:
+    if refined is not None:
         det_slice = refined
         onset, end = pd.Timestamp(det_slice.onset), pd.Timestamp(det_slice.end)
         say(f"onset refined on the top slice: {_iso(onset)} .. {_iso(end)}")
@@ -603,7 +617,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         base_inv["params"]["onset_refined_on"] = slices[0]["filter"] if slices else None
         leaves, loc, slices = _localize_window(obs, base)
         # the total over the refined window (the numbers the answer reports)
-        det = detect_divergence(det_in, kind=spec.kind, better=spec.better, grain=grain,
+        src = series.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
+        det = detect_divergence(src, kind=spec.kind, better=spec.better, grain=grain,
                                 window=obs)
     rm = None
     if spec.kind == "ratio":
@@ -671,7 +686,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
 
     ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                            direction_sign=sign, leaves=leaves, top_slices=slices,
-                           series=series_fn, data_end=data_last, prior=prior)
+                           series=series_fn, data_end=data_last, focus=scope or None, prior=prior)
     timings["rank"] = time.perf_counter() - t
     dose = getattr(ranking, "dose", None)
     if dose is not None and dose.consistent and dose.first_step < onset:
