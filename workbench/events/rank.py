@@ -57,7 +57,7 @@ class RankConfig:
     """
 
     lookback: pd.Timedelta = pd.Timedelta("24h")
-    lookahead: pd.Timedelta = pd.Timedelta("1h")
+    lookahead: pd.Timedelta = pd.Timedelta("3h")
     w_align: float = 3.0
     w_scope: float = 4.0
     w_effect: float = 2.5
@@ -77,7 +77,7 @@ class EffectEstimate:
     n_pre: int
     n_post: int
     method: str = "did-log-hac"
-    pre_estimate: float = 0.0  # the same contrast in the 12 buckets before the change
+    pre_estimate: float = 0.0  # the same contrast in the 6 hours before the change
     pre_t_stat: float = 0.0
 
     def to_dict(self) -> dict:
@@ -193,7 +193,7 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
     # Event-study lead: the buckets just before the change get their own term. A
     # "lead" as large as the effect means the divergence began before the change
     # (a pre-trend), which refutes it as the cause.
-    lead_len = pd.Timedelta(hours=12)
+    lead_len = pd.Timedelta(hours=6)
     lead = ((d.index < change_ts) & (d.index >= change_ts - lead_len)).astype(float)
     # Hour-of-day effects differ between groups (mobile vs web at night): absorb them.
     hours = pd.get_dummies(d.index.hour, prefix="h", drop_first=True, dtype=float)
@@ -264,7 +264,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         ``external``, to 1).
     """
     cfg = config or RankConfig()
-    lo, hi = onset - cfg.lookback, onset + cfg.lookahead
+    lo, hi = onset - cfg.lookback, onset + max(cfg.lookahead, 3 * grain)
     cand = changes[(changes["ts"] >= lo) & (changes["ts"] <= hi)]
     window = (lo, hi)
     if len(cand) == 0:
@@ -295,8 +295,10 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         lag = (onset - ch.ts.floor(grain)) / grain  # 14:20 takes effect in the 14:00 bucket
         if lag >= 0:
             f_align = 1.0 if lag < 1 else float(np.exp(-(lag - 1) / 3.0))
-        elif lag >= -1:
-            f_align = 0.5
+        elif lag >= -3:
+            # the onset is estimated to a grain or two: a change just after it may
+            # still be the start (the event-study lead below catches real pre-trends)
+            f_align = 0.5 * float(np.exp((lag + 1) / 1.5))
         else:
             f_align = 0.0
         m = scope_mask(leaves, scope)
@@ -489,7 +491,7 @@ def _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus) -> tup
                   "exposed vs unexposed")
         if abs(effect.pre_t_stat) >= 3.0 and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate):
             ev.append(f"but exposed and unexposed already differed by {effect.pre_estimate:+.1%} "
-                      f"in the 12h before the change (t={effect.pre_t_stat:.1f}): it began earlier")
+                      f"in the 6h before the change (t={effect.pre_t_stat:.1f}): it began earlier")
     elif scope:
         ev.append("no difference-in-differences test (no unexposed group or too few buckets)")
     return tuple(ev)

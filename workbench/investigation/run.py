@@ -389,6 +389,46 @@ def _slice_scan(st, sp, spec, full_idx, grain, queries: dict):
     return scope, res, series
 
 
+def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates: int = 5):
+    """A divergence hidden in a conjunction (iOS 5.0, or NL x android).
+
+    The last week is compared with the two before it, leaf by leaf; the
+    localizer (FDR-controlled over every slice of the lattice) proposes at most
+    ``candidates`` slices, and each is confirmed by the detector on its own
+    series at a Bonferroni-corrected level.
+    """
+    from ..detect import DetectConfig, detect_divergence
+    from ..localize import localize
+    from ..store import leaves as q_leaves
+    from ..store import metric_series
+
+    m = sp.manifest
+    end = full_idx[-1] + grain
+    week = pd.Timedelta("7D")
+    if end - 3 * week < full_idx[0]:
+        return None
+    obs = (end - week, end)
+    base = [(end - 2 * week, end - week), (end - 3 * week, end - 2 * week)]
+    lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
+    dims = list(m.all_dimensions)
+    loc = localize(lv.frame, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
+    picks = [dict(s.filter) for s in loc.slices if dict(s.filter)][:candidates]
+    if not picks:
+        return None
+    queries["localized_scan"] = lv.sql
+    cfg = DetectConfig(alpha=0.05 / (candidates + len(dims) * 10))
+    best = None
+    for f in picks:
+        f = minimal_filter(lv.frame, {k: str(v) for k, v in f.items()}, dims)
+        ser = metric_series(st.con, sp, spec, filter=f).frame
+        x = ser.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
+        res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg)
+        if res.significant and res.onset is not None and \
+                (best is None or abs(res.score) > abs(best[1].score)):
+            best = (f, res, ser[["ts", "num", "den", "rows", "value"]])
+    return best
+
+
 def _is_mix_shift(rm) -> bool:
     """The mix explains the change and rates barely moved.
 
@@ -563,6 +603,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         say("no divergence in total; scanning every dimension value")
         t = time.perf_counter()
         found = _slice_scan(st, sp, spec, full_idx, grain, queries)
+        if found is None:
+            found = _localized_scan(st, sp, spec, full_idx, grain, queries)
         timings["slice_scan"] = time.perf_counter() - t
         if found is None:
             say("no significant divergence")
