@@ -71,7 +71,9 @@ def run_one(args: tuple[str, int]) -> dict:
                top_slice=inv.slices[0]["filter"] if inv.slices else None,
                top_cause=causes[0]["change_id"] if causes else None,
                top_conf=causes[0]["confidence"] if causes else None,
-               max_conf=max((c["confidence"] for c in causes), default=0.0))
+               max_conf=max((c["confidence"] for c in causes), default=0.0),
+               causes=[[c["change_id"], c["confidence"]] for c in causes],
+               stability=(inv.ranking.stability if inv.ranking is not None else None))
     return rec
 
 
@@ -135,7 +137,34 @@ def score(recs: list[dict], grain_hours: float = 1.0) -> dict:
         }
 
     out = {"overall": block(df), "per_family": {f: block(g) for f, g in df.groupby("family")}}
+    out["calibration"] = calibration(recs)
+    stab = [r.get("stability") for r in recs if r.get("stability") is not None]
+    out["top_cause_stability"] = float(np.mean(stab)) if stab else None
     return out
+
+
+def calibration(recs: list[dict], bins=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001)) -> dict:
+    """Reliability of the confidences: every listed cause is a forecast that it is the culprit.
+
+    Expected calibration error (ECE) weights each bin's |mean confidence - share
+    right| by its count (Naeini et al., AAAI 2015; Guo et al., ICML 2017).
+    """
+    pairs = [(conf, cid in (r.get("truth_culprits") or []))
+             for r in recs for cid, conf in (r.get("causes") or [])]
+    if not pairs:
+        return {"n": 0}
+    conf = np.array([p[0] for p in pairs], dtype=float)
+    right = np.array([p[1] for p in pairs], dtype=float)
+    table, ece = [], 0.0
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        m = (conf >= lo) & (conf < hi)
+        if not m.any():
+            continue
+        mc, acc = float(conf[m].mean()), float(right[m].mean())
+        ece += m.sum() / len(conf) * abs(mc - acc)
+        table.append({"bin": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": int(m.sum()),
+                      "mean_confidence": mc, "share_right": acc})
+    return {"n": int(len(conf)), "ece": float(ece), "reliability": table}
 
 
 def _fmt(x, pct=True):
@@ -156,6 +185,14 @@ def print_table(res: dict) -> None:
         vals = [str(b["n"])] + [_fmt(b[c]) for c in cols[1:6]] + \
                [_fmt(b["onset_err_median"], False), _fmt(b["secs_per_incident"], False)]
         print("| " + " | ".join([fam] + vals) + " |")
+    cal = res.get("calibration", {})
+    if cal.get("n"):
+        print(f"\nCalibration over {cal['n']} listed causes: ECE {cal['ece']:.3f}")
+        print("| confidence bin | n | mean confidence | share right |\n|---|---|---|---|")
+        for b in cal["reliability"]:
+            print(f"| {b['bin']} | {b['n']} | {b['mean_confidence']:.2f} | {b['share_right']:.2f} |")
+    if res.get("top_cause_stability") is not None:
+        print(f"Top cause unchanged under resampling: {res['top_cause_stability']:.0%} of draws")
     print("\nReference: none published for these families; the issue asks for the right "
           "verdict, top slice and culprit on most incidents and no false blame.")
 

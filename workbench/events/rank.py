@@ -122,6 +122,7 @@ class RankingResult:
     external: float
     window: tuple[pd.Timestamp, pd.Timestamp]
     dose: "DoseResponse | None" = None
+    stability: float | None = None  # share of resamples keeping the same top hypothesis
 
     @property
     def top(self) -> CandidateCause | None:
@@ -132,7 +133,7 @@ class RankingResult:
 
     def to_dict(self) -> dict:
         return {"causes": [c.to_dict() for c in self.causes], "external": self.external,
-                "window": [t.isoformat() for t in self.window]}
+                "window": [t.isoformat() for t in self.window], "stability": self.stability}
 
 
 def scope_mask(leaves: pd.DataFrame, scope: dict) -> np.ndarray:
@@ -268,7 +269,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     cand = changes[(changes["ts"] >= lo) & (changes["ts"] <= hi)]
     window = (lo, hi)
     if len(cand) == 0:
-        return RankingResult((), 1.0, window)
+        return RankingResult((), 1.0, window, None, 1.0)
 
     dev = leaf_deviation(leaves, kind)
     if focus:  # the divergence was found in a slice: shares are shares of its deviation
@@ -285,11 +286,12 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         if m.all():
             continue
         focus_mask = m if focus_mask is None else (focus_mask | m)
-        s = float(dev[m].sum() / total_dev) if total_dev else 0.0
+        s = float(np.clip(dev[m].sum() / total_dev, -1.0, 1.0)) if total_dev else 0.0
         c = float(den[m].sum() / total_den)
         loc_focus = max(loc_focus, s - c)
 
     rows = []
+    boot: list[tuple] = []  # what a resample needs to re-score each candidate
     for ch in cand.itertuples(index=False):
         scope = ch.scope if isinstance(ch.scope, dict) else {}
         lag = (onset - ch.ts.floor(grain)) / grain  # 14:20 takes effect in the 14:00 bucket
@@ -353,8 +355,11 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                      {"align": f_align, "scope": f_scope, "effect": f_effect,
                       "coverage": coverage,
                       "prior": f_prior}))
+        boot.append((m, c, f_align, effect, f_effect, f_prior, bool(scope)))
 
     scores = np.array([r[1] for r in rows], dtype=float)
+    stability = _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg,
+                           seed=int(onset.value % (2**31)))
     mx = max(np.max(scores[np.isfinite(scores)], initial=-np.inf), cfg.external_score)
     w = np.where(np.isfinite(scores), np.exp(scores - mx), 0.0)
     w_ext = np.exp(cfg.external_score - mx)
@@ -375,7 +380,54 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         if dose is not None:
             causes[0] = replace(top, evidence=top.evidence + (dose.evidence(),),
                                 features={**top.features, "dose_response": dose.to_dict()})
-    return RankingResult(tuple(causes), float(w_ext / z), window, dose)
+    return RankingResult(tuple(causes), float(w_ext / z), window, dose, stability)
+
+
+def _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg, *, seed: int,
+               draws: int = 50) -> float | None:
+    """Share of resamples in which the top hypothesis stays on top.
+
+    Each draw resamples the leaf counts (Poisson, the sampling model of counts)
+    and each difference-in-differences t statistic from its normal sampling
+    distribution, re-scores every candidate and "outside the log", and checks
+    whether the winner is unchanged. Seeded by the onset, so it is reproducible.
+    """
+    if not boot:
+        return None
+    rng = np.random.default_rng(seed)
+    top0 = int(np.argmax(np.append(scores, cfg.external_score)))
+    same = 0
+    den_col = "obs_den" if kind == "ratio" else "base_num"
+    for _ in range(draws):
+        lv = leaves.copy()
+        for col in ("obs_num", "base_num"):
+            lv[col] = rng.poisson(np.maximum(lv[col].to_numpy(dtype=float), 0.0))
+        dev = leaf_deviation(lv, kind)
+        if focus:
+            dev = np.where(scope_mask(lv, focus), dev, 0.0)
+        tot = dev.sum()
+        den = lv[den_col].to_numpy(dtype=float)
+        tden = max(den.sum(), 1e-12)
+        sc = []
+        for m, c, f_align, eff, f_eff, f_prior, scoped in boot:
+            if f_align == 0.0:
+                sc.append(-np.inf)
+                continue
+            s = float(np.clip(dev[m].sum() / tot, -1, 1)) if tot else 0.0
+            c2 = float(den[m].sum() / tden)
+            f_scope = (s - c2) - 0.5 * max(0.0, loc_focus - (s - c2))
+            if scoped and focus_mask is not None and m.any():
+                cov = float(den[m & focus_mask].sum() / max(den[m].sum(), 1e-12))
+                f_scope -= (1.0 - cov) * max(s, 0.0)
+            if not m.any():
+                f_scope = -1.0
+            fe = f_eff
+            if eff is not None and f_eff != -1.0:  # t ~ N(t_hat, 1), in the divergence's direction
+                fe = float(np.clip(f_eff * 4.0 + rng.standard_normal(), -3, 8)) / 4
+            sc.append(cfg.w_align * f_align + cfg.w_scope * f_scope + cfg.w_effect * fe + f_prior)
+        top = int(np.argmax(np.append(np.array(sc, dtype=float), cfg.external_score)))
+        same += top == top0
+    return same / draws
 
 
 @dataclass(frozen=True)

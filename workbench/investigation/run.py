@@ -765,6 +765,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     div["onset"], div["window"] = _iso(onset), [_iso(onset), _iso(end)]
     if scope:
         div["scope"] = scope
+    if ranking.stability is not None:
+        div["top_cause_stability"] = ranking.stability
     inv = Investigation(verdict=verdict, divergence=div, slices=slices,
                         causes=causes, data_quality=data_quality,
                         rate_mix=None if rm is None else _safe_dict(rm),
