@@ -50,6 +50,8 @@ class RankConfig:
         onset is estimated to a grain).
     w_align, w_scope, w_effect:
         Log-likelihood weights of each kind of evidence.
+    lag_scale:
+        Mean delay, in grains, between a change and the onset it causes.
     external_score:
         Log-score of the "outside the log" hypothesis.
     did_pre:
@@ -59,6 +61,7 @@ class RankConfig:
     lookback: pd.Timedelta = pd.Timedelta("24h")
     lookahead: pd.Timedelta = pd.Timedelta("3h")
     w_align: float = 3.0
+    lag_scale: float = 2.0
     w_scope: float = 4.0
     w_effect: float = 2.5
     external_score: float = 3.5
@@ -134,6 +137,22 @@ class RankingResult:
     def to_dict(self) -> dict:
         return {"causes": [c.to_dict() for c in self.causes], "external": self.external,
                 "window": [t.isoformat() for t in self.window], "stability": self.stability}
+
+
+def alignment(lag: float, cfg: "RankConfig") -> float:
+    """Log-likelihood of the onset lag, in grains, for a change that caused it.
+
+    An abrupt divergence starts in the bucket its cause takes effect; effects
+    that build up (caches, slow rollouts) start later with a quickly falling
+    probability (exponential with mean ``cfg.lag_scale`` grains). The onset is
+    estimated to a grain or two, so a change up to three grains after it loses
+    one unit of log-likelihood per grain; later than that it cannot be the cause.
+    """
+    if lag >= 0:
+        return cfg.w_align - max(lag - 1.0, 0.0) / cfg.lag_scale if lag >= 1 else cfg.w_align
+    if lag >= -3:
+        return cfg.w_align + lag
+    return -np.inf
 
 
 def scope_mask(leaves: pd.DataFrame, scope: dict) -> np.ndarray:
@@ -295,14 +314,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     for ch in cand.itertuples(index=False):
         scope = ch.scope if isinstance(ch.scope, dict) else {}
         lag = (onset - ch.ts.floor(grain)) / grain  # 14:20 takes effect in the 14:00 bucket
-        if lag >= 0:
-            f_align = 1.0 if lag < 1 else float(np.exp(-(lag - 1) / 3.0))
-        elif lag >= -3:
-            # the onset is estimated to a grain or two: a change just after it may
-            # still be the start (the event-study lead below catches real pre-trends)
-            f_align = 0.5 * float(np.exp((lag + 1) / 1.5))
-        else:
-            f_align = 0.0
+        f_align = alignment(lag, cfg)
         m = scope_mask(leaves, scope)
         s = float(dev[m].sum() / total_dev) if total_dev else 0.0
         s = float(np.clip(s, -1.0, 1.0))
@@ -336,8 +348,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 if (direction_sign * effect.pre_t_stat >= 3.0
                         and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
                     f_effect = -1.0
-        llr = cfg.w_align * f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
-        if f_align == 0.0:
+        llr = f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
+        if not np.isfinite(f_align):
             llr = -np.inf  # took effect after the onset: cannot be the cause
         ev = _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus)
         if scope and coverage < 0.9:
@@ -410,7 +422,7 @@ def _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg, *,
         tden = max(den.sum(), 1e-12)
         sc = []
         for m, c, f_align, eff, f_eff, f_prior, scoped in boot:
-            if f_align == 0.0:
+            if not np.isfinite(f_align):
                 sc.append(-np.inf)
                 continue
             s = float(np.clip(dev[m].sum() / tot, -1, 1)) if tot else 0.0
@@ -424,7 +436,7 @@ def _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg, *,
             fe = f_eff
             if eff is not None and f_eff != -1.0:  # t ~ N(t_hat, 1), in the divergence's direction
                 fe = float(np.clip(f_eff * 4.0 + rng.standard_normal(), -3, 8)) / 4
-            sc.append(cfg.w_align * f_align + cfg.w_scope * f_scope + cfg.w_effect * fe + f_prior)
+            sc.append(f_align + cfg.w_scope * f_scope + cfg.w_effect * fe + f_prior)
         top = int(np.argmax(np.append(np.array(sc, dtype=float), cfg.external_score)))
         same += top == top0
     return same / draws
