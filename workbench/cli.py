@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("--no-artifact", action="store_true", help="do not write a notebook")
     inv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
+    sc = sub.add_parser("scan", help="what diverged? every metric and slice, one story per onset")
+    sc.add_argument("passport")
+    sc.add_argument("--metric", action="append", help="limit to this metric (repeatable)")
+    sc.add_argument("--db")
+    sc.add_argument("--json", action="store_true")
+
     ing = sub.add_parser("ingest", help="load a passport (or more event batches) into a store")
     ing.add_argument("passport", help="passport directory")
     ing.add_argument("--db", help="DuckDB store (default PASSPORT/.workbench/store.duckdb)")
@@ -88,6 +94,15 @@ def _cmd_investigate(a) -> int:
         print(inv.to_json(indent=1))
     else:
         print(inv.summary())
+    return 0
+
+
+def _cmd_scan(a) -> int:
+    from .investigation import stderr_progress
+    from .investigation.scan import scan_passport
+
+    rep = scan_passport(a.passport, db=a.db, metrics=a.metric, progress=stderr_progress())
+    print(json.dumps(rep.to_dict(), indent=1, default=str) if a.json else rep.summary())
     return 0
 
 
@@ -206,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cmd = getattr(a, "handler", None) or {"investigate": _cmd_investigate, "ingest": _cmd_ingest,
            "validate": _cmd_validate, "generate": _cmd_generate,
-           "baselines": _cmd_baselines}.get(a.command) or a.func
+           "baselines": _cmd_baselines, "scan": _cmd_scan}.get(a.command) or a.func
     try:
         return cmd(a)
     except WorkbenchError as exc:

@@ -22,7 +22,12 @@ from .config import DetectConfig
 from .result import DivergenceResult
 from .seasonal import SeasonalDetector
 
+from .consolidate import ConsolidatedDivergence, DivergenceMember, consolidate_divergences
+
 __all__ = [
+    "ConsolidatedDivergence",
+    "DivergenceMember",
+    "consolidate_divergences",
     "DetectConfig",
     "DivergenceResult",
     "SeasonalDetector",
