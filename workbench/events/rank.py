@@ -482,7 +482,20 @@ def dose_response(changes: pd.DataFrame, cause: CandidateCause, series: RankSeri
     same = same[[sc == cause.scope for sc in same["scope"]]]  # the same targeting only
     if len(same) < 2:
         return None
-    same = same.sort_values("ts")
+    same = same.sort_values("ts").reset_index(drop=True)
+    # keep the ramp through the cause: strictly rising exposure before and after it
+    at = same.index[same["id"].astype(str) == cause.change_id]
+    if len(at) == 0:
+        return None
+    i0 = i1 = int(at[0])
+    roll = same["rollout"].to_numpy(dtype=float)
+    while i0 > 0 and roll[i0 - 1] < roll[i0]:
+        i0 -= 1
+    while i1 < len(same) - 1 and roll[i1 + 1] > roll[i1]:
+        i1 += 1
+    same = same.iloc[i0:i1 + 1]
+    if len(same) < 2:
+        return None
     first = same["ts"].iloc[0].floor(grain)
     ex = series(cause.scope, False)
     un = series(cause.scope, True)
