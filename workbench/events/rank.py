@@ -543,8 +543,11 @@ def _fmt_scope(scope: dict) -> str:
 def _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus) -> tuple[str, ...]:
     ev = []
     hours = lag * grain / pd.Timedelta("1h")
-    if lag < -1:
+    if lag < -3:
         ev.append(f"took effect {abs(hours):.0f}h after the onset: cannot explain it")
+    elif lag < -1:
+        ev.append(f"took effect {abs(hours):.0f}h after the estimated onset: only if the onset "
+                  "estimate is early")
     elif lag < 1:
         ev.append("onset within 1 grain of the change" if lag >= 0
                   else "change within 1 grain after the estimated onset")
