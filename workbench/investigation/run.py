@@ -108,6 +108,7 @@ class Investigation:
             "external": self.external,
             "provenance": self.provenance,
             "queries": self.queries,
+            "next_step": self.params.get("next_step"),
             "params": self.params,
             "timings": self.timings,
             "investigation": {"id": self.investigation_id, "version": self.version},
@@ -157,6 +158,8 @@ class Investigation:
         else:
             lines.append("Divergence: none significant")
         lines.append(f"Verdict: {self.verdict.upper()}")
+        if self.params.get("next_step"):
+            lines.append(f"Next step: {self.params['next_step']}")
         lines.append("")
         if self.data_quality:
             lines.append("Data quality:")
@@ -336,6 +339,84 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         inv.artifact = str(write_artifact(inv, pp, artifact_dir, window=window))
         say(f"artifact written: {inv.artifact}")
     return inv
+
+
+def _next_step(verdict: str, causes: list[dict], slices: list[dict], dq: list[dict]) -> str:
+    """What to do now, for the verdict as a whole."""
+    where = ", ".join(f"{k}={v}" for k, v in (slices[0]["filter"] if slices else {}).items()) \
+        or "the whole population"
+    if verdict == "change" and causes:
+        return causes[0]["next_step"]
+    if verdict == "data_quality":
+        return (f"repair the data feed for {where} (see data quality) and re-run; do not act "
+                "on the metric until then")
+    if verdict == "mix_shift":
+        return (f"no rollback: rates are stable; the traffic mix moved toward {where}. Report "
+                "the metric per segment, or reweight to the usual mix")
+    if verdict == "external":
+        return (f"no change in the log explains it: look for outside events affecting {where} "
+                "(campaigns, partners, outages) and add their source to the change log")
+    return "nothing to do: no significant divergence"
+
+
+def _as_hypothesis(c: dict, metric: str, slices: list[dict]) -> dict:
+    """Give a ranked cause its hypothesis fields: status, tests run, next step.
+
+    ``supported`` at confidence >= 0.5; ``refuted`` when a test rules it out
+    (took effect after the divergence began, the effect began before it, or its
+    scope holds none of the divergence); ``open`` otherwise.
+    """
+    from ..events import CandidateCause  # noqa: F401  (documents the source of the fields)
+
+    eff = c.get("effect") or {}
+    tests = [{"test": "alignment", "result": f"lag {c['lag_grains']:+.0f} grains"},
+             {"test": "scope", "result": f"{c['scope_share']:.0%} of the divergence, "
+                                         f"{c['traffic_share']:.0%} of traffic"}]
+    refuted = []
+    if c["lag_grains"] < -3:
+        refuted.append("took effect after the divergence began")
+    if c["scope"] and c["scope_share"] <= 0.05:
+        refuted.append("its scope holds none of the divergence")
+    if eff:
+        tests.append({"test": "difference-in-differences",
+                      "result": f"{eff['estimate']:+.1%} (t={eff['t_stat']:.1f})"})
+        if abs(eff.get("pre_t_stat", 0)) >= 3 and \
+                abs(eff.get("pre_estimate", 0)) >= 0.5 * abs(eff["estimate"]):
+            refuted.append("the effect began before the change")
+            tests.append({"test": "event-study lead", "result": "pre-trend: refutes"})
+        else:
+            tests.append({"test": "event-study lead", "result": "no pre-trend"})
+    if c["confidence"] >= 0.5:
+        status = "supported"
+    elif refuted or c["confidence"] < 0.01:
+        refuted = refuted or ["posterior below 1%: the evidence is far weaker than for the "
+                              "leading hypotheses"]
+        status = "refuted"
+    else:
+        status = "open"
+    where = ", ".join(f"{k}={v if not isinstance(v, list) else '|'.join(v)}"
+                      for k, v in (c["scope"] or {}).items()) or "everywhere"
+    kind, target = c["kind"], c["target"]
+    if status == "supported":
+        rollout = c.get("rollout")
+        if kind == "flag" and rollout is not None and rollout < 100:
+            step = (f"hold the rollout of {target} at {rollout:.0f}% (or set it to 0%) and "
+                    f"watch {metric} in {where}")
+        else:
+            step = {"flag": f"revert flag {target} for {where}",
+                    "deploy": f"roll back {target} to its previous version",
+                    "config": f"restore the previous value of {target}",
+                    "infra": f"revert the infrastructure change on {target}",
+                    "experiment": f"stop experiment {target} and check its assignment (SRM)",
+                    "external": f"communicate the impact of {target}; nothing to roll back",
+                    }.get(kind, f"revert {target}")
+    elif status == "open":
+        step = (f"run an A/B test (or a holdout) of {target} in {where} to separate it from "
+                "the other candidates, or add instrumentation to the affected step")
+    else:
+        step = "none: " + "; ".join(refuted)
+    c["status"], c["tests"], c["next_step"] = status, tests, step
+    return c
 
 
 def _refine_onset(st, sp, spec, slices, full_idx, grain, det):
@@ -593,6 +674,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
             say(f"no divergence in total; {f.check} distorts {_fmt_filter(f.slice)}")
             div = _div_dict(det_f)
             div["scope"] = dict(f.slice)
+            base_inv["params"]["next_step"] = _next_step(
+                "data_quality", [], [{"filter": dict(f.slice)}], dq)
             return Investigation(verdict="data_quality", divergence=div,
                                  slices=[{"filter": dict(f.slice), "explained_share": 1.0,
                                           "baseline": _f(det_f.baseline),
@@ -608,6 +691,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         timings["slice_scan"] = time.perf_counter() - t
         if found is None:
             say("no significant divergence")
+            base_inv["params"]["next_step"] = _next_step("none", [], [], dq_all)
             return Investigation(verdict="none", divergence=_div_dict(det), slices=[],
                                  causes=[], data_quality=dq_all, rate_mix=None, external=None,
                                  **base_inv)
@@ -761,6 +845,9 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                 c["evidence"] = c["evidence"] + [
                     f"confidence scaled by {scale:.2f}: the verdict is {verdict}"]
     causes.sort(key=lambda c: -c["confidence"])
+    for c in causes:
+        _as_hypothesis(c, spec.name, slices)
+    base_inv["params"]["next_step"] = _next_step(verdict, causes, slices, data_quality)
     div = _div_dict(det)
     div["onset"], div["window"] = _iso(onset), [_iso(onset), _iso(end)]
     if scope:
