@@ -40,7 +40,8 @@ test: venv sysdeps
 	$(BIN)/python -m pytest -q
 
 bench: venv
-	$(BIN)/python benchmarks/incidents.py
+	$(BIN)/python benchmarks/incidents.py --n 8
+	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/localization.py
 
 clean:
