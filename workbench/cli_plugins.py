@@ -138,7 +138,7 @@ def _parse_options(pairs: list[str]) -> dict:
 
 def cmd_convert(a) -> int:
     from . import registry
-    from .errors import UsageError
+    from .errors import UsageError, WorkbenchError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", registry.PluginWarning)
@@ -157,6 +157,15 @@ def cmd_convert(a) -> int:
         if "unexpected keyword" in str(exc):
             raise UsageError(f"convert: the {a.source} source does not take that option: "
                              f"{exc}") from None
+        raise
+    except WorkbenchError as exc:
+        # a user error is one line on stderr; a third-party plug-in's multi-line message
+        # (a parser's caret diagram) is folded rather than printed as several lines
+        lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+        if len(lines) > 1:
+            folded = WorkbenchError(" ".join(lines))
+            folded.exit_code = exc.exit_code
+            raise folded from exc
         raise
     print(out)
     return 0

@@ -1,13 +1,17 @@
 """workbench-changes: flagd histories and GitHub deployments -> change rows with scopes."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from workbench.errors import PassportError
+from workbench.errors import PassportError, WorkbenchError
 from workbench.investigation import investigate
 from workbench.passport import load_passport
 from workbench.testing import check_flag_provider, check_source
@@ -165,3 +169,130 @@ def test_flag_provider_reads_without_a_passport(tmp_path):
     assert set(df["kind"]) == {"flag"} and df["source"].map(lambda s: s["plugin"]).eq("flagd").all()
     # with no passport, any context variable is a dimension: nothing is left out but email
     assert {json.dumps(s, sort_keys=True) for s in df["scope"]} >= {'{"platform": "ios"}'}
+
+
+# ------------------------------------------------------------------ malformed input
+# Each malformed flagd revision or deployments list gives one WorkbenchError: one line naming
+# the file, where in it (line and column, the flag's or the deployment's JSON path) and what
+# was expected; the output folder and the writer's staging area are left as they were.
+BASE = SAMPLE / "base-passport"
+FLAGS = sorted((SAMPLE / "flagd-history").glob("*.json"))[0]
+FLAGS_TEXT = FLAGS.read_text()
+DEPLOYS_TEXT = (SAMPLE / "github-deployments.json").read_text()
+
+
+def _snapshot(folder: Path) -> dict | None:
+    if not folder.exists():
+        return None
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fails_cleanly(bad: Path, out: Path, monkeypatch, tmp_path: Path, *needles: str) -> str:
+    staging = tmp_path / "staging"
+    staging.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))  # where PassportWriter stages
+    before = _snapshot(out)
+    with pytest.raises(WorkbenchError) as exc:
+        ChangesSource().to_passport([BASE, bad], out)
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1, msg
+    assert msg.startswith(f"{bad}: "), msg
+    for n in needles:
+        assert n in msg, msg
+    assert "expected" in msg, msg
+    assert _snapshot(out) == before
+    assert list(staging.iterdir()) == []
+    return msg
+
+
+def _flag_without(key: str) -> str:
+    doc = json.loads(FLAGS_TEXT)
+    del doc["flags"]["dark-mode"][key]
+    return json.dumps(doc, indent=2)
+
+
+def _deployment_without(key: str) -> str:
+    doc = json.loads(DEPLOYS_TEXT)
+    del doc[3][key]
+    return json.dumps(doc, indent=2)
+
+
+def _success_without_time() -> str:
+    doc = json.loads(DEPLOYS_TEXT)
+    del doc[3]["statuses"][0]["created_at"]
+    return json.dumps(doc)
+
+
+MALFORMED = {
+    # name: (file name, content, what the message must say)
+    "flagd_truncated": (FLAGS.name, FLAGS_TEXT[:len(FLAGS_TEXT) // 2],
+                        ["is not valid JSON at line 50, column ",
+                         "ends in the middle of a JSON value (truncated?)",
+                         "expected a flagd flag-definition file or a GitHub deployments list"]),
+    "flagd_utf16": (FLAGS.name, FLAGS_TEXT.encode("utf-16"), ["is UTF-16 text", "as UTF-8"]),
+    "flagd_latin1": (FLAGS.name, FLAGS_TEXT.replace("m.chen", "m.ch\u00e9n").encode("latin-1"),
+                     ["is not UTF-8 text: byte 0xE9 at line 7, column 20", "as UTF-8"]),
+    "flag_no_state": (FLAGS.name, _flag_without("state"),
+                      ['flags["dark-mode"]: missing required key \'state\'; expected ENABLED or '
+                       "DISABLED"]),
+    "flag_no_variants": (FLAGS.name, _flag_without("variants"),
+                         ['flags["dark-mode"]: missing required key \'variants\'; expected a '
+                          "mapping of variant name -> value"]),
+    "flag_no_default": (FLAGS.name, _flag_without("defaultVariant"),
+                        ['flags["dark-mode"]: missing required key \'defaultVariant\'; expected '
+                         "the name of the variant served when no rule applies"]),
+    "deployments_truncated": ("deployments.json", DEPLOYS_TEXT[:len(DEPLOYS_TEXT) // 2],
+                              ["is not valid JSON at line 192, column ", "truncated"]),
+    "deployments_utf16": ("deployments.json", DEPLOYS_TEXT.encode("utf-16-be"),
+                          ["holds NUL bytes, as UTF-16 or UTF-32 text does"]),
+    "deployment_no_created_at": ("deployments.json", _deployment_without("created_at"),
+                                 ["deployments[3] (id=1821530): missing required key "
+                                  "'created_at'; expected the time it was created, ISO 8601"]),
+    "deployment_no_environment": ("deployments.json", _deployment_without("environment"),
+                                  ["deployments[3] (id=1821530): missing required key "
+                                   "'environment'; expected the environment it went to"]),
+    "deployment_no_sha": ("deployments.json", _deployment_without("sha"),
+                          ["deployments[3] (id=1821530): missing required key 'sha'; expected "
+                           "the commit SHA"]),
+    "success_without_time": ("deployments.json", _success_without_time(),
+                             ["deployments[3].statuses[0] (id=1821530): missing required key "
+                              "'created_at'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_input_gives_one_located_error(case, tmp_path, monkeypatch):
+    name, content, needles = MALFORMED[case]
+    bad = tmp_path / name
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    _fails_cleanly(bad, tmp_path / "pp", monkeypatch, tmp_path, *needles)
+
+
+def test_malformed_input_leaves_an_existing_passport_as_it_was(tmp_path, monkeypatch):
+    out = ChangesSource().to_passport(SAMPLE, tmp_path / "pp")
+    bad = tmp_path / FLAGS.name
+    bad.write_text(_flag_without("state"))
+    _fails_cleanly(bad, out, monkeypatch, tmp_path, "missing required key 'state'")
+    assert len(load_passport(out).changes) == 13
+
+
+def test_flag_provider_names_a_malformed_revision(tmp_path):
+    (tmp_path / FLAGS.name).write_text(_flag_without("variants"))
+    with pytest.raises(PassportError, match=r'flags\["dark-mode"\]: missing required key '
+                                            r"'variants'"):
+        FlagdProvider().read_changes(tmp_path)
+
+
+def test_cli_reports_malformed_input_on_one_line(tmp_path):
+    bad = tmp_path / "deployments.json"
+    bad.write_text(_deployment_without("sha"))
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "convert", "changes", str(BASE),
+                        str(bad), "--out", str(tmp_path / "pp")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f"workbench: error: {bad}: deployments[3] (id=1821530): missing required "
+                     "key 'sha'; expected the commit SHA that was deployed"], r.stderr
+    assert r.stdout == "" and not (tmp_path / "pp").exists()

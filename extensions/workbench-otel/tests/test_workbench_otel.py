@@ -1,17 +1,19 @@
 """workbench-otel: OTLP/JSON format handling, provenance, and the bad deploy ranked first."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from workbench.errors import PassportError
+from workbench.errors import PassportError, WorkbenchError
 from workbench.passport import load_passport
 from workbench.testing import check_source
 from workbench_otel import OtelSource
@@ -118,7 +120,9 @@ def test_bad_times_are_reported(tmp_path):
     doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] = "yesterday"
     f = tmp_path / "t.json"
     f.write_text(json.dumps(doc))
-    with pytest.raises(PassportError, match="no valid startTimeUnixNano"):
+    with pytest.raises(PassportError, match=r"resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\] "
+                                            r"\(spanId eee19b7ec3c1b174\): startTimeUnixNano "
+                                            r"'yesterday' is not a time; expected nanoseconds"):
         OtelSource().to_passport(f, tmp_path / "pp")
 
 
@@ -161,3 +165,139 @@ def test_investigate_ranks_the_bad_deploy_first(incident):
 
 def test_contract():
     check_source(OtelSource)
+
+
+# ------------------------------------------------------------------ malformed input
+# Each malformed export gives one WorkbenchError: one line naming the file, where in it
+# (line, JSON path) and what was expected; the output folder and the writer's staging area
+# are left as they were.
+TINY = OtelSource().tiny_sample()
+TRACES = (TINY / "traces.json").read_text()
+LOGS = (TINY / "logs.json").read_text()
+_NAMES = {TRACES: "traces.json", LOGS: "logs.json"}
+
+
+def _snapshot(folder: Path) -> dict | None:
+    if not folder.exists():
+        return None
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fails_cleanly(inputs, out: Path, monkeypatch, tmp_path: Path, *needles: str) -> str:
+    """Convert ``inputs`` into ``out``: one located error line, ``out`` and staging unchanged."""
+    staging = tmp_path / "staging"
+    staging.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))  # where PassportWriter stages
+    before = _snapshot(out)
+    with pytest.raises(WorkbenchError) as exc:
+        OtelSource().to_passport(inputs, out)
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1, msg
+    bad = inputs[-1] if isinstance(inputs, list) else inputs
+    assert msg.startswith(f"{bad}: "), msg
+    for n in needles:
+        assert n in msg, msg
+    assert "expected" in msg, msg
+    assert _snapshot(out) == before
+    assert list(staging.iterdir()) == []
+    return msg
+
+
+def _spans(doc=None):
+    doc = json.loads(TRACES) if doc is None else doc
+    return doc, doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+
+
+def _without(field: str) -> str:
+    doc, spans = _spans()
+    del spans[1][field]
+    return json.dumps(doc)
+
+
+def _no_service() -> str:
+    doc = json.loads(TRACES)
+    res = doc["resourceSpans"][1]["resource"]
+    res["attributes"] = [a for a in res["attributes"] if a["key"] != "service.name"]
+    return json.dumps(doc)
+
+
+def _jsonl_second_request_without_start() -> str:
+    second, spans = _spans()
+    del spans[1]["startTimeUnixNano"]
+    return "\n".join(json.dumps(d) for d in (json.loads(TRACES), second, json.loads(TRACES)))
+
+
+def _log_without_times() -> str:
+    doc = json.loads(LOGS)
+    rec = doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][1]
+    rec.pop("timeUnixNano", None)
+    rec.pop("observedTimeUnixNano", None)
+    return json.dumps(doc)
+
+
+MALFORMED = {
+    # name: (file name, content, what the message must say)
+    "truncated": ("t.json", TRACES[:len(TRACES) // 2],
+                  ["is not valid JSON at line ", "ends in the middle of a JSON value (truncated?)",
+                   "expected OTLP/JSON"]),
+    "truncated_jsonl": ("t.jsonl", "\n".join(json.dumps(json.loads(TRACES)) for _ in range(3))[:-40],
+                        ["is not valid JSON at line 3, column ", "truncated"]),
+    "truncated_gzip": ("t.json.gz", gzip.compress(TRACES.encode())[:300],
+                       ["is not a readable gzip file", "expected a complete .gz"]),
+    "utf16": ("t.json", TRACES.encode("utf-16"),
+              ["is UTF-16 text", "expected OTLP/JSON", "encoded as UTF-8"]),
+    "latin1": ("t.json", TRACES.replace("checkout-232-eu0", "caf\u00e9-232").encode("latin-1"),
+               ["is not UTF-8 text: byte 0xE9 at line 9, column ", "encoded as UTF-8"]),
+    "no_start": ("t.json", _without("startTimeUnixNano"),
+                 ["resourceSpans[0].scopeSpans[0].spans[1] (spanId eee19b7ec3c1b175): the span "
+                  "has no startTimeUnixNano; expected nanoseconds since the epoch"]),
+    "no_end": ("t.json", _without("endTimeUnixNano"),
+               ["resourceSpans[0].scopeSpans[0].spans[1] (spanId eee19b7ec3c1b175): the span "
+                "has no endTimeUnixNano"]),
+    "no_trace_id": ("t.json", _without("traceId"),
+                    ["resourceSpans[0].scopeSpans[0].spans[1] (spanId eee19b7ec3c1b175): the "
+                     "span has no traceId; expected the trace id as 32 hex digits"]),
+    "no_span_id": ("t.json", _without("spanId"),
+                   ["resourceSpans[0].scopeSpans[0].spans[1]: the span has no spanId"]),
+    "no_service_name": ("t.json", _no_service(),
+                        ["resourceSpans[1].resource: the resource has no service.name attribute"]),
+    "jsonl_line": ("t.jsonl", _jsonl_second_request_without_start(),
+                   ["line 2 (request 2), resourceSpans[0].scopeSpans[0].spans[1]",
+                    "no startTimeUnixNano"]),
+    "log_without_time": ("l.json", _log_without_times(),
+                         ["resourceLogs[0].scopeLogs[0].logRecords[1]",
+                          "neither timeUnixNano nor observedTimeUnixNano"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_input_gives_one_located_error(case, tmp_path, monkeypatch):
+    name, content, needles = MALFORMED[case]
+    bad = tmp_path / name
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    # a log file is only read along with traces
+    inputs = [TINY / "traces.json", bad] if case.startswith("log") else bad
+    _fails_cleanly(inputs, tmp_path / "pp", monkeypatch, tmp_path, *needles)
+
+
+def test_malformed_input_leaves_an_existing_passport_as_it_was(tmp_path, monkeypatch):
+    out = OtelSource().to_passport(TINY, tmp_path / "pp")
+    bad = tmp_path / "t.json"
+    bad.write_text(_without("endTimeUnixNano"))
+    _fails_cleanly(bad, out, monkeypatch, tmp_path, "the span has no endTimeUnixNano")
+    load_passport(out)
+
+
+def test_cli_reports_malformed_input_on_one_line(tmp_path):
+    bad = tmp_path / "t.json"
+    bad.write_text(TRACES[:len(TRACES) // 2])
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "convert", "otel", str(bad),
+                        "--out", str(tmp_path / "pp")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"workbench: error: {bad}: is not valid JSON"), \
+        r.stderr
+    assert r.stdout == "" and not (tmp_path / "pp").exists()

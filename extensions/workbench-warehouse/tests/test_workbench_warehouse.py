@@ -4,12 +4,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from workbench.errors import PassportError
+from workbench.errors import PassportError, WorkbenchError
 from workbench.investigation import investigate
 from workbench.passport import load_passport
 from workbench.testing import check_source
@@ -104,3 +107,120 @@ def test_investigate_finds_the_config_change(sample, tmp_path):
 
 def test_contract():
     check_source(WarehouseSource)
+
+
+# ------------------------------------------------------------------ malformed input
+# Each malformed warehouse.yaml gives one WorkbenchError: one line naming the file, where in it
+# (line and column, or the key) and what was expected, before any query runs; the output
+# folder and the writer's staging area are left as they were.
+MANIFEST = (Path(__file__).parents[1] / "src" / "workbench_warehouse" / "data" / "sample" /
+            "warehouse.yaml").read_text()
+
+
+def _snapshot(folder: Path) -> dict | None:
+    if not folder.exists():
+        return None
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fails_cleanly(bad: Path, out: Path, monkeypatch, tmp_path: Path, *needles: str) -> str:
+    staging = tmp_path / "staging"
+    staging.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))  # where PassportWriter stages
+    before = _snapshot(out)
+    with pytest.raises(WorkbenchError) as exc:
+        WarehouseSource().to_passport(bad, out)
+    msg = str(exc.value)
+    assert len(msg.splitlines()) == 1, msg
+    assert msg.startswith(f"{bad}: "), msg
+    for n in needles:
+        assert n in msg, msg
+    assert "expected" in msg, msg
+    assert _snapshot(out) == before
+    assert list(staging.iterdir()) == []
+    return msg
+
+
+def _without(*keys: str) -> str:
+    spec = yaml.safe_load(MANIFEST)
+    for k in keys:
+        if k == "tables.events.query":
+            del spec["tables"]["events"]["query"]
+        else:
+            del spec[k]
+    return yaml.safe_dump(spec, sort_keys=False)
+
+
+def _with(**keys) -> str:
+    return yaml.safe_dump({**yaml.safe_load(MANIFEST), **keys}, sort_keys=False)
+
+
+MALFORMED = {
+    # name: (content, what the message must say)
+    "truncated": (MANIFEST[:MANIFEST.index("metrics:") + 40],
+                  ["is not valid YAML at line 16, column 32: expected ',' or ']'",
+                   "the file ends in the middle of a value (truncated?)",
+                   "expected a warehouse.yaml source manifest"]),
+    "truncated_before_tables": (MANIFEST[:MANIFEST.index("tables:")],
+                                ["missing required key 'tables.events.query'; expected the SQL "
+                                 "that returns the facts"]),
+    "empty": ("", ["is empty; expected a warehouse.yaml source manifest"]),
+    "utf16": (MANIFEST.encode("utf-16"), ["is UTF-16 text", "as UTF-8"]),
+    "latin1": (MANIFEST.replace("human", "h\u00fcman").encode("latin-1"),
+               ["is not UTF-8 text: byte 0xFC at line 21, column 19", "as UTF-8"]),
+    "no_events_query": (_without("tables.events.query"),
+                        ["missing required key 'tables.events.query'"]),
+    "no_dimensions": (_without("dimensions"),
+                      ["missing required key 'dimensions'; expected a list of the dimension "
+                       "columns"]),
+    "no_measures_or_metrics": (_without("measures", "metrics"),
+                               ["missing required keys 'measures', 'metrics'; expected measures: "
+                                "a mapping of the numeric columns", "; metrics: a mapping of"]),
+    "bad_metric": (_with(metrics={"conversion_rate": {"better": "higher"}}),
+                   ["key 'metrics.conversion_rate': expected exactly one of sum: MEASURE or "
+                    "ratio: [NUMERATOR, DENOMINATOR]"]),
+    "not_a_mapping": ("- a\n- list\n", ["holds a YAML list, not a mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_manifest_gives_one_located_error(case, tmp_path, monkeypatch):
+    content, needles = MALFORMED[case]
+    bad = tmp_path / "wh" / "warehouse.yaml"
+    bad.parent.mkdir()
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    _fails_cleanly(bad, tmp_path / "pp", monkeypatch, tmp_path, *needles)
+
+
+def test_malformed_manifest_leaves_an_existing_passport_as_it_was(sample, tmp_path, monkeypatch):
+    out = WarehouseSource().to_passport(sample, tmp_path / "pp")
+    bad = tmp_path / "wh" / "warehouse.yaml"
+    bad.parent.mkdir()
+    bad.write_text(_without("metrics"))
+    _fails_cleanly(bad, out, monkeypatch, tmp_path, "missing required key 'metrics'")
+    load_passport(out)
+
+
+def test_a_scope_that_is_not_json_is_named(copy, tmp_path):
+    _edit(copy, lambda s: s["tables"]["changes"].update(
+        query="SELECT 'c1' AS id, TIMESTAMPTZ '2026-11-10 10:00:00+00' AS ts, 'flag' AS kind, "
+              "'x' AS target, 'd' AS description, '{not json' AS scope"))
+    with pytest.raises(PassportError, match=r"tables.changes.query' row 1 \(id=c1\): scope "
+                                            r"'\{not json' is not JSON; expected a JSON object"):
+        WarehouseSource().to_passport(copy, tmp_path / "pp")
+    assert not (tmp_path / "pp").exists()
+
+
+def test_cli_reports_malformed_input_on_one_line(tmp_path):
+    bad = tmp_path / "warehouse.yaml"
+    bad.write_bytes(MANIFEST.encode("utf-16"))
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "convert", "warehouse", str(bad),
+                        "--out", str(tmp_path / "pp")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"workbench: error: {bad}: is UTF-16 text"), \
+        r.stderr
+    assert r.stdout == "" and not (tmp_path / "pp").exists()

@@ -20,7 +20,6 @@ file, sha256, and which flag revision or deployment it came from).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -28,8 +27,9 @@ import pandas as pd
 from workbench.errors import PassportError
 from workbench.registry import Source
 
-from .deployments import deployments_of, read_deployments
-from .flagd import FlagdProvider, is_flagd_config, read_history
+from ._text import load_json
+from .deployments import check_deployments, deployments_of, read_deployments
+from .flagd import FlagdProvider, check_flagd, is_flagd_config, read_history, revision_time
 
 __version__ = "0.1.0"
 __all__ = ["ChangesSource", "FlagdProvider", "__version__"]
@@ -59,14 +59,15 @@ def _classify(inputs) -> tuple[list[Path], list[Path], Path | None]:
         else:
             files = [p]
         for f in files:
-            try:
-                doc = json.loads(f.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise PassportError(f"is not valid JSON ({exc.msg} at line {exc.lineno})",
-                                    file=str(f)) from None
+            # every file is read and checked here, before a writer stages anything
+            doc = load_json(f, "a flagd flag-definition file or a GitHub deployments list "
+                               "(JSON)")
             if is_flagd_config(doc):
+                check_flagd(doc, f)
+                revision_time(doc, f)
                 flagd.append(f.resolve())
             elif deployments_of(doc) is not None:
+                check_deployments(deployments_of(doc), f)
                 deps.append(f.resolve())
             else:
                 raise PassportError("is neither a flagd flag-definition file (an object with "
@@ -113,13 +114,15 @@ class ChangesSource(Source):
             Target of deployments whose payload names no service.
         """
         flagd, deps, found_base = _classify(inputs)
-        w = self.writer(out_dir, base=base or found_base)
-        for f in flagd + deps:
-            w.add_input(f)
-        if w.existing_manifest is None:
+        base = base or found_base
+        if base is None and not (Path(out_dir) / "passport.yaml").is_file():
+            # said before the writer exists, so it stages nothing
             raise PassportError("holds no passport to merge change rows into; pass base=PASSPORT "
                                 "(or a passport folder among the inputs), or convert a fact "
                                 "source (otel, warehouse) into it first", file=str(out_dir))
+        w = self.writer(out_dir, base=base)
+        for f in flagd + deps:
+            w.add_input(f)
         raw = w.existing_manifest
         dims = list(raw.get("dimensions") or []) + [k for k in (raw.get("hierarchies") or {})]
 

@@ -8,6 +8,11 @@ repository. A revision's time is read from the flag-set ``metadata``
 flag-set metadata) or else from an ISO time in the file name
 (``flags.2026-11-10T09-30-00Z.json``); its author from ``metadata.author``.
 
+Every flag needs ``state``, ``variants`` and ``defaultVariant`` (flagd's newer
+schema lets the last two go; the model below needs them), and
+``defaultVariant`` must name one of the variants: a flag that lacks them is an
+error naming the file and the flag (``flags["dark-mode"]``).
+
 The exposure model
 ------------------
 For every flag and revision the targeting is read as a list of *segments*
@@ -43,12 +48,56 @@ import pandas as pd
 
 from workbench.errors import PassportError
 
+from ._text import load_json, missing_keys
+
 _TIME_KEYS = ("updatedAt", "timestamp", "createdAt", "updated_at")
 _FNAME_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T_ ](\d{2})[-:]?(\d{2})[-:]?(\d{2})?Z?")
 
 
+EXPECTED = "a flagd flag-definition file (JSON with a 'flags' mapping)"
+#: What each key every flag must have holds. flagd's own schema lets newer configurations
+#: leave out variants (booleans) or set defaultVariant to null (the code's default); this
+#: source needs both to tell the treatment from the control, so it asks for them.
+_FLAG_KEYS = {
+    "state": "ENABLED or DISABLED",
+    "variants": 'a mapping of variant name -> value, such as {"on": true, "off": false}',
+    "defaultVariant": "the name of the variant served when no rule applies (this source needs "
+                      "it to tell the treatment from the control)",
+}
+
+
 def is_flagd_config(doc) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("flags"), dict)
+
+
+def check_flagd(doc, path) -> None:
+    """Raise a :class:`PassportError` naming the file and the first flag (its JSON path,
+    ``flags["dark-mode"].state``) that lacks what the exposure model needs."""
+    if not is_flagd_config(doc):
+        raise PassportError("is not a flagd flag-definition file: expected an object with "
+                            "a 'flags' mapping", file=str(path))
+    for key, flag in doc["flags"].items():
+        where = f"flags[{json.dumps(key)}]"
+        if not isinstance(flag, dict):
+            raise PassportError(f"{where}: expected a flag definition (an object with "
+                                f"{', '.join(_FLAG_KEYS)}), got {json.dumps(flag)[:40]}",
+                                file=str(path))
+        missing = [k for k in _FLAG_KEYS if k not in flag]
+        if missing:
+            raise PassportError(f"{where}: {missing_keys(missing, _FLAG_KEYS)}", file=str(path))
+        state = flag["state"]
+        if not isinstance(state, str) or state.upper() not in ("ENABLED", "DISABLED"):
+            raise PassportError(f"{where}.state: {json.dumps(state)}; expected ENABLED or "
+                                "DISABLED", file=str(path))
+        variants = flag["variants"]
+        if not isinstance(variants, dict) or not variants:
+            raise PassportError(f"{where}.variants: {json.dumps(variants)[:40]}; expected "
+                                + _FLAG_KEYS["variants"], file=str(path))
+        default = flag["defaultVariant"]
+        if not isinstance(default, str) or default not in variants:
+            raise PassportError(f"{where}.defaultVariant: {json.dumps(default)} is not one of "
+                                f"its variants; expected one of {', '.join(map(str, variants))}",
+                                file=str(path))
 
 
 def revision_time(doc: dict, path: Path) -> pd.Timestamp:
@@ -196,14 +245,8 @@ def read_history(files: list[Path], *, dimensions: list[str] | None = None,
     """
     revs = []
     for p in files:
-        try:
-            doc = json.loads(Path(p).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise PassportError(f"is not valid JSON ({exc.msg} at line {exc.lineno}); expected a "
-                                "flagd flag-definition file", file=str(p)) from None
-        if not is_flagd_config(doc):
-            raise PassportError("is not a flagd flag-definition file: expected an object with "
-                                "a 'flags' mapping", file=str(p))
+        doc = load_json(Path(p), EXPECTED)
+        check_flagd(doc, p)
         revs.append((revision_time(doc, Path(p)), str(p), doc))
     revs.sort(key=lambda r: (r[0], r[1]))
     cmap: dict[str, str] | None = None
@@ -227,9 +270,6 @@ def read_history(files: list[Path], *, dimensions: list[str] | None = None,
             if flag is None:  # removed from the config: served nothing any more
                 now, skipped = {_scope_key({}): 0.0}, []
             else:
-                if not isinstance(flag, dict) or "variants" not in flag:
-                    raise PassportError(f"flag {key!r} has no 'variants'; expected a flagd flag "
-                                        "definition", file=path)
                 variants = flag["variants"]
                 baseline.setdefault(key, str(flag.get("defaultVariant")))
                 if all(isinstance(v, bool) for v in variants.values()):

@@ -112,10 +112,9 @@ class OtelSource(Source):
         files = [f.resolve() for f in files if f.name != "truth.json"]
         if not files:
             raise PassportError("no OTLP/JSON file (*.json, *.jsonl)", file=str(inputs))
-        w = self.writer(out_dir, overwrite=overwrite)
+        # read and check every input before the writer stages anything: bad input fails here
         con = _otlp.connect()
         _otlp.load_requests(con, files)
-        recs = {str(f): w.add_input(f) for f in files}
         span_files = [r[0] for r in con.execute(
             "SELECT DISTINCT filename FROM otlp_req WHERE has_spans ORDER BY 1").fetchall()]
         log_files = [r[0] for r in con.execute(
@@ -125,10 +124,7 @@ class OtelSource(Source):
                                 "(resourceSpans) to build events", file=", ".join(map(str, files)))
         nspans = _otlp.build_spans(con, span_attributes=any(
             v not in ("span.name", "service.name") for v in dims.values()))
-        con.execute("CREATE OR REPLACE TEMP TABLE file_hash (filename VARCHAR, sha256 VARCHAR)")
-        con.executemany("INSERT INTO file_hash VALUES (?, ?)",
-                        [(k, v["sha256"]) for k, v in recs.items()])
-        span_inputs = [recs[f] for f in span_files]
+        nlogs = _otlp.build_logs(con) if log_files else 0
         secs = int(grain_td.total_seconds())
 
         # ------------------------------------------------------------------ events
@@ -162,6 +158,12 @@ class OtelSource(Source):
             raise PassportError("hold spans but no entry spans (SERVER or CONSUMER kind, or "
                                 "root spans); nothing to count as requests",
                                 file=", ".join(span_files))
+        w = self.writer(out_dir, overwrite=overwrite)
+        recs = {str(f): w.add_input(f) for f in files}
+        con.execute("CREATE OR REPLACE TEMP TABLE file_hash (filename VARCHAR, sha256 VARCHAR)")
+        con.executemany("INSERT INTO file_hash VALUES (?, ?)",
+                        [(k, v["sha256"]) for k, v in recs.items()])
+        span_inputs = [recs[f] for f in span_files]
         w.set_manifest(
             name=name, grain=grain, dimensions=list(dims),
             measures={"requests": {}, "errors": {}, "duration_ms_sum": {"unit": "ms"}},
@@ -224,7 +226,7 @@ class OtelSource(Source):
 
         # ------------------------------------------------------------------ logs
         if log_files:
-            self._write_logs(con, w, dims, recs, log_files)
+            self._write_logs(con, w, dims, recs, log_files, nlogs)
         return w.finish()
 
     # ---------------------------------------------------------------------- helpers
@@ -236,10 +238,7 @@ class OtelSource(Source):
             return "kind"
         return f"coalesce(rattr[{_lit(key)}], sattr[{_lit(key)}])"
 
-    def _write_logs(self, con, w, dims, recs, log_files) -> None:
-        from . import _otlp
-
-        n = _otlp.build_logs(con)
+    def _write_logs(self, con, w, dims, recs, log_files, n: int) -> None:
         extra = {d: k for d, k in dims.items() if k not in ("span.name", "span.kind",
                                                             "service.name")}
         extra_sel = "".join(f", rattr[{_lit(k)}] AS {_q(d)}" for d, k in extra.items())

@@ -41,6 +41,8 @@ import yaml
 from workbench.errors import PassportError
 from workbench.registry import Source
 
+from ._text import decode_utf8, missing_keys
+
 __version__ = "0.1.0"
 __all__ = ["WarehouseSource", "__version__"]
 
@@ -82,30 +84,82 @@ def find_manifest(inputs) -> Path:
     return p
 
 
-def load_manifest(path: Path) -> dict:
+EXPECTED = "a warehouse.yaml source manifest (a YAML mapping)"
+#: Keys a source manifest must have, and what they hold.
+_REQUIRED = {
+    "dimensions": "a list of the dimension columns (as in passport.yaml)",
+    "measures": "a mapping of the numeric columns (as in passport.yaml)",
+    "metrics": "a mapping of name -> {sum: MEASURE} or {ratio: [NUMERATOR, DENOMINATOR]} "
+               "(as in passport.yaml)",
+    "tables.events.query": "the SQL that returns the facts",
+}
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """A YAML error in one line: where, what, and whether the file looks cut short."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    msg = "is not valid YAML"
+    if mark is not None:
+        msg += f" at line {mark.line + 1}, column {mark.column + 1}"
+    msg += f": {problem}" + (f" ({context})" if context else "")
+    if mark is not None and not text[mark.index:].strip():
+        msg += "; the file ends in the middle of a value (truncated?)"
+    return " ".join(f"{msg}; expected {EXPECTED}".split())
+
+
+def read_manifest(path: Path):
+    """``(spec, manifest)``: the raw ``warehouse.yaml`` and its passport keys validated as a
+    :class:`workbench.passport.Manifest`; a bad file raises one located PassportError."""
+    from workbench.passport import parse_manifest
+
+    text = decode_utf8(path.read_bytes(), path, EXPECTED)
+    if not text.strip():
+        raise PassportError(f"is empty; expected {EXPECTED}", file=str(path))
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PassportError(f"is not valid YAML: {exc}", file=str(path)) from None
+        raise PassportError(_yaml_error(exc, text), file=str(path)) from None
     if not isinstance(spec, dict):
-        raise PassportError("expected a YAML mapping", file=str(path))
+        raise PassportError(f"holds a YAML {type(spec).__name__}, not a mapping; expected "
+                            f"{EXPECTED}", file=str(path))
     tables = spec.get("tables")
-    if not isinstance(tables, dict) or not isinstance(tables.get("events"), dict) or \
-            not str(tables["events"].get("query") or "").strip():
-        raise PassportError("key 'tables.events.query' is required: the SQL that returns the "
-                            "facts", file=str(path))
+    has = {k: bool(spec.get(k)) for k in ("dimensions", "measures", "metrics")}
+    has["tables.events.query"] = (isinstance(tables, dict) and isinstance(tables.get("events"), dict)
+                                  and bool(str(tables["events"].get("query") or "").strip()))
+    missing = [k for k, ok in has.items() if not ok]
+    if missing:
+        raise PassportError(missing_keys(missing, _REQUIRED), file=str(path))
     unknown = set(tables) - {"events", "changes"}
     if unknown:
         raise PassportError(f"key 'tables' names {sorted(unknown)}; supported tables are events "
                             "and changes", file=str(path))
-    for key in ("dimensions", "measures", "metrics"):
-        if not spec.get(key):
-            raise PassportError(f"key '{key}' is required (as in passport.yaml)", file=str(path))
+    changes = tables.get("changes")
+    if changes is not None and not isinstance(changes, dict):
+        raise PassportError("key 'tables.changes': expected a mapping with a query, got "
+                            f"{changes!r}"[:200], file=str(path))
     attach = spec.get("attach") or {}
     if not isinstance(attach, dict) or not all(_ALIAS.match(str(k)) for k in attach):
         raise PassportError("key 'attach' must map an SQL alias to a DuckDB database file",
                             file=str(path))
-    return spec
+    # the passport keys are checked by the passport's own validator, before any query runs,
+    # so their errors name warehouse.yaml rather than the passport.yaml written from it
+    raw = {k: spec[k] for k in _PASSPORT_KEYS if k in spec}
+    raw.setdefault("name", path.parent.name)
+    with tempfile.TemporaryDirectory(prefix="wb-warehouse-") as tmp:
+        (Path(tmp) / "passport.yaml").write_text(
+            yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        try:
+            manifest = parse_manifest(tmp)
+        except PassportError as exc:
+            raise PassportError(exc.detail, file=str(path)) from None
+    return spec, manifest
+
+
+def load_manifest(path: Path) -> dict:
+    """The raw ``warehouse.yaml``, checked (see :func:`read_manifest`)."""
+    return read_manifest(path)[0]
 
 
 def _query_files(query: str, base: Path) -> list[Path]:
@@ -172,15 +226,14 @@ class WarehouseSource(Source):
         import duckdb
 
         mpath = find_manifest(inputs).resolve()
-        spec = load_manifest(mpath)
+        spec, manifest = read_manifest(mpath)
         base = mpath.parent
-        w = self.writer(out_dir, overwrite=overwrite)
-        man_rec = w.add_input(mpath)
+        # attach, describe and run what can fail before the writer stages anything
         con = duckdb.connect()
         con.execute("SET TimeZone='UTC'")
         con.execute("SET enable_progress_bar=false")
         con.execute(f"SET file_search_path={_lit(str(base))}")
-        attached = []
+        dbs = []
         for alias, rel in (spec.get("attach") or {}).items():
             db = (base / str(rel)).resolve()
             if not db.is_file():
@@ -191,16 +244,14 @@ class WarehouseSource(Source):
             except duckdb.Error as exc:
                 raise PassportError(f"key 'attach.{alias}': cannot open {rel} as a DuckDB "
                                     f"database: {_first_line(exc)}", file=str(mpath)) from None
-            attached.append(w.add_input(db))
+            dbs.append(db)
 
-        time_col = str(spec.get("time_column") or "ts")
-        dims = [str(d) for d in spec["dimensions"]]
-        hier = dict(spec.get("hierarchies") or {})
-        measures = spec["measures"] if isinstance(spec["measures"], dict) else \
-            {m: {} for m in spec["measures"]}
+        time_col = manifest.time_column
+        dims = list(manifest.dimensions)
+        hier = dict(manifest.hierarchies)
+        measures = dict(manifest.measures)
         engine = f"duckdb {duckdb.__version__}"
 
-        # ------------------------------------------------------------------ events
         q_events = str(spec["tables"]["events"]["query"]).strip().rstrip(";")
         cols = self._describe(con, q_events, mpath, "events")
         need = [time_col] + dims + [h for h in hier if h not in dims] + list(measures)
@@ -209,14 +260,23 @@ class WarehouseSource(Source):
             raise PassportError(f"key 'tables.events.query' returns no column(s) "
                                 f"{', '.join(missing)} named in the manifest; it returns: "
                                 f"{', '.join(cols)}", file=str(mpath))
+        ch_spec = spec["tables"].get("changes") or {}
+        q_changes = str(ch_spec.get("query") or "").strip().rstrip(";")
+        changes = self._changes(con, q_changes, mpath) if q_changes else None
+
+        w = self.writer(out_dir, overwrite=overwrite)
+        man_rec = w.add_input(mpath)
+        attached = [w.add_input(db) for db in dbs]
+
+        # ------------------------------------------------------------------ events
         ev_files = [w.add_input(f) for f in _query_files(q_events, base)]
         sel = [f"CAST({_q(time_col)} AS TIMESTAMPTZ) AS ts"]
         sel += [f"{_q(c)}" for c in dims + [h for h in hier if h not in dims]]
         sel += [f"CAST({_q(m)} AS DOUBLE) AS {_q(m)}" for m in measures]
         order = ", ".join(str(i) for i in range(1, len(dims) + len(hier) + 2))
-        w.set_manifest(name=str(spec.get("name") or base.name), grain=str(spec.get("grain", "1h")),
+        w.set_manifest(name=manifest.name, grain=manifest.grain,
                        dimensions=dims, hierarchies=hier, measures=measures,
-                       metrics=spec["metrics"], pii=spec.get("pii"))
+                       metrics=spec["metrics"], pii=list(manifest.pii) or None)
         try:
             w.write_events((con, f"SELECT {', '.join(sel)} FROM ({q_events}) AS q "
                                  f"ORDER BY {order}"),
@@ -232,12 +292,12 @@ class WarehouseSource(Source):
                                 file=str(mpath)) from None
 
         # ------------------------------------------------------------------ changes
-        ch_spec = spec["tables"].get("changes")
-        if ch_spec and str(ch_spec.get("query") or "").strip():
-            q_changes = str(ch_spec["query"]).strip().rstrip(";")
-            rows = self._changes(con, q_changes, mpath, w, man_rec)
+        if changes is not None:
+            for i, r in enumerate(changes, start=1):
+                r["source"] = w.row_source(man_rec, record=f"tables.changes.query row {i} "
+                                                           f"(id={r['id']})")
             ch_files = [w.add_input(f) for f in _query_files(q_changes, base)]
-            w.add_changes(rows, inputs=[man_rec] + attached + ch_files,
+            w.add_changes(changes, inputs=[man_rec] + attached + ch_files,
                           origin=f"warehouse query {mpath.name}: tables.changes",
                           transform=["run tables.changes.query in DuckDB",
                                      "scope parsed from JSON/STRUCT/MAP; ts as UTC"],
@@ -257,7 +317,9 @@ class WarehouseSource(Source):
             raise PassportError(f"key 'tables.{table}.query' failed: {_first_line(exc)}",
                                 file=str(mpath)) from None
 
-    def _changes(self, con, query: str, mpath: Path, w, man_rec) -> list[dict]:
+    def _changes(self, con, query: str, mpath: Path) -> list[dict]:
+        """The change rows of ``tables.changes.query`` (without ``source``, which the writer
+        gives), checked: the columns a change log needs, a scope that is a JSON object."""
         import duckdb
 
         cols = self._describe(con, query, mpath, "changes")
@@ -281,13 +343,17 @@ class WarehouseSource(Source):
                                 file=str(mpath)) from None
         rows = []
         for i, r in enumerate(df.to_dict("records"), start=1):  # change rows, a few hundred
-            scope = json.loads(r["scope"]) if r["scope"] not in (None, "null") else {}
-            if isinstance(scope, str):  # a JSON string column: to_json quoted it once more
-                scope = json.loads(scope) if scope.strip() else {}
+            try:
+                scope = json.loads(r["scope"]) if r["scope"] not in (None, "null") else {}
+                if isinstance(scope, str):  # a JSON string column: to_json quoted it once more
+                    scope = json.loads(scope) if scope.strip() else {}
+            except json.JSONDecodeError:
+                raise PassportError(f"key 'tables.changes.query' row {i} (id={r['id']}): scope "
+                                    f"{json.loads(r['scope'])!r} is not JSON; expected a JSON "
+                                    "object, a STRUCT or a MAP of dimension -> value",
+                                    file=str(mpath)) from None
             r["scope"] = scope if isinstance(scope, dict) else {}
             r["rollout"] = r.get("rollout")
             r["author"] = r.get("author")
-            r["source"] = w.row_source(man_rec, record=f"tables.changes.query row {i} "
-                                                       f"(id={r['id']})")
             rows.append(r)
         return rows
