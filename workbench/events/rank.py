@@ -383,6 +383,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         rollout=None if pd.isna(ch.rollout) else float(ch.rollout), confidence=float(p),
         lag_grains=float(lag), scope_share=s, traffic_share=c, effect=eff, evidence=ev,
         features=feat) for (ch, _, lag, s, c, eff, ev, feat), p in zip(rows, post)]
+    causes = _merge_rollouts(causes)
     causes.sort(key=lambda x: (-x.confidence, abs(x.lag_grains)))
     dose = None
     top = causes[0] if causes else None
@@ -393,6 +394,38 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             causes[0] = replace(top, evidence=top.evidence + (dose.evidence(),),
                                 features={**top.features, "dose_response": dose.to_dict()})
     return RankingResult(tuple(causes), float(w_ext / z), window, dose, stability)
+
+
+def _merge_rollouts(causes: list[CandidateCause]) -> list[CandidateCause]:
+    """Rows of one dosed rollout (same kind, target and scope, with rollout
+    percentages) are one intervention: their posteriors add up on the best row.
+
+    Without this, a 10% -> 50% -> 100% ramp splits its mass three ways and the
+    flag that clearly did it can sit below 0.5 on every row.
+    """
+    import json as _json
+
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(causes):
+        if c.rollout is None or np.isnan(c.rollout):
+            continue
+        key = (c.kind, c.target, _json.dumps(c.scope, sort_keys=True))
+        groups.setdefault(key, []).append(i)
+    out = list(causes)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        best = max(idx, key=lambda i: causes[i].confidence)
+        total = float(sum(causes[i].confidence for i in idx))
+        others = [causes[i].change_id for i in idx if i != best]
+        out[best] = replace(causes[best], confidence=total, evidence=causes[best].evidence + (
+            f"one rollout with {', '.join(others)} (same flag and scope): their confidence "
+            "is counted here",))
+        for i in idx:
+            if i != best:
+                out[i] = replace(causes[i], confidence=0.0, evidence=causes[i].evidence + (
+                    f"part of the rollout counted under {causes[best].change_id}",))
+    return out
 
 
 def _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg, *, seed: int,

@@ -830,6 +830,11 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
             f"{_iso(dose.first_step)}")
         onset = dose.first_step
         base_inv["params"]["onset_from_first_dose"] = dose.steps[0]["change_id"]
+        # rank again from the first dose: the ramp's first row is now aligned
+        ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
+                               direction_sign=sign, leaves=leaves, top_slices=slices,
+                               series=series_fn, data_end=data_last, focus=scope or None,
+                               prior=prior)
     causes = [c.to_dict() for c in ranking.causes]
 
     # -------- verdict
