@@ -9,7 +9,8 @@ status), so ``cli.main`` dispatches with ``args.handler(args)``.
     searches the memory index), ``show``, ``diff``, ``reopen`` (re-run and
     save a new version; ``--execute`` runs the notebook headless instead),
     ``stats`` (time to diagnose), ``decide``, ``note``, ``action``,
-    ``similar``.
+    ``similar``, ``verify`` (every saved file against the hash recorded at
+    save, and the index against the audit log; exit 1 on any problem).
 ``audit``
     ``verify`` (exit 1 when the log was tampered with) and ``log``.
 """
@@ -50,6 +51,8 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the saved answer as JSON")
     p.add_argument("--text", action="store_true", help="print the notebook as text")
     p.add_argument("--versions", action="store_true", help="list all versions")
+    p.add_argument("--no-verify", action="store_true",
+                   help="show a version even if its files differ from what was saved")
 
     p = add("diff", "what changed between two versions", cmd_diff)
     p.add_argument("a", help="a version (alone: compared with its parent)")
@@ -91,6 +94,10 @@ def register(subparsers) -> None:
 
     p = add("similar", "past investigations similar to one", cmd_similar)
     p.add_argument("ref")
+    p.add_argument("--json", action="store_true")
+
+    p = add("verify", "check every saved file against its recorded hash; exit 1 if any "
+                      "differs", cmd_verify)
     p.add_argument("--json", action="store_true")
 
     aud = subparsers.add_parser("audit", help="the tamper-evident audit log")
@@ -161,7 +168,7 @@ def cmd_show(a) -> int:
         else:
             print("\n".join(v.line() for v in vs))
         return 0
-    d = versions.show_version(root, a.ref)
+    d = versions.show_version(root, a.ref, verify=not a.no_verify)
     if a.json:
         _out(d.to_dict())
     elif a.text:
@@ -262,6 +269,22 @@ def cmd_similar(a) -> int:
     else:
         print("\n".join(s.line() for s in sims))
     return 0
+
+
+def cmd_verify(a) -> int:
+    """One line per problem (the file, the version, what is wrong), then a summary."""
+    from .investigation import versions
+
+    rep = versions.verify_library(versions.library_root(a.root))
+    if a.json:
+        _out(rep.to_dict())
+    else:
+        for line in rep.problems:
+            print(line)
+        for line in rep.warnings:
+            print(f"warning: {line}")
+        print(rep.summary())
+    return 0 if rep.ok else 1
 
 
 # --------------------------------------------------------------------------- audit

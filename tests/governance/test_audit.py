@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from workbench.errors import WorkbenchError
 from workbench.governance import (GENESIS, AuditLog, append_audit, read_audit, record_hash,
                                   verify_audit)
-from workbench.governance.audit import AuditError, canonical_json
+from workbench.governance.audit import AuditError, AuditWarning, canonical_json
 
 ACTIONS = ["artifact.saved", "hypothesis.confirmed", "hypothesis.refuted", "note.added",
            "action.launched"]
@@ -245,3 +245,46 @@ def test_any_single_tampering_is_detected_where_it_happened(n, mutation):
         assert not rep.ok, (mutation, rep)
         assert rep.first_bad_line == expect, (mutation, rep)
         assert rep.reason
+
+
+# --------------------------------------------------------------------------- crashes
+def test_a_record_cut_short_by_a_crash_is_a_warning_and_the_next_append_removes_it(tmp_path):
+    p = tmp_path / "a.jsonl"
+    recs = make_log(p, 3)
+    whole = p.read_bytes()
+    # an append killed mid-write: part of record 4, no newline, the head still at 3
+    p.write_bytes(whole + canonical_json({**recs[2], "seq": 4}).encode()[:40])
+    rep = verify_audit(p)
+    assert rep.ok and rep.records == 3 and rep.head_hash == recs[2]["hash"]
+    assert rep.warnings == ("line 4 is an incomplete record left by an interrupted append; "
+                            "the next append removes it",)
+    assert "warning: line 4 is an incomplete record" in rep.summary()
+    assert [r.seq for r in read_audit(p)] == [1, 2, 3]
+    with pytest.warns(AuditWarning, match="removed an incomplete last record of 40 bytes"):
+        rec = AuditLog(p).append("note.added", actor="ana")
+    assert rec.seq == 4 and rec.prev_hash == recs[2]["hash"]
+    assert p.read_bytes().startswith(whole)
+    rep = verify_audit(p)
+    assert rep.ok and rep.records == 4 and not rep.warnings
+
+
+def test_a_record_the_head_vouches_for_cut_short_is_tampering(tmp_path):
+    p = tmp_path / "a.jsonl"
+    make_log(p, 3)
+    data = p.read_bytes()
+    p.write_bytes(data[:-30])  # the last record, which the head anchor names, cut short
+    rep = verify_audit(p)
+    assert not rep.ok and rep.first_bad_line == 3
+    assert "head anchor says record 3 was written whole" in rep.reason
+    with pytest.raises(AuditError, match="the last record is damaged"):
+        AuditLog(p).append("note.added", actor="ana")
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path):
+    p = tmp_path / "a.jsonl"
+    make_log(p, 2)
+    p.write_bytes(p.read_bytes().rstrip(b"\n"))
+    assert verify_audit(p).ok
+    AuditLog(p).append("note.added", actor="ana")
+    rep = verify_audit(p)
+    assert rep.ok and rep.records == 3

@@ -52,6 +52,9 @@ def test_save_never_overwrites_an_existing_file(ios_inv, library):
     stray.write_text("{}")
     b = V.save_investigation(ios_inv, message="second", root=library)
     assert b.version == 3 and stray.read_text() == "{}"
+    rep = V.verify_library(library)  # not tampering: a trace of a crash, named
+    assert rep.ok and rep.warnings == (f"{stray}: not part of any saved version (left by an "
+                                       "interrupted save?); ignored",)
 
 
 def test_rerun_of_the_same_incident_adds_a_version(ios_passport, library):

@@ -27,6 +27,13 @@ close that gap: :func:`verify_audit` accepts ``expected_head``.
 Appends take an exclusive lock (``fcntl.flock`` on ``<log>.lock``) so that
 concurrent writers never interleave or fork the chain.
 
+A record is written with one ``write`` of its whole line and fsynced before
+the head anchor moves. A crash (``kill -9``, power loss) can therefore leave
+at most a last line cut short, with no newline, past the head anchor: that is
+not tampering. :func:`verify_audit` reports it as a warning and the next
+append removes it (with an :class:`AuditWarning`). A cut-short line that the
+head anchor says was complete is tampering, and is reported as such.
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -42,6 +49,7 @@ import getpass
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +63,10 @@ FIELDS = ("seq", "ts", "actor", "action", "subject", "details", "prev_hash", "ha
 
 class AuditError(WorkbenchError):
     """The audit log cannot be written or read as asked."""
+
+
+class AuditWarning(UserWarning):
+    """The audit log showed the trace of an interrupted append, and it was removed."""
 
 
 def default_actor() -> str:
@@ -124,6 +136,9 @@ class AuditReport:
     head_hash:
         Hash of the last record (give it to :func:`verify_audit` later as
         ``expected_head`` to detect a rewrite of the whole file).
+    warnings:
+        Traces of an interrupted append that are not tampering (an incomplete
+        last line past the head anchor, which the next append removes).
     """
 
     path: str
@@ -132,14 +147,18 @@ class AuditReport:
     first_bad_line: int | None = None
     reason: str | None = None
     head_hash: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d["warnings"] = list(self.warnings)
+        return d
 
     def summary(self) -> str:
         if self.ok:
             return (f"audit log {self.path}: OK, {self.records} records, head "
-                    f"{(self.head_hash or GENESIS)[:16]}")
+                    f"{(self.head_hash or GENESIS)[:16]}"
+                    + "".join(f"; warning: {w}" for w in self.warnings))
         return f"audit log {self.path}: TAMPERED at line {self.first_bad_line}: {self.reason}"
 
     def __bool__(self) -> bool:
@@ -208,6 +227,7 @@ class AuditLog:
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit details for {action!r} are not plain JSON: {exc}") from None
         with self._locked():
+            _end_on_complete_line(self.path, self.head_path)
             last = _last_record(self.path)
             prev = last["hash"] if last else GENESIS
             seq = int(last["seq"]) + 1 if last else 1
@@ -215,11 +235,15 @@ class AuditLog:
                    "action": action, "subject": str(subject), "details": details,
                    "prev_hash": prev}
             rec["hash"] = record_hash(rec)
-            line = canonical_json(rec) + "\n"
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
+            line = (canonical_json(rec) + "\n").encode("utf-8")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(line)
+                while view:  # one write for a regular file, unless a signal cuts it short
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             _write_head(self.head_path, seq, rec["hash"])
         return AuditRecord(**rec)
 
@@ -240,14 +264,17 @@ def read_audit(path: str | Path, *, subject: str | None = None, actor: str | Non
     """The records of a log, optionally filtered (``action`` matches a prefix).
 
     Reading does not verify; use :func:`verify_audit` for that. A line that
-    is not a record raises :class:`AuditError` naming it.
+    is not a record raises :class:`AuditError` naming it, except a last line
+    cut short by a crash (no newline, not JSON), which is no record yet.
     """
     path = Path(path)
     if not path.is_file():
         return ()
     out = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for n, line in enumerate(f, 1):
+            if not line.endswith("\n") and _is_torn(line.encode("utf-8", "surrogateescape")):
+                break
             try:
                 d = json.loads(line)
                 rec = AuditRecord(**{k: d[k] for k in FIELDS})
@@ -301,9 +328,21 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
                                                    f"says it held {head['seq']} records")
         return AuditReport(spath, True, 0, head_hash=GENESIS)
     prev, n, seen_expected = GENESIS, 0, expected_head is None
+    notes: tuple[str, ...] = ()
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             bad = _check_line(raw, n, prev)
+            if bad and not raw.endswith(b"\n") and _is_torn(raw):
+                # the last line, cut short: an append interrupted before the head moved,
+                # unless the head anchor says this record was complete
+                if head is not None and int(head.get("seq", -1)) >= n:
+                    return AuditReport(spath, False, n - 1, n,
+                                       f"line {n} is incomplete but the head anchor says record "
+                                       f"{head.get('seq')} was written whole (it was cut short)")
+                notes = (f"line {n} is an incomplete record left by an interrupted append; "
+                         "the next append removes it",)
+                n -= 1
+                break
             if bad:
                 return AuditReport(spath, False, n - 1, n, bad)
             d = json.loads(raw)
@@ -329,10 +368,54 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
         return AuditReport(spath, False, n, None,
                            f"the expected head {expected_head[:16]}... is not in the log: "
                            "the history was rewritten")
-    return AuditReport(spath, True, n, head_hash=prev)
+    return AuditReport(spath, True, n, head_hash=prev, warnings=notes)
 
 
 # --------------------------------------------------------------------------- helpers
+def _is_torn(raw: bytes) -> bool:
+    """Whether an unterminated last line is not a whole JSON value (a cut-short write)."""
+    try:
+        json.loads(raw)
+    except ValueError:
+        return True
+    return False
+
+
+def _end_on_complete_line(path: Path, head_path: Path) -> None:
+    """Before appending (under the lock): drop a last line cut short by a crash.
+
+    Only a line past the head anchor is dropped; one the head says was written
+    whole was cut short by someone else, and appending stops there. A whole
+    record that only lacks its newline gets one.
+    """
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read()
+        start = data.rfind(b"\n") + 1
+        tail = data[start:]
+        if not _is_torn(tail):
+            f.write(b"\n")
+        else:
+            complete = data[:start].count(b"\n")
+            head = _read_head(head_path)
+            if head is not None and int(head.get("seq", -1)) > complete:
+                raise AuditError(f"{path}: the last record is damaged; run "
+                                 f"`workbench audit verify --log {path}` before appending")
+            f.truncate(start)
+            warnings.warn(f"{path}: removed an incomplete last record of {len(tail)} bytes "
+                          "left by an interrupted append", AuditWarning, stacklevel=4)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _check_line(raw: bytes, n: int, prev: str) -> str | None:
     """Why line ``n`` is bad given the previous hash, or None."""
     if not raw.strip():
@@ -405,8 +488,12 @@ def _last_record(path: Path) -> dict | None:
 
 
 def _write_head(path: Path, seq: int, h: str) -> None:
+    """Replace the head anchor whole: a crash leaves the old head or the new, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"seq": seq, "hash": h}) + "\n", encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"seq": seq, "hash": h}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

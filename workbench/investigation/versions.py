@@ -16,7 +16,37 @@ Layout of a library (default ``./investigations``, or ``$WORKBENCH_INVESTIGATION
 Every save is a new version: the files are created exclusively (never
 overwritten) and made read-only, and the version is committed by appending
 its line to ``versions.jsonl``. A version has an id (``inv-...@v0002``), a
-parent, an author, a time, a message and the SHA-256 of its notebook.
+parent, an author, a time, a message and the SHA-256 of each of its three
+files (``content_hash`` is the notebook's; ``text_hash`` and ``answer_hash``
+its twins').
+
+A save survives a crash (``kill -9``, power loss) at any point. Under the
+investigation's lock it
+
+1. writes each file to a temporary name in the same folder (``.v0002.ipynb.tmp-<pid>``),
+   fsyncs it and makes it read-only;
+2. gives each its final name with a hard link, which fails rather than replace
+   an existing file, and fsyncs the folder;
+3. writes ``.pending-audit`` naming the version, appends its line to
+   ``versions.jsonl`` (one ``write``, fsynced: the commit point), appends the
+   journal and the audit record, and removes ``.pending-audit``.
+
+So the index only ever lists versions whose files are complete. A crash
+before the commit leaves, at worst, temporary files (removed by the next save)
+or complete files under a version number no line names (never deleted: the
+next version takes the number after them; :func:`verify_library` lists them).
+A crash after the commit leaves ``.pending-audit``: the next save of the
+investigation writes the missing audit record (``recovered: true``). A line
+cut short by a crash (no final newline) is ignored with a
+:class:`LibraryWarning` and removed by the next write to that file.
+
+:func:`verify_library` (``workbench investigations verify``) checks every file
+of every version against the hashes recorded at save, the index's own
+consistency, and the index against the audit log's ``artifact.saved`` records
+(the audit log is hash-chained, so an edit of the index shows as a mismatch).
+:func:`show_version`, :func:`diff_versions`, :func:`reopen` and
+:func:`reproduce_version` refuse a version whose files do not match, with the
+same one-line message.
 
 An investigation is one incident: re-running ``investigate`` on the same
 passport, metric and onset (within six hours) adds a version to the
@@ -31,6 +61,7 @@ the first decision was made (:func:`investigation_stats`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -38,13 +69,14 @@ import os
 import re
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import UsageError, WorkbenchError
-from ..governance.audit import AuditLog, default_actor
+from ..governance.audit import AuditError, AuditLog, default_actor, read_audit, verify_audit
 from . import memory as _memory
 
 ENV_ROOT = "WORKBENCH_INVESTIGATIONS"
@@ -53,10 +85,20 @@ AUDIT_FILE = "audit.jsonl"
 STATUSES = ("confirmed", "refuted")
 MERGE_WINDOW = timedelta(hours=6)
 _ID_RE = re.compile(r"^inv-\d{8}-\d{6}-[0-9a-f]{4}$")
+_VFILE_RE = re.compile(r"^v(\d{4,})\.(ipynb|py|answer\.json)$")
+PENDING_AUDIT = ".pending-audit"
+_TMP_GLOB = ".v*.tmp-*"
+# Tests only: seconds to sleep between the write steps of a save, so that a test can
+# SIGKILL a save at any step (tests/investigation/test_versions_crash.py).
+TEST_SAVE_DELAY_ENV = "WORKBENCH_TEST_SAVE_DELAY"
 
 
 class LibraryError(WorkbenchError):
     """An investigations library, investigation or version is not what was asked for."""
+
+
+class LibraryWarning(UserWarning):
+    """A library file shows the trace of an interrupted write, ignored or repaired."""
 
 
 # --------------------------------------------------------------------------- results
@@ -83,6 +125,8 @@ class VersionInfo:
     top_cause: str | None
     top_confidence: float | None
     based_on: str | None = None
+    text_hash: str | None = None    # SHA-256 of the .py twin (None: saved before it was kept)
+    answer_hash: str | None = None  # SHA-256 of the .answer.json
 
     @property
     def version_id(self) -> str:
@@ -229,6 +273,52 @@ class ReproductionReport:
                 f"{self.executed_path}")
 
 
+@dataclass(frozen=True)
+class LibraryReport:
+    """What :func:`verify_library` found.
+
+    Attributes
+    ----------
+    ok:
+        True when every version's files match the hashes recorded at save, the
+        indexes are consistent, they agree with the audit log, and the audit
+        log's chain is intact.
+    problems:
+        One line per problem, naming the file (and the version): edited or
+        deleted files, edited index lines, audit mismatches.
+    warnings:
+        Traces of interrupted saves, which are not tampering: files no version
+        names, temporary files, a committed version still waiting for its audit
+        record, an incomplete last line.
+    """
+
+    root: str
+    ok: bool
+    investigations: int
+    versions: int
+    files: int
+    audit_records: int
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["problems"], d["warnings"] = list(self.problems), list(self.warnings)
+        return d
+
+    def summary(self) -> str:
+        what = (f"{self.investigations} investigations, {self.versions} versions, "
+                f"{self.files} files, {self.audit_records} audit records")
+        if self.ok:
+            return (f"library {self.root}: OK, {what}; every file matches the hash recorded "
+                    "at save" + (f" ({len(self.warnings)} warnings)" if self.warnings else ""))
+        return (f"library {self.root}: {len(self.problems)} problem"
+                f"{'s' if len(self.problems) != 1 else ''} ({what})")
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
 # --------------------------------------------------------------------------- library
 def library_root(root: str | Path | None = None) -> Path:
     """The library folder: ``root``, else ``$WORKBENCH_INVESTIGATIONS``, else ``investigations``."""
@@ -280,40 +370,179 @@ def _flock(path: Path) -> Iterator[None]:
             fcntl.flock(lf.fileno(), fcntl.LOCK_UN)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _scan_jsonl(path: Path) -> tuple[list[tuple[int, dict]], str | None, str | None]:
+    """``([(line number, record)], problem, note)`` of a JSON Lines file of the library.
+
+    ``problem``: a complete line that is not JSON (the file was edited); reading
+    stops there. ``note``: the last line has no newline and is not JSON, which
+    is what a write cut short by a crash leaves (a record is written with one
+    ``write`` ending in its newline), so the line is left out.
+    """
     if not path.is_file():
-        return []
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                raise LibraryError(f"{path}, line {n}: not valid JSON; the library file was "
-                                   "edited by hand") from None
-    return out
+        return [], None, None
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends on a newline
+    out: list[tuple[int, dict]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((n, json.loads(line)))
+        except ValueError:
+            return out, (f"{_display(path)}, line {n}: not valid JSON; the library file was "
+                         "edited by hand"), None
+    if tail.strip():
+        try:
+            out.append((len(lines) + 1, json.loads(tail)))  # complete, only its newline lost
+        except ValueError:
+            return out, None, (f"{_display(path)}, line {len(lines) + 1}: an incomplete last "
+                               "line (a write interrupted by a crash) is ignored; the next "
+                               "write to this file removes it")
+    return out, None, None
 
 
-def _append_jsonl(path: Path, obj: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(obj, sort_keys=True, default=str) + "\n")
+def _read_jsonl(path: Path, *, numbered: bool = False) -> list:
+    rows, problem, note = _scan_jsonl(path)
+    if problem:
+        raise LibraryError(problem)
+    if note:
+        warnings.warn(note, LibraryWarning, stacklevel=3)
+    return rows if numbered else [d for _, d in rows]
+
+
+def _end_on_complete_line(path: Path) -> None:
+    """Before appending: drop a last line cut short by a crash (or end a whole one)."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        start = _last_line_start(f, size)
+        f.seek(start)
+        tail = f.read()
+        try:
+            json.loads(tail)
+        except ValueError:
+            f.truncate(start)
+            warnings.warn(f"{_display(path)}: removed an incomplete last line of {len(tail)} "
+                          "bytes left by an interrupted write", LibraryWarning, stacklevel=4)
+        else:
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")
         f.flush()
         os.fsync(f.fileno())
 
 
-def _write_new(path: Path, data: str) -> None:
-    """Create ``path`` (never overwrite) and make it read-only."""
-    with open(path, "x", encoding="utf-8") as f:
+def _last_line_start(f, size: int) -> int:
+    """Offset of the first byte after the last newline of a binary file (0 if none)."""
+    pos, block = size, 4096
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        f.seek(pos)
+        chunk = f.read(step)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return pos + i + 1
+    return 0
+
+
+def _append_jsonl(path: Path, obj: dict) -> None:
+    """Append one line with a single ``write`` (callers hold the folder lock)."""
+    _end_on_complete_line(path)
+    line = (json.dumps(obj, sort_keys=True, default=str) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(line)
+        while view:  # a regular file takes it in one write unless a signal cuts it short
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _test_pause() -> None:
+    """Sleep ``$WORKBENCH_TEST_SAVE_DELAY`` seconds between two write steps of a save.
+
+    Unset (always, outside the crash test), this does nothing. The crash test
+    sets it to widen the window between steps so that its random SIGKILLs land
+    between every pair of them.
+    """
+    delay = os.environ.get(TEST_SAVE_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not POSIX
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def _stage(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsynced and read-only."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
         f.write(data)
-    os.chmod(path, 0o444)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o444)
+    return tmp
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Give a staged file its final name; an existing file is never replaced."""
+    try:
+        os.link(tmp, path)  # atomic, and fails if ``path`` exists
+    except FileExistsError:
+        raise LibraryError(f"{_display(path)}: exists already; a saved version's file is never "
+                           "overwritten") from None
+    except OSError:  # pragma: no cover - a file system without hard links
+        if path.exists():
+            raise LibraryError(f"{_display(path)}: exists already; a saved version's file is "
+                               "never overwritten") from None
+        os.rename(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _display(path: Path | str) -> str:
+    """``path`` relative to the working directory when it is under it (as people type it)."""
+    p = Path(path)
+    if p.is_absolute():
+        with contextlib.suppress(ValueError, OSError):
+            return str(p.relative_to(Path.cwd()))
+    return str(p)
+
+
+_VERSION_FIELDS = frozenset(VersionInfo.__dataclass_fields__)
+_REQUIRED_FIELDS = frozenset(k for k, f in VersionInfo.__dataclass_fields__.items()
+                             if f.default is dataclasses.MISSING)
+
+
+def _version_of(path: Path, n: int, d: dict) -> VersionInfo:
+    missing = sorted(_REQUIRED_FIELDS - set(d)) if isinstance(d, dict) else ["everything"]
+    if missing:
+        raise LibraryError(f"{_display(path)}, line {n}: not a version record (missing "
+                           f"{', '.join(missing)}); the library file was edited by hand")
+    return VersionInfo(**{k: v for k, v in d.items() if k in _VERSION_FIELDS})
 
 
 def _versions(folder: Path) -> list[VersionInfo]:
-    fields = set(VersionInfo.__dataclass_fields__)
-    return [VersionInfo(**{k: v for k, v in d.items() if k in fields})
-            for d in _read_jsonl(folder / "versions.jsonl")]
+    path = folder / "versions.jsonl"
+    return [_version_of(path, n, d) for n, d in _read_jsonl(path, numbered=True)]
 
 
 def _journal(folder: Path) -> list[JournalEntry]:
@@ -554,12 +783,13 @@ def save_investigation(inv, *, message: str | None = None, author: str | None = 
             created = True
         folder = root / iid
         similar = [s for s in similar if s.investigation_id != iid]
-        entries = _journal(folder)
-        decisions, notes, actions = _ledger(entries)
-        answer = canonical_answer(inv, decisions=decisions, notes=notes, actions=actions,
-                                  similar=[dict(s.to_dict(), line=s.line()) for s in similar])
-        answer["investigation_id"] = iid
         with _flock(folder / ".lock"):
+            _finish_interrupted_save(root, folder)
+            entries = _journal(folder)
+            decisions, notes, actions = _ledger(entries)
+            answer = canonical_answer(inv, decisions=decisions, notes=notes, actions=actions,
+                                      similar=[dict(s.to_dict(), line=s.line()) for s in similar])
+            answer["investigation_id"] = iid
             prev = _versions(folder)
             n = max([v.version for v in prev] + [_max_file_version(folder)]) + 1
             params = {"passport": pdir, "metric": inv.metric, "window": window_s,
@@ -567,15 +797,13 @@ def save_investigation(inv, *, message: str | None = None, author: str | None = 
                       "investigation_id": iid, "version": n,
                       "memory": str(_memory.memory_path(root).resolve()), "memory_asof": loaded}
             nb = build_notebook(answer, params)
-            nb_text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-            chash = hashlib.sha256(nb_text.encode("utf-8")).hexdigest()
             stem = f"v{n:04d}"
             paths = (folder / f"{stem}.ipynb", folder / f"{stem}.py",
                      folder / f"{stem}.answer.json")
-            _write_new(paths[0], nb_text)
-            _write_new(paths[1], notebook_text(nb))
-            _write_new(paths[2], json.dumps(answer, indent=1, sort_keys=True, ensure_ascii=False)
-                       + "\n")
+            blobs = ((json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"),
+                     notebook_text(nb), _answer_json(answer))
+            blobs = tuple(b.encode("utf-8") for b in blobs)
+            chash, thash, ahash = (hashlib.sha256(b).hexdigest() for b in blobs)
             top = (inv.causes or [None])[0]
             if message is None:
                 message = (("investigate: first run" if not prev else "investigate: re-run")
@@ -589,27 +817,93 @@ def save_investigation(inv, *, message: str | None = None, author: str | None = 
                 metric=inv.metric, window=window_s, onset=onset, verdict=inv.verdict,
                 top_cause=top["change_id"] if top else None,
                 top_confidence=top["confidence"] if top else None,
-                based_on=_inv_attr(inv, "based_on"))
+                based_on=_inv_attr(inv, "based_on"), text_hash=thash, answer_hash=ahash)
+            # 1-2: complete files under their final names (the notebook last), or nothing
+            staged = []
+            for path, blob in zip(paths, blobs):
+                staged.append(_stage(path, blob))
+                _test_pause()
+            for i in (2, 1, 0):
+                _publish(staged[i], paths[i])
+                _test_pause()
+            _fsync_dir(folder)
+            # 3: commit (the index line), then journal and audit; .pending-audit lets the
+            # next save finish the audit if a crash comes between the two
+            _write_small(folder / PENDING_AUDIT, json.dumps({"version_id": info.version_id}))
+            _test_pause()
             _append_jsonl(folder / "versions.jsonl", info.to_dict())
+            _test_pause()
+            if created or not any(e.kind == "loaded" for e in entries):
+                _journal_write(folder, iid, "loaded", author, {"at": loaded}, ts=loaded)
+            if top and not any(e.kind == "shown" for e in entries):
+                shown = clock.get("top_cause_shown_at") or info.created_at
+                _journal_write(folder, iid, "shown", author,
+                               {"at": shown, "change_id": top["change_id"]}, ts=shown)
+            _test_pause()
+            AuditLog(root / AUDIT_FILE).append("artifact.saved", actor=author, subject=iid,
+                                               details=_saved_details(info))
+            _test_pause()
+            (folder / PENDING_AUDIT).unlink()
 
-    if created or not any(e.kind == "loaded" for e in entries):
-        _journal_append(folder, iid, "loaded", author, {"at": loaded}, ts=loaded)
-    if top and not any(e.kind == "shown" for e in entries):
-        shown = clock.get("top_cause_shown_at") or info.created_at
-        _journal_append(folder, iid, "shown", author,
-                        {"at": shown, "change_id": top["change_id"]}, ts=shown)
-    AuditLog(root / AUDIT_FILE).append(
-        "artifact.saved", actor=author, subject=iid,
-        details={"version": info.version_id, "content_hash": chash, "message": message,
-                 "verdict": inv.verdict, "top_cause": info.top_cause})
     _reindex(root, iid)
     _attach(inv, root, iid, n, paths[0], similar, pdir)
     return info
 
 
+def _answer_json(answer: dict) -> str:
+    return json.dumps(answer, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _write_small(path: Path, text: str) -> None:
+    """Write a small bookkeeping file whole or not at all (temporary file, then rename)."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# What an ``artifact.saved`` audit record repeats of its version, checked by verify_library.
+_AUDITED_FIELDS = ("content_hash", "text_hash", "answer_hash", "message", "verdict",
+                   "top_cause")
+
+
+def _saved_details(info: VersionInfo) -> dict:
+    return {"version": info.version_id, **{k: getattr(info, k) for k in _AUDITED_FIELDS}}
+
+
+def _finish_interrupted_save(root: Path, folder: Path) -> None:
+    """Clean up after a save killed in this folder (callers hold the folder lock).
+
+    Temporary files can only be a dead writer's: writers hold the lock. A
+    ``.pending-audit`` naming a committed version whose audit record is missing
+    gets the record now, marked ``recovered``.
+    """
+    for tmp in folder.glob(_TMP_GLOB):
+        tmp.unlink()
+    for tmp in folder.glob(PENDING_AUDIT + ".tmp-*"):
+        tmp.unlink()
+    marker = folder / PENDING_AUDIT
+    if not marker.is_file():
+        return
+    try:
+        vid = json.loads(marker.read_text(encoding="utf-8"))["version_id"]
+    except (ValueError, KeyError, TypeError, OSError):
+        vid = None
+    info = next((v for v in _versions(folder) if v.version_id == vid), None)
+    log = AuditLog(root / AUDIT_FILE)
+    if info is not None and not any(
+            r.details.get("version") == vid
+            for r in read_audit(log.path, subject=folder.name, action="artifact.saved")):
+        log.append("artifact.saved", actor=info.author, subject=folder.name,
+                   details={**_saved_details(info), "recovered": True})
+    marker.unlink()
+
+
 def _max_file_version(folder: Path) -> int:
-    ns = [int(m.group(1)) for p in folder.glob("v*.ipynb")
-          if (m := re.match(r"v(\d{4,})\.ipynb$", p.name))]
+    # every file of a version counts: a crash between two links can leave any subset
+    ns = [int(m.group(1)) for p in folder.iterdir() if (m := _VFILE_RE.match(p.name))]
     return max(ns, default=0)
 
 
@@ -633,11 +927,214 @@ def _similar_for(root: Path, inv, iid: str):
 
 def _journal_append(folder: Path, iid: str, kind: str, author: str, details: dict,
                     ts: str | None = None) -> JournalEntry:
+    with _flock(folder / ".lock"):
+        return _journal_write(folder, iid, kind, author, details, ts)
+
+
+def _journal_write(folder: Path, iid: str, kind: str, author: str, details: dict,
+                   ts: str | None = None) -> JournalEntry:
+    """Append a journal entry; the caller holds the folder lock."""
     e = JournalEntry(investigation_id=iid, ts=ts or _now(), kind=kind, author=author,
                      details=details)
-    with _flock(folder / ".lock"):
-        _append_jsonl(folder / "journal.jsonl", e.to_dict())
+    _append_jsonl(folder / "journal.jsonl", e.to_dict())
     return e
+
+
+# --------------------------------------------------------------------------- verify
+def _expected_hashes(folder: Path, info: VersionInfo) -> list[tuple[Path, str | None]]:
+    """The files of a version, each with the SHA-256 recorded at save.
+
+    Versions saved before the twins' hashes were recorded have None there; the
+    twins are then checked against what the (checked) notebook regenerates.
+    """
+    names = (Path(info.path).name, Path(info.text_path).name, Path(info.answer_path).name)
+    return [(folder / n, h) for n, h in zip(names, (info.content_hash, info.text_hash,
+                                                     info.answer_hash))]
+
+
+def _file_problems(folder: Path, info: VersionInfo) -> list[str]:
+    """One line per file of ``info`` that is missing or differs from what was saved."""
+    out = []
+    files = _expected_hashes(folder, info)
+    nb_ok = False
+    for i, (path, want) in enumerate(files):
+        if not path.is_file():
+            out.append(f"{_display(path)}: missing (deleted after {info.version_id} was saved?)")
+            continue
+        data = path.read_bytes()
+        if want is None:
+            if not nb_ok:
+                continue  # cannot regenerate it from a notebook that is not the saved one
+            want = _regenerated_hash(files[0][0], i)
+        if hashlib.sha256(data).hexdigest() != want:
+            out.append(f"{_display(path)}: content hash differs from the one recorded when "
+                       f"{info.version_id} was saved (edited after saving?)")
+        elif i == 0:
+            nb_ok = True
+    return out
+
+
+def _regenerated_hash(notebook: Path, i: int) -> str:
+    from .artifact import notebook_text
+
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    text = (notebook_text(nb) if i == 1 else
+            _answer_json(nb.get("metadata", {}).get("workbench", {}).get("answer", {})))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _checked(root: Path, info: VersionInfo) -> VersionInfo:
+    """``info``, or a LibraryError naming the first file that is not as saved."""
+    problems = _file_problems(root / info.investigation_id, info)
+    if problems:
+        more = len(problems) - 1
+        raise LibraryError(problems[0] + (f"; and {more} more (run `workbench investigations "
+                                          "verify`)" if more else ""))
+    return info
+
+
+def verify_library(root: str | Path | None = None) -> LibraryReport:
+    """Check every saved version of a library against what was recorded when it was saved.
+
+    For each investigation: ``versions.jsonl`` parses, its versions increase and
+    each names the one before as its parent; each version's notebook, text twin
+    and answer JSON exist and have the SHA-256 recorded in its line; and the
+    line agrees with the ``artifact.saved`` record of the audit log (hashes,
+    message, verdict, top cause, author), whose hash chain is checked too. A
+    version line added, removed or edited by hand, or a file edited or deleted
+    after saving, is a problem. Traces of an interrupted save are warnings.
+
+    Returns
+    -------
+    LibraryReport
+        ``ok``, and one line per problem and per warning, naming the file.
+
+    Examples
+    --------
+    >>> rep = verify_library("investigations")          # doctest: +SKIP
+    >>> rep.ok, rep.problems                            # doctest: +SKIP
+    (False, ('investigations/inv-20261124-211853-3fa2/v0002.ipynb: content hash differs from
+    the one recorded when inv-20261124-211853-3fa2@v0002 was saved (edited after saving?)',))
+    """
+    root = library_root(root)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no investigations library there; give --root or set "
+                         f"${ENV_ROOT}")
+    problems: list[str] = []
+    notes: list[str] = []
+    n_inv = n_ver = n_files = 0
+    indexed: dict[str, dict[str, VersionInfo]] = {}
+    pending: dict[str, str] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and _ID_RE.match(p.name)):
+        index = folder / "versions.jsonl"
+        if not index.is_file():
+            if any(_VFILE_RE.match(p.name) for p in folder.iterdir()):
+                notes.append(f"{_display(folder)}: files but no versions.jsonl (a first save "
+                             "interrupted before its commit?); ignored")
+            continue
+        n_inv += 1
+        rows, problem, note = _scan_jsonl(index)
+        if problem:
+            problems.append(problem)
+        if note:
+            notes.append(note)
+        known: dict[str, VersionInfo] = {}
+        prev: VersionInfo | None = None
+        for n, d in rows:
+            try:
+                info = _version_of(index, n, d)
+            except (LibraryError, TypeError) as exc:
+                problems.append(str(exc) if isinstance(exc, LibraryError) else
+                                f"{_display(index)}, line {n}: not a version record; the "
+                                "library file was edited by hand")
+                continue
+            where = f"{_display(index)}, line {n} ({info.version_id})"
+            if info.investigation_id != folder.name:
+                problems.append(f"{where}: belongs to {info.investigation_id}, not to this "
+                                "folder (the line was copied or edited by hand)")
+            want_parent = prev.version_id if prev else None
+            if prev is not None and info.version <= prev.version:
+                problems.append(f"{where}: version {info.version} after {prev.version} (lines "
+                                "were moved or edited by hand)")
+            elif info.parent != want_parent:
+                problems.append(f"{where}: its parent is {info.parent or 'none'} but the line "
+                                f"before is {want_parent or 'none'} (a line was removed, added "
+                                "or edited by hand)")
+            n_ver += 1
+            n_files += 3
+            problems += _file_problems(folder, info)
+            known[info.version_id] = info
+            prev = info
+        indexed[folder.name] = known
+        names = {Path(x).name for v in known.values()
+                 for x in (v.path, v.text_path, v.answer_path)}
+        for f in sorted(folder.iterdir()):
+            if _VFILE_RE.match(f.name) and f.name not in names:
+                notes.append(f"{_display(f)}: not part of any saved version (left by an "
+                             "interrupted save?); ignored")
+            elif f.match(_TMP_GLOB) or f.name.startswith(PENDING_AUDIT + ".tmp-"):
+                notes.append(f"{_display(f)}: a temporary file of an interrupted save; the "
+                             "next save removes it")
+        marker = folder / PENDING_AUDIT
+        if marker.is_file():
+            with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
+                pending[folder.name] = json.loads(marker.read_text(encoding="utf-8"))[
+                    "version_id"]
+
+    audit_file = root / AUDIT_FILE
+    audit = verify_audit(audit_file)
+    notes += [f"{_display(audit_file)}: {w}" for w in audit.warnings]
+    if not audit.ok:
+        problems.append(f"{_display(audit_file)}, line {audit.first_bad_line}: {audit.reason} "
+                        "(the index cannot be checked against it)")
+    else:
+        problems += _audit_mismatches(root, audit_file, indexed, pending, notes)
+    return LibraryReport(root=_display(root), ok=not problems, investigations=n_inv,
+                         versions=n_ver, files=n_files, audit_records=audit.records,
+                         problems=tuple(problems), warnings=tuple(notes))
+
+
+def _audit_mismatches(root: Path, audit_file: Path, indexed: dict[str, dict[str, VersionInfo]],
+                      pending: dict[str, str], notes: list[str]) -> list[str]:
+    """Index lines and ``artifact.saved`` audit records that do not agree."""
+    try:
+        records = read_audit(audit_file, action="artifact.saved")
+    except AuditError as exc:
+        return [str(exc)]
+    saved: dict[str, object] = {}
+    out = []
+    for r in records:
+        vid = str(r.details.get("version"))
+        saved.setdefault(vid, r)
+        iid = vid.partition("@")[0]
+        if iid not in indexed:
+            out.append(f"{_display(root / iid)}: missing, but audit record #{r.seq} says "
+                       f"{vid} was saved (the investigation was deleted?)")
+        elif vid not in indexed[iid]:
+            out.append(f"{_display(root / iid / 'versions.jsonl')}: no line for {vid}, whose "
+                       f"save audit record #{r.seq} records (the line was removed by hand?)")
+    for iid, known in indexed.items():
+        index = _display(root / iid / "versions.jsonl")
+        last = list(known)[-1] if known else None
+        for vid, info in known.items():
+            r = saved.get(vid)
+            if r is None:
+                if pending.get(iid) == vid and vid == last:
+                    notes.append(f"{index}: {vid} was saved but its audit record not yet "
+                                 "written (the save was interrupted); the next save of "
+                                 f"{iid} writes it")
+                else:
+                    out.append(f"{index}: {vid} has no artifact.saved record in the audit log "
+                               "(the line was added by hand?)")
+                continue
+            diff = [k for k in _AUDITED_FIELDS if k in r.details and r.details[k] != getattr(
+                info, k)]
+            if r.actor != info.author:
+                diff.append("author")
+            if diff:
+                out.append(f"{index}: {', '.join(diff)} of {vid} differ from audit record "
+                           f"#{r.seq} of its save (the line was edited by hand?)")
+    return out
 
 
 # --------------------------------------------------------------------------- memory glue
@@ -763,9 +1260,17 @@ def list_versions(root: str | Path | None, iid: str) -> tuple[VersionInfo, ...]:
     return tuple(_versions(_folder(root, resolve_version(root, iid).investigation_id)))
 
 
-def show_version(root: str | Path | None, ref: str) -> VersionDetail:
-    """A version and its saved answer; ``ref`` as in :func:`resolve_version`."""
+def show_version(root: str | Path | None, ref: str, *, verify: bool = True) -> VersionDetail:
+    """A version and its saved answer; ``ref`` as in :func:`resolve_version`.
+
+    With ``verify`` (the default), a version whose files differ from what was
+    saved raises :class:`LibraryError` naming the file; ``verify=False`` shows
+    it anyway (to see what an edit changed).
+    """
+    root = library_root(root)
     info = resolve_version(root, ref)
+    if verify:
+        _checked(root, info)
     answer = json.loads(Path(info.answer_path).read_text(encoding="utf-8"))
     return VersionDetail(info, answer)
 
@@ -807,6 +1312,8 @@ def diff_versions(root: str | Path | None, a: str, b: str | None = None, *,
         va = resolve_version(root, vb.parent)
     else:
         va = resolve_version(root, a)
+    _checked(root, va)
+    _checked(root, vb)
     A = json.loads(Path(va.answer_path).read_text(encoding="utf-8"))
     B = json.loads(Path(vb.answer_path).read_text(encoding="utf-8"))
     lines = [f"{va.version_id} -> {vb.version_id}",
@@ -1081,7 +1588,7 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
     from .artifact import rerun_investigation
 
     root = library_root(root)
-    info = resolve_version(root, ref)
+    info = _checked(root, resolve_version(root, ref))
     if not Path(info.passport_dir).is_dir():
         raise UsageError(f"{info.version_id}: its passport {info.passport_dir} is gone; "
                          "restore it or run the notebook with another `passport` parameter")
@@ -1116,7 +1623,7 @@ def reproduce_version(root: str | Path | None, ref: str, *, timeout: int = 600,
     from .artifact import MIME_REPRODUCTION
 
     root = library_root(root)
-    info = resolve_version(root, ref)
+    info = _checked(root, resolve_version(root, ref))
     nb = nbformat.read(info.path, as_version=4)
     t0 = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
