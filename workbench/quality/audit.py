@@ -50,9 +50,13 @@ class QualityConfig:
         Shortest run of absent buckets reported as a gap.
     max_cardinality:
         Dimensions with more values than this are not scanned for gaps.
+    min_expected_rows:
+        A run of absent buckets is a gap only if the value usually brings at
+        least this many rows over the run (exp(-12) ~ 6e-6 by chance).
     """
 
     regular_presence: float = 0.98
+    min_expected_rows: float = 12.0
     min_gap_buckets: int = 1
     max_cardinality: int = 500
 
@@ -168,9 +172,17 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
             present = wide.notna().to_numpy()
             share = present.mean(axis=0)
             regular = share >= cfg.regular_presence - (cfg.min_gap_buckets + 10) / max(nb, 1)
+            # expected rows per bucket of each value by hour of day (absent = 0)
+            by_hour = wide.fillna(0.0).groupby(wide.index.hour).mean()
+            hour_of = all_ts.hour
             for j in np.flatnonzero(regular):
                 for a, b in _runs(~present[:, j]):
                     if b - a < cfg.min_gap_buckets or (b - a) > 0.5 * nb:
+                        continue
+                    # With unit-level facts a rare value can miss an hour by chance:
+                    # Poisson P(no row in the run) = exp(-expected rows) must be tiny.
+                    expected = float(by_hour.iloc[:, j].reindex(hour_of[a:b]).sum())
+                    if expected < cfg.min_expected_rows:
                         continue
                     if not any_present[a:b].any():
                         continue  # already reported as a gap of the whole feed
@@ -202,7 +214,9 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
     excess = (dup["rows"] - dup["distinct_rows"]).to_numpy()
     unique_share = float((excess == 0).mean()) if len(dup) else 1.0
     if unique_share >= 0.9:  # facts are keyed by (ts, leaf): repeats are duplicates
-        for a, b in _runs(excess > 0):
+        # a duplicated batch repeats a whole block; a few coincident unit rows do not count
+        heavy = (excess >= 3) & (excess >= 0.01 * dup["rows"].to_numpy())
+        for a, b in _runs(heavy):
             start, end = dup["ts"].iloc[a], dup["ts"].iloc[b - 1] + m.grain_td
             n = int(excess[a:b].sum())
             findings.append(QualityFinding(
