@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
     from .cli_plugins import register as register_plugin_verbs
     register_plugin_verbs(sub)
+
+    from .cli_serve import register as register_serve, run as run_serve
+    register_serve(sub).set_defaults(handler=run_serve)
     from .cli_investigations import register
 
     register(sub)  # investigations list|show|diff|reopen|stats|..., audit verify|log

@@ -1,0 +1,88 @@
+"""workbench/ui/data.py: the frames behind the views agree with the investigation."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.ui.data import InvestigationData, parse_slice, slice_label
+
+IOS52 = {"platform": "ios", "app_version": "5.2"}
+
+
+@pytest.fixture(scope="module")
+def data(demo_inv):
+    return InvestigationData(demo_inv)
+
+
+def test_slice_labels_round_trip():
+    assert slice_label({}) == "everything"
+    assert slice_label(IOS52) == "platform=ios, app_version=5.2"
+    assert parse_slice(slice_label(IOS52)) == IOS52
+    assert parse_slice("everything") == {} and parse_slice("") == {}
+
+
+def test_whole_timeline_is_the_investigations_detection(data, demo_inv):
+    fr = data.timeline({})
+    exp = demo_inv.detection.expected
+    assert len(fr) == len(exp)
+    np.testing.assert_allclose(fr["expected"].to_numpy(), exp["expected"].to_numpy())
+    assert fr["ts"].dt.tz is None  # zone-free UTC for Bokeh
+    assert fr.attrs["filter"] == {}
+
+
+def test_slice_timeline_has_its_own_band_and_shows_the_drop(data):
+    fr = data.timeline(IOS52)
+    assert fr.attrs["filter"] == IOS52
+    onset = data.onset.tz_localize(None)
+    before = fr[(fr["ts"] < onset) & (fr["ts"] >= onset - pd.Timedelta("3D"))]
+    after = fr[fr["ts"] >= onset]
+    # Before the flag the slice sits in its band; after, well below its expectation.
+    assert ((before["observed"] >= before["lower"]) & (before["observed"] <= before["upper"])
+            ).mean() > 0.8
+    assert (after["observed"] / after["expected"]).median() == pytest.approx(0.6, abs=0.1)
+    assert data.timeline(IOS52) is fr  # cached
+
+
+def test_ranked_slices_put_the_culprit_first(data):
+    r = data.ranked_slices({})
+    assert r.iloc[0]["filter"].items() >= IOS52.items()
+    assert r.iloc[0]["source"] == "localized"
+    child = data.ranked_slices({"platform": "ios"})
+    assert all(f["platform"] == "ios" for f in child["filter"])
+    assert "platform=ios, app_version=5.2" in set(child["slice"])
+
+
+def test_heatmap_and_rate_mix(data):
+    h = data.heatmap({}, "platform", "app_version")
+    top = h.sort_values("share", ascending=False).iloc[0]
+    assert (top["platform"], top["app_version"]) == ("ios", "5.2")
+    rm = data.rate_mix({}, "app_version")
+    lv = data.leaves()
+    r0 = lv["base_num"].sum() / lv["base_den"].sum()
+    r1 = lv["obs_num"].sum() / lv["obs_den"].sum()
+    # Kitagawa: rate + mix add up to the change of the rate, exactly.
+    assert rm["rate"].sum() + rm["mix"].sum() == pytest.approx(r1 - r0, rel=1e-9)
+
+
+def test_changes_hover_fields_and_gaps(data):
+    ch = data.changes()
+    assert {"ts", "id", "kind", "target", "scope", "author", "rollout"} <= set(ch.columns)
+    row = ch[ch["id"] == "chg-0431"].iloc[0]
+    assert row["kind"] == "flag" and row["target"] == "new_checkout_flow"
+    assert "platform=ios" in row["scope"] and row["rank"] == 1
+    assert list(data.gaps().columns) == ["start", "end", "label", "severity"]
+
+
+def test_impact_in_numerator_units(data):
+    imp = data.impact(IOS52)
+    assert imp["relative_change"] == pytest.approx(-0.4, abs=0.08)
+    assert imp["delta"] < 0 and imp["hours"] > 24
+
+
+def test_search_finds_changes_and_slices(data):
+    hits = data.search("new_checkout_flow ios")
+    assert hits.iloc[0]["key"] == "chg-0431"
+    s = data.search("app_version 5.2")
+    assert "slice" in set(s["type"])
+    assert data.search("").empty

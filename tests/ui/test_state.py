@@ -1,0 +1,124 @@
+"""workbench/ui/state.py: every user action, driven without a browser."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from workbench.ui.data import InvestigationData
+from workbench.ui.state import WorkbenchState, friendly_error
+
+TOP = "chg-0431"
+
+
+@pytest.fixture(scope="module")
+def live(demo_inv):
+    """One investigation's data for the module: its replay snapshots are computed once.
+
+    A copy of the investigation: saving it to a library (a decision) marks it saved.
+    """
+    return InvestigationData(dataclasses.replace(demo_inv))
+
+
+@pytest.fixture
+def state(live, tmp_path):
+    # background=False: the same work inline (no event loop in a unit test).
+    return WorkbenchState.from_data(live, background=False, library=str(tmp_path / "library"))
+
+
+def test_initial_state_shows_the_whole_metric(state):
+    assert state.slice_filter == {} and state.data is state.live
+    assert state.timeline is not None and len(state.timeline) > 0
+    assert state.selected_cause["change_id"] == TOP
+    assert state.compare_dimension == "app_version"
+    a, b = state.compare_filters()
+    assert (a["app_version"], b["app_version"]) == ("5.1", "5.2")
+    assert a["platform"] == b["platform"] == "ios"
+    assert state.heat_x != state.heat_y
+
+
+def test_drill_down_and_up(state):
+    state.drill_down()
+    assert state.slice_filter.items() >= {"platform": "ios", "app_version": "5.2"}.items()
+    assert state.timeline.attrs["filter"] == state.slice_filter
+    state.drill_to({"platform": "ios"})
+    assert state.drill_stack[-1] != {}
+    state.drill_up()
+    state.drill_up()
+    assert state.slice_filter == {}
+
+
+def test_hypothesis_navigation_is_bounded(state):
+    state.previous_hypothesis()
+    assert state.hypothesis == 0
+    for _ in range(100):
+        state.next_hypothesis()
+    assert state.hypothesis == len(state.causes) - 1
+    assert state.counterfactual is not None
+
+
+def test_decisions_are_recorded_on_the_investigation(demo_inv, tmp_path):
+    state = WorkbenchState.from_investigation(dataclasses.replace(demo_inv), background=False,
+                                              library=str(tmp_path / "library"))
+    state.decide(TOP, "confirmed", "payment step broken")
+    d = state.decisions[-1]
+    assert (d["change_id"], d["decision"], d["note"]) == (TOP, "confirmed", "payment step broken")
+    assert d["recorded_in"].startswith("library inv-")
+    journal = next((tmp_path / "library").glob("inv-*/journal.jsonl"))
+    kinds = [json.loads(x)["kind"] for x in journal.read_text().splitlines()]
+    assert "decision" in kinds
+    state.decide(TOP, "refuted", "")  # a later decision supersedes
+    assert [x["decision"] for x in state.decisions] == ["refuted"]
+    with pytest.raises(ValueError):
+        state.decide(TOP, "maybe")
+
+
+def test_deciding_on_a_non_candidate_is_an_alert_not_an_exception(state):
+    state.decide("chg-9999", "confirmed")
+    assert "not a candidate" in state.error and not state.decisions
+
+
+def test_replay_shows_what_was_knowable(state):
+    assert len(state.replay_steps) == 6
+    state.step_replay(+1)  # six hours before the onset
+    assert state.replay_index == 0 and state.data.as_of == state.replay_steps[0]
+    assert state.data.inv.verdict == "none" and not state.causes
+    assert state.timeline["ts"].max() < state.replay_steps[0].tz_localize(None)
+    state.replay_index = 5  # twelve hours after: the flag is found
+    assert state.data.causes[0]["change_id"] == TOP
+    state.go_live()
+    assert state.data is state.live and not state.playing
+
+
+def test_play_advances_only_when_the_step_is_ready(state):
+    state.toggle_play()
+    assert state.playing and state.replay_index == 0
+    for _ in range(10):
+        state.tick()
+    assert state.replay_index == -1 and not state.playing  # ran to the end, back to now
+
+
+def test_search_opens_results(state):
+    res = state.search("new_checkout_flow ios")
+    assert res.iloc[0]["key"] == TOP
+    state.open_result("slice", "platform=ios")
+    assert state.slice_filter == {"platform": "ios"}
+    state.open_result("change", "chg-0001")
+    assert "not a candidate" in state.message
+
+
+def test_errors_are_one_line():
+    from workbench.errors import UsageError
+
+    assert friendly_error(UsageError("bad metric")) == "bad metric"
+    assert friendly_error(KeyError("x")) == "KeyError: 'x'"
+    assert "\n" not in friendly_error(RuntimeError("a\nb"))
+
+
+def test_load_reports_a_bad_passport_in_the_alert(tmp_path):
+    st = WorkbenchState(passport=str(tmp_path / "missing"), metric="conversion_rate",
+                        background=False)
+    st.load()
+    assert st.error and "Traceback" not in st.error and not st.busy
+    assert st.live is None

@@ -1,0 +1,259 @@
+"""The served workbench: ``workbench serve PASSPORT`` or ``python -m workbench.ui.app PASSPORT``.
+
+:class:`WorkbenchApp` investigates once per metric and shares the result (and
+its caches and replay snapshots) with every browser session; each session gets
+its own :class:`~workbench.ui.state.WorkbenchState` (its own slice, hypothesis,
+replay position). The first investigation starts when the server starts, so a
+session opened a few seconds later finds the answer ready; one opened earlier
+shows the progress bar until it is.
+
+The server is Panel's (Bokeh's) Tornado server, bound to 127.0.0.1 by default;
+the URL is printed on standard output once it listens.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["WorkbenchApp", "serve", "main", "run", "free_port"]
+
+log = logging.getLogger("workbench.ui")
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+class WorkbenchApp:
+    """Shared, per-metric investigations behind every session of a served workbench.
+
+    Parameters
+    ----------
+    passport:
+        Passport directory (its store defaults to ``PASSPORT/.workbench/store.duckdb``).
+    db:
+        A store; alone, the passport directory it was ingested from is used.
+    metric:
+        Metric shown first (default: the first of the manifest).
+    library:
+        Library of investigations (decisions, past investigations).
+    """
+
+    def __init__(self, passport: str | None = None, *, db: str | None = None,
+                 metric: str | None = None, library: str | None = None):
+        from ..errors import UsageError
+
+        if passport is None and db is None:
+            raise UsageError("serve: give a passport directory or --db PATH")
+        self.passport = str(Path(passport).resolve()) if passport else None
+        self.db = str(Path(db).resolve()) if db else None
+        if self.passport is None:
+            self.passport, first_metric = self._from_store(self.db)
+            metric = metric or first_metric
+        if self.db is None:
+            from ..investigation import default_db
+            self.db = str(default_db(self.passport))
+        if metric is None:
+            from ..passport import load_passport
+            metric = next(iter(load_passport(self.passport).manifest.metrics))
+        self.metric = metric
+        self.library = library
+        self._futures: dict[str, Future] = {}
+        self._messages: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _from_store(db: str) -> tuple[str, str]:
+        from ..errors import UsageError
+        from ..store import Store
+
+        with Store(db, read_only=True) as st:
+            sp = st.passport()
+        if not sp.directory or not Path(sp.directory).is_dir():
+            raise UsageError(f"{db}: the passport it holds was ingested from "
+                             f"{sp.directory!r}, which is not available; pass the passport "
+                             "directory too")
+        return sp.directory, next(iter(sp.manifest.metrics))
+
+    # ------------------------------------------------------------------ investigations
+    def live(self, metric: str, progress: Callable[[str], None] | None = None):
+        """The investigation of ``metric`` (computed once; later callers wait for it)."""
+        with self._lock:
+            fut = self._futures.get(metric)
+            owner = fut is None
+            if owner:
+                fut = self._futures[metric] = Future()
+        if owner:
+            try:
+                from .state import WorkbenchState
+
+                def say(msg):
+                    self._messages[metric] = msg
+                    if progress is not None:
+                        progress(msg)
+                fut.set_result(WorkbenchState._investigate(self.passport, self.db, metric, say))
+            except BaseException as exc:
+                with self._lock:
+                    self._futures.pop(metric, None)  # let the next session try again
+                fut.set_exception(exc)
+            return fut.result()
+        last = None
+        while not fut.done():
+            msg = self._messages.get(metric)
+            if progress is not None and msg and msg != last:
+                progress(msg)
+                last = msg
+            time.sleep(0.1)
+        return fut.result()
+
+    def warm(self, *, replay: bool = True) -> None:
+        """Start the first investigation now, on a thread, so the first page is quick.
+
+        With ``replay``, the replay steps are computed next (on the replay worker,
+        one step at a time), so pressing play later does not wait.
+        """
+        def run():
+            try:
+                live = self.live(self.metric)
+            except Exception as exc:  # the session will show it in its alert
+                log.error("investigation of %s failed: %s", self.metric, exc)
+                return
+            if replay:
+                from .state import _REPLAY_POOL
+                try:
+                    live.replay().start(_REPLAY_POOL)
+                except Exception as exc:  # replay is optional: no passport, no replay
+                    log.info("replay not precomputed: %s", exc)
+        threading.Thread(target=run, name="workbench-warm", daemon=True).start()
+
+    def ready(self, metric: str) -> bool:
+        fut = self._futures.get(metric)
+        return fut is not None and fut.done() and fut.exception() is None
+
+    # ------------------------------------------------------------------ sessions
+    def session(self):
+        """One browser session: a fresh state over the shared investigation."""
+        import panel as pn
+
+        from .state import WorkbenchState
+        from .views import Workbench
+
+        pn.extension(notifications=False)
+        state = WorkbenchState(passport=self.passport, db=self.db, metric=self.metric,
+                               library=self.library)
+        state.investigator = lambda p, d, m, progress: self.live(m, progress)
+        if self.ready(self.metric):
+            live = self.live(self.metric)
+            state._set_metrics(live, self.metric)
+            state._set_live(live)
+            return Workbench(state=state, keyboard="page")
+        # Not ready yet: a progress page first, the workbench once the answer is in. Built
+        # with its data, the workbench renders in one go (building it empty and filling
+        # it while the page connects left parts of it hidden on a loaded machine).
+        holder = pn.Column(_loading_view(state), sizing_mode="stretch_width")
+
+        def on_live(event):
+            if event.new is not None and not getattr(holder, "_wb_built", False):
+                holder._wb_built = True
+                holder.objects = [Workbench(state=state, keyboard="page")]
+
+        state.param.watch(on_live, "live")
+        state.load()
+        return holder
+
+
+def _loading_view(state):
+    """The page while the first investigation runs: progress, status, errors."""
+    import panel as pn
+
+    alert = pn.pane.Alert(pn.bind(lambda e: f"**Something went wrong:** {e}" if e else "",
+                                  state.param.error),
+                          alert_type="danger", visible=pn.bind(bool, state.param.error))
+    return pn.Column(
+        pn.pane.Markdown("## Divergence Workbench"),
+        pn.pane.Markdown(pn.bind(lambda m: f"Investigating **{m}**…", state.param.metric)),
+        pn.indicators.Progress(value=state.param.progress, max=100, width=400,
+                               active=state.param.busy),
+        pn.pane.Markdown(state.param.message, styles={"color": "#6b7280"}),
+        alert, margin=(10, 20))
+
+
+def serve(passport: str | None = None, *, db: str | None = None, metric: str | None = None,
+          port: int = 0, address: str = "127.0.0.1", library: str | None = None,
+          show: bool = False, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve the workbench until interrupted; print the URL once the server listens.
+
+    Parameters
+    ----------
+    passport, db, metric, library:
+        See :class:`WorkbenchApp`.
+    port:
+        TCP port (0: a free one).
+    address:
+        Interface to bind (default loopback only).
+    show:
+        Open a browser tab.
+    on_ready:
+        Called with the URL (default: print it).
+    """
+    import panel as pn
+
+    app = WorkbenchApp(passport, db=db, metric=metric, library=library)
+    port = port or free_port(address)
+    url = f"http://{address}:{port}/"
+    app.warm()
+    server = pn.serve({"/": app.session}, port=port, address=address, show=False, start=False,
+                      title="Divergence Workbench",
+                      websocket_origin=[f"{address}:{port}", f"localhost:{port}",
+                                        f"127.0.0.1:{port}"])
+    server.start()
+    (on_ready or (lambda u: print(f"Divergence Workbench serving {app.metric} of "
+                                  f"{app.passport} at {u}", flush=True)))(url)
+    if show:
+        server.io_loop.add_callback(server.show, "/")
+    try:
+        server.io_loop.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def run(a: argparse.Namespace) -> int:
+    """Run ``serve`` from parsed arguments (``workbench serve``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
+          library=a.library, show=a.show)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m workbench.ui.app PASSPORT [--db PATH] [--port N] [--metric NAME]``."""
+    from ..cli_serve import add_arguments
+    from ..errors import WorkbenchError
+
+    p = add_arguments(argparse.ArgumentParser(
+        prog="python -m workbench.ui.app", description="Serve the Divergence Workbench."))
+    a = p.parse_args(argv)
+    if not a.passport and not a.db:
+        p.error("give a passport directory or --db PATH")
+    try:
+        return run(a)
+    except WorkbenchError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,862 @@
+"""The workbench's views: Panel ``Viewer`` components over :class:`WorkbenchState`.
+
+Each view takes the shared state and renders part of it; each works alone in a
+notebook (``DivergenceView.from_investigation(inv)``) and they compose into
+:class:`Workbench`. Views only hold widgets and plots; every action calls a
+state method, so the buttons, the keyboard and the tests do the same thing.
+
+Plots that change often (the timeline, the slice bars) are ``DynamicMap`` s: an
+update swaps the data of the existing Bokeh figure instead of rebuilding it.
+"""
+from __future__ import annotations
+
+import html
+import logging
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from . import plots
+from .data import slice_label
+from .keys import KeyboardShortcuts
+from .narrative import ROLES, narrate, next_step
+from .state import WorkbenchState
+
+__all__ = ["DivergenceView", "TimelineReplay", "SliceExplorer", "HypothesisBoard",
+           "CausalView", "NarrativeView", "SearchView", "Workbench"]
+
+log = logging.getLogger("workbench.ui")
+
+_CSS = """
+.wb-card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 4px 10px; margin: 4px 0; }
+.wb-card.wb-selected { border: 2px solid #dc2626; background: #fef2f2; }
+.wb-muted { color: #6b7280; }
+.wb-badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
+            background: #eef2ff; color: #3730a3; margin-left: 6px; }
+"""
+
+
+_CARD = {"border": "1px solid #e5e7eb", "border-radius": "8px", "padding": "2px 8px",
+         "margin": "4px 0", "background": "white"}
+_CARD_SELECTED = {**_CARD, "border": "2px solid #dc2626", "background": "#fef2f2"}
+
+
+def _md(obj="", **kw) -> pn.pane.Markdown:
+    """A Markdown pane carrying the workbench styles (each pane has its own shadow root)."""
+    kw.setdefault("stylesheets", [_CSS])
+    return pn.pane.Markdown(obj, **kw)
+
+
+def _hv(obj, **kw) -> pn.pane.HoloViews:
+    """A HoloViews pane that keeps its own axes.
+
+    Panel links the axes of plots sharing a dimension by default; the timeline,
+    the comparison and the counterfactual all have ``ts`` but show different
+    windows, and a link to a plot still empty would pin the timeline to 1970.
+    """
+    kw.setdefault("sizing_mode", "stretch_width")
+    return pn.pane.HoloViews(obj, linked_axes=False, **kw)
+
+
+def _when(iso) -> str:
+    if not iso:
+        return "-"
+    t = pd.Timestamp(iso)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return f"{t:%Y-%m-%d %H:%M} UTC"
+
+
+def _pct(x, fmt="+.1%") -> str:
+    try:
+        return format(float(x), fmt) if x is not None and pd.notna(x) else "n/a"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def _conf(x) -> str:
+    """A confidence: one decimal near the ends, and never a rounded 100% or 0%."""
+    if x is None:
+        return "n/a"
+    if 0.999 < x < 1:
+        return ">99.9%"
+    if 0 < x < 0.001:
+        return "<0.1%"
+    return f"{x:.1%}" if 0.99 < x < 1 or 0 < x < 0.01 else f"{x:.0%}"
+
+
+class _View(pn.viewable.Viewer):
+    """A view over a shared :class:`WorkbenchState`."""
+
+    state = param.ClassSelector(class_=WorkbenchState, doc="The shared workbench state.")
+
+    def __init__(self, **params):
+        if params.get("state") is None:
+            params["state"] = WorkbenchState()
+        super().__init__(**params)
+        self._layout = self._build()
+
+    @classmethod
+    def from_investigation(cls, inv, **params):
+        """This view alone over an investigation already run (notebooks)."""
+        return cls(state=WorkbenchState.from_investigation(inv), **params)
+
+    def _build(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __panel__(self):
+        return self._layout
+
+
+# ============================================================================ timeline
+class DivergenceView(_View):
+    """The metric timeline: baseline band, onset, change markers, data-quality gaps.
+
+    Hover a triangle for the change (kind, target, scope, author, rollout);
+    candidate causes are the large red ones. The slice selector (or a click in
+    the slice explorer) switches the timeline to a slice, with its own baseline.
+    """
+
+    show_selector = param.Boolean(default=True, doc="Show the slice selector above the plot.")
+    height = param.Integer(default=420, doc="Plot height in pixels.")
+
+    def _build(self):
+        st = self.state
+        self._title = _md(self._title_text(), css_classes=["wb-slice-title"],
+                          margin=(0, 10), sizing_mode="stretch_width")
+        self._select = pn.widgets.Select(
+            name="Slice shown", options=self._slice_options(), value="everything", width=320,
+            description="The slice the timeline shows; a localized slice or one dimension "
+                        "value (d/u drill down and up)")
+        self._select.param.watch(self._on_select, "value")
+        dmap = hv.DynamicMap(pn.bind(self._plot, st.param.timeline, st.param.hypothesis))
+        self._pane = _hv(dmap, min_height=self.height, loading=st.param.timeline_busy)
+        st.param.watch(self._sync, ["slice_filter", "data", "live"])
+        head = pn.Row(self._select, self._title, sizing_mode="stretch_width")
+        return pn.Column(head if self.show_selector else self._title, self._pane,
+                         sizing_mode="stretch_width", css_classes=["wb-divergence"])
+
+    def _slice_options(self) -> list[str]:
+        st = self.state
+        opts = ["everything"]
+        if st.live is not None:
+            opts += [slice_label(s["filter"]) for s in st.live.slices]
+            for d in st.live.dimensions:
+                opts += [slice_label({d: v}) for v in st.live.values(d)[:8]]
+        cur = slice_label(st.slice_filter)
+        if cur not in opts:
+            opts.append(cur)
+        return list(dict.fromkeys(opts))
+
+    def _title_text(self) -> str:
+        st = self.state
+        if st.data is None:
+            return "### Timeline\n<span class='wb-muted'>waiting for the investigation…</span>"
+        asof = ("" if st.data.as_of is None else
+                f" <span class='wb-badge'>as of {st.data.as_of:%Y-%m-%d %H:%M} UTC</span>")
+        return (f"**Timeline of {st.data.metric} in {html.escape(slice_label(st.slice_filter))}**"
+                f"{asof} <span class='wb-muted'>· hover a triangle for a change · click a "
+                "slice below to drill down</span>")
+
+    def _sync(self, *events):
+        self._title.object = self._title_text()
+        opts = self._slice_options()
+        cur = slice_label(self.state.slice_filter)
+        if self._select.options != opts:
+            self._select.options = opts
+        if self._select.value != cur:
+            self._select.value = cur
+
+    def _on_select(self, event):
+        from .data import parse_slice
+        filt = parse_slice(event.new)
+        if filt != self.state.slice_filter:
+            self.state.drill_to(filt)
+
+    def _plot(self, timeline, hypothesis):
+        st = self.state
+        data = st.data
+        live = st.live
+        if data is None or timeline is None:
+            return plots.timeline_plot(None, metric=st.metric or "metric", height=self.height)
+        filt = timeline.attrs.get("filter", st.slice_filter)
+        if sorted(filt.items()) == sorted(st.slice_filter.items()):
+            filt = st.slice_filter  # same slice: keep the order the user picked
+        start, end = live.data_range()
+        end = end.tz_localize(None) + live.grain
+        xlim = (max(end - pd.Timedelta(days=7), start.tz_localize(None)), end)
+        cause = st.selected_cause
+        onset = data.onset.tz_localize(None) if data.onset is not None else None
+        now = data.as_of.tz_localize(None) if data.as_of is not None else None
+        return plots.timeline_plot(timeline, metric=data.metric, filt=filt,
+                                   changes=data.changes(), gaps=data.gaps(), onset=onset,
+                                   now=now, xlim=xlim, height=self.height,
+                                   highlight=cause["change_id"] if cause else None)
+
+
+# ============================================================================ replay
+class TimelineReplay(_View):
+    """Play or step through time: every view shows what the analysis said then.
+
+    Each step re-runs the whole investigation on the data cut at that moment
+    (events before it, changes made by then), computed in the background and
+    cached; the status says how many steps are ready.
+    """
+
+    period_ms = param.Integer(default=1500, doc="Time between steps while playing.")
+
+    def _build(self):
+        st = self.state
+        self._cb = None
+        back = pn.widgets.Button(name="◀ Step", width=80, description="One step back in time")
+        self._play = pn.widgets.Button(name="▶ Play", width=90, button_type="primary",
+                                       description="Play / pause the replay (space)")
+        fwd = pn.widgets.Button(name="Step ▶", width=80, description="One step forward in time")
+        live = pn.widgets.Button(name="Now", width=70,
+                                 description="Back to the live investigation (all data)")
+        back.on_click(lambda e: st.step_replay(-1))
+        fwd.on_click(lambda e: st.step_replay(+1))
+        self._play.on_click(lambda e: st.toggle_play())
+        live.on_click(lambda e: st.go_live())
+        self._label = _md(self._text(), css_classes=["wb-replay-label"],
+                                       margin=(0, 10))
+        st.param.watch(self._refresh, ["replay_index", "replay_ready", "replay_busy", "data",
+                                       "replay_steps"])
+        st.param.watch(self._on_playing, "playing")
+        self._spinner = pn.indicators.LoadingSpinner(value=False, size=20,
+                                                     visible=st.param.replay_busy)
+        return pn.Row(_md("**Replay**", margin=(0, 5)), back, self._play, fwd,
+                      live, self._spinner, self._label, sizing_mode="stretch_width",
+                      css_classes=["wb-replay"])
+
+    def _text(self) -> str:
+        st = self.state
+        n = len(st.replay_steps)
+        if not n:
+            return "<span class='wb-muted'>replay needs the passport directory</span>"
+        i = st.replay_index
+        pos = "now" if i < 0 else f"step {i + 1}/{n}"
+        d = st.data
+        said = ""
+        if d is not None:
+            top = d.causes[0]["change_id"] if d.causes else "no cause"
+            said = f" · verdict **{d.inv.verdict}**, {top}"
+        busy = " · computing…" if st.replay_busy else ""
+        return (f"{pos}: **{st.replay_label()}**{said}{busy} "
+                f"<span class='wb-muted'>({st.replay_ready}/{n} steps ready)</span>")
+
+    def _refresh(self, *events):
+        self._label.object = self._text()
+
+    def _on_playing(self, event):
+        self._play.name = "⏸ Pause" if event.new else "▶ Play"
+        if event.new and self._cb is None:
+            self._cb = pn.state.add_periodic_callback(self.state.tick, period=self.period_ms)
+        elif not event.new and self._cb is not None:
+            self._cb.stop()
+            self._cb = None
+        self._refresh()
+
+
+# ============================================================================ slices
+class SliceExplorer(_View):
+    """Ranked slices (table, bars, heatmap), side-by-side comparison, rate vs mix.
+
+    Click a row, a bar or a heatmap cell to drill down: the timeline shows that
+    slice. ``d``/``u`` drill down into the top slice and back up.
+    """
+
+    max_rows = param.Integer(default=12, doc="Slices listed.")
+
+    def _build(self):
+        st = self.state
+        self._crumbs = _md(self._crumb_text(), css_classes=["wb-crumbs"],
+                                        margin=(0, 10))
+        up = pn.widgets.Button(name="⬆ Up (u)", width=90, description="Drill up")
+        down = pn.widgets.Button(name="⬇ Top slice (d)", width=130,
+                                 description="Drill down into the most explanatory slice")
+        reset = pn.widgets.Button(name="Everything", width=100,
+                                  description="Show the whole metric")
+        up.on_click(lambda e: st.drill_up())
+        down.on_click(lambda e: st.drill_down())
+        reset.on_click(lambda e: st.drill_to({}))
+        # A fixed list of buttons rather than a table widget: Tabulator loads its CSS
+        # from a CDN in JupyterLab, and Bokeh's DataTable broke the page's first layout.
+        # The rows are created once and updated in place: in a notebook a click in one
+        # cell must not create models inside another cell's document.
+        head = _md("<span class='wb-muted'>slice (click to drill down) · share of the "
+                   "divergence · change in the slice · baseline → observed · traffic share "
+                   "· found by</span>", margin=(0, 5))
+        self._row_filters: list[dict] = []
+        self._rows = []
+        for i in range(self.max_rows):
+            # Descriptions (tooltips) are set once: changing one creates a Bokeh model,
+            # and in a notebook an update caused from another cell must not create any.
+            b = pn.widgets.Button(name="-", button_type="light", width=330, margin=(1, 5),
+                                  align="center", description="Show this slice in the timeline")
+            b.on_click(lambda e, i=i: self._on_row(i))
+            stats = _md("", margin=(0, 5), align="center")
+            self._rows.append((pn.Row(b, stats, sizing_mode="stretch_width", margin=0,
+                                      visible=False), b, stats))
+        self._table = pn.Column(head, *[r[0] for r in self._rows],
+                                sizing_mode="stretch_width", css_classes=["wb-slices"],
+                                height=330, scroll=True)
+        self._fill_table()
+        st.param.watch(self._on_ranked, ["ranked"])
+        st.param.watch(lambda *e: setattr(self._crumbs, "object", self._crumb_text()),
+                       ["slice_filter", "drill_stack"])
+
+        bars = hv.DynamicMap(pn.bind(lambda r: plots.slice_bars(
+            r if r is not None else pd.DataFrame(columns=["slice", "share", "relative_change",
+                                                           "source"])), st.param.ranked))
+        tap = hv.streams.Tap(source=bars)
+        tap.add_subscriber(self._on_bar_tap)
+        self._bars_tap = tap
+        heat = hv.DynamicMap(pn.bind(self._heat, st.param.data, st.param.slice_filter,
+                                     st.param.heat_x, st.param.heat_y))
+        htap = hv.streams.Tap(source=heat)
+        htap.add_subscriber(self._on_heat_tap)
+        self._heat_tap = htap
+
+        compare_a = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "a"))
+        compare_b = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "b"))
+        self._compare_stats = _md("", css_classes=["wb-compare-stats"])
+        st.param.watch(self._on_compare, "compare_frames")
+        ratemix = hv.DynamicMap(pn.bind(self._ratemix, st.param.data, st.param.slice_filter,
+                                        st.param.mix_dimension))
+        self._mix_text = _md(self._mix_summary(), css_classes=["wb-ratemix"])
+        st.param.watch(lambda *e: setattr(self._mix_text, "object", self._mix_summary()),
+                       ["data", "slice_filter", "mix_dimension"])
+
+        w = dict(width=170)
+        tabs = pn.Tabs(
+            ("Ranked", pn.Column(self._table, _hv(bars),
+                                 sizing_mode="stretch_width")),
+            ("Heatmap", pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **w),
+                                         pn.widgets.Select.from_param(st.param.heat_y, **w)),
+                                  _hv(heat),
+                                  sizing_mode="stretch_width")),
+            ("Compare", pn.Column(
+                pn.Row(pn.widgets.Select.from_param(
+                    st.param.compare_dimension, description="Dimension whose two values are "
+                    "compared, inside the shown slice (or the top slice)", **w),
+                    pn.widgets.Select.from_param(st.param.compare_a, **w),
+                    pn.widgets.Select.from_param(st.param.compare_b, **w)),
+                self._compare_stats,
+                pn.Row(_hv(compare_a), _hv(compare_b), sizing_mode="stretch_width"),
+                sizing_mode="stretch_width")),
+            ("Rate vs mix", pn.Column(pn.widgets.Select.from_param(
+                st.param.mix_dimension, description="Split the shown slice's change by this "
+                "dimension: rate = each value's own change, mix = its traffic share moving",
+                **w), self._mix_text, _hv(ratemix),
+                sizing_mode="stretch_width")),
+            dynamic=False, sizing_mode="stretch_width")
+        return pn.Column(pn.Row(self._crumbs, pn.layout.HSpacer(), up, down, reset,
+                                sizing_mode="stretch_width"), tabs,
+                         sizing_mode="stretch_width", css_classes=["wb-slice-explorer"])
+
+    # ----------------------------------------------------------------- ranked
+    def _crumb_text(self) -> str:
+        st = self.state
+        path = [slice_label(f) for f in st.drill_stack] + [slice_label(st.slice_filter)]
+        path = [p for i, p in enumerate(path) if i == 0 or p != path[i - 1]]
+        return "**Drill path:** " + " › ".join(html.escape(p) for p in path)
+
+    def _fill_table(self) -> None:
+        r = self.state.ranked
+        recs = list(r.itertuples(index=False)) if r is not None else []
+        ratio = self.state.data is not None and self.state.data.kind == "ratio"
+        fmt = ".4f" if ratio else ",.0f"
+        self._row_filters = [dict(x.filter) for x in recs[: self.max_rows]]
+        for i, (row, b, stats) in enumerate(self._rows):
+            if i < len(recs):
+                x = recs[i]
+                b.name = x.slice
+                stats.object = (f"**{_pct(x.share, '.0%')}** · {_pct(x.relative_change)} · "
+                                f"{_pct(x.baseline, fmt)} → {_pct(x.observed, fmt)} · "
+                                f"{_pct(x.traffic_share, '.0%')} · "
+                                f"<span class='wb-muted'>{x.source}</span>")
+            row.visible = i < len(recs)
+
+    def _on_row(self, i: int) -> None:
+        if i < len(self._row_filters):
+            self.state.drill_to(self._row_filters[i])
+
+    def _on_ranked(self, event):
+        self._fill_table()
+
+    def _filter_of(self, label: str) -> dict | None:
+        r = self.state.ranked
+        if r is None:
+            return None
+        hit = r[r["slice"] == label]
+        return dict(hit.iloc[0]["filter"]) if len(hit) else None
+
+    def _on_bar_tap(self, x=None, y=None, **kw):
+        for v in (y, x):
+            if isinstance(v, str):
+                filt = self._filter_of(v)
+                if filt is not None:
+                    self.state.drill_to(filt)
+                    return
+
+    # ----------------------------------------------------------------- heatmap
+    def _heat(self, data, filt, x, y):
+        # The element's key dimensions are always named x and y (see slice_heatmap), so
+        # switching dimensions updates the plot in place.
+        if data is None or x is None or y is None or x == y:
+            return plots.slice_heatmap(pd.DataFrame(), "columns", "rows")
+        return plots.slice_heatmap(data.heatmap(filt, x, y), x, y)
+
+    def _on_heat_tap(self, x=None, y=None, **kw):
+        st = self.state
+        if isinstance(x, str) and isinstance(y, str) and x != "-" and st.heat_x and st.heat_y:
+            st.drill_to({**st.slice_filter, st.heat_x: x, st.heat_y: y})
+
+    # ----------------------------------------------------------------- compare
+    def _compare(self, frames, key):
+        st = self.state
+        data = st.data
+        metric = data.metric if data is not None else "metric"
+        filt, fr = frames.get(key, ({}, None)) if frames else ({}, None)
+        xlim = None
+        if data is not None and st.live is not None:
+            end = st.live.data_range()[1].tz_localize(None) + st.live.grain
+            xlim = (end - pd.Timedelta(days=7), end)
+        onset = data.onset.tz_localize(None) if data is not None and data.onset is not None \
+            else None
+        return plots.timeline_plot(fr, metric=metric, filt=filt, onset=onset, xlim=xlim,
+                                   height=300).opts(
+            title=f"{key.upper()}: {slice_label(filt)}", show_legend=False)
+
+    def _on_compare(self, event):
+        st, frames = self.state, event.new or {}
+        if st.data is None or not frames:
+            return
+        rows = ["| | configuration | baseline | observed | change |", "|---|---|---|---|---|"]
+        for k in ("a", "b"):
+            filt, _ = frames[k]
+            imp = st.data.impact(filt)
+            rows.append(f"| **{k.upper()}** | {html.escape(slice_label(filt))} | "
+                        f"{_pct(imp['baseline'], '.4f')} | {_pct(imp['observed'], '.4f')} | "
+                        f"{_pct(imp['relative_change'])} |")
+        self._compare_stats.object = "\n".join(rows)
+
+    # ----------------------------------------------------------------- rate vs mix
+    def _ratemix(self, data, filt, dim):
+        if data is None or dim is None:
+            return plots.rate_mix_bars(pd.DataFrame(), dim or "dimension", metric="metric")
+        return plots.rate_mix_bars(data.rate_mix(filt, dim), dim, metric=data.metric,
+                                   ratio=data.kind == "ratio")
+
+    def _mix_summary(self) -> str:
+        st = self.state
+        d = st.data
+        if d is None or st.mix_dimension is None:
+            return ""
+        df = d.rate_mix(st.slice_filter, st.mix_dimension)
+        if not len(df):
+            return ""
+        rate, mix = df["rate"].sum(), df["mix"].sum()
+        tot = abs(rate) + abs(mix)
+        lines = [f"Inside **{html.escape(slice_label(st.slice_filter))}**, split by "
+                 f"**{st.mix_dimension}**: rate changes {rate:+.5f}, mix shift {mix:+.5f} "
+                 f"({abs(mix) / tot:.0%} of the movement is mix)." if tot else ""]
+        rm = d.inv.rate_mix
+        if rm:
+            lines.append(f"Whole metric (investigation): rate {rm.get('rate_effect', 0):+.4g}, "
+                         f"mix {rm.get('mix_effect', 0):+.4g}, mix share "
+                         f"{rm.get('mix_share', 0):.0%}.")
+        return "\n\n".join(x for x in lines if x)
+
+
+# ============================================================================ hypotheses
+class HypothesisBoard(_View):
+    """Ranked candidate causes with confidence, evidence, tests and the next step.
+
+    Confirm or refute records the decision on the investigation (its journal in
+    the library); ``j``/``k`` select the next/previous hypothesis.
+    """
+
+    max_causes = param.Integer(default=5, doc="How many candidates to show.")
+
+    def _build(self):
+        st = self.state
+        self._head = _md("", margin=(0, 10))
+        self._empty = _md("", visible=False)
+        # Cards are created once and filled in place (see SliceExplorer: in a notebook an
+        # update caused from another cell must not create models in this cell).
+        self._card_ids: list[str | None] = [None] * self.max_causes
+        self._card_parts = [self._make_card(i) for i in range(self.max_causes)]
+        self._cards = pn.Column(self._empty, *[p["card"] for p in self._card_parts],
+                                sizing_mode="stretch_width", css_classes=["wb-hypotheses"])
+        self._decisions = _md(self._decisions_text(), css_classes=["wb-decisions"])
+        st.param.watch(self._rebuild, ["data"])
+        st.param.watch(self._select, ["hypothesis"])
+        st.param.watch(self._on_decisions, ["decisions"])
+        self._rebuild()
+        return pn.Column(self._head, self._cards, _md("#### Decisions"),
+                         self._decisions, sizing_mode="stretch_width")
+
+    def _head_text(self) -> str:
+        d = self.state.data
+        if d is None:
+            return "### Hypotheses\n<span class='wb-muted'>waiting for the investigation…</span>"
+        ext = d.inv.external
+        asof = "" if d.as_of is None else f" <span class='wb-badge'>as of {d.as_of:%m-%d %H:%M}</span>"
+        return (f"### Hypotheses{asof}\nVerdict **{d.inv.verdict}**"
+                + (f" · outside the log: {_conf(ext)}" if ext is not None else "")
+                + " <span class='wb-muted'>(j/k to move)</span>")
+
+    def _make_card(self, i: int) -> dict:
+        head = _md("", margin=(0, 5))
+        conf = pn.indicators.Progress(value=0, max=100, height=8, sizing_mode="stretch_width",
+                                      bar_color="secondary")
+        more = _md("", margin=(0, 5), visible=False)
+        note = pn.widgets.TextInput(placeholder="note (optional)", width=170)
+        # Static tooltips (see SliceExplorer: changing one creates a model).
+        ok = pn.widgets.Button(name="Confirm", button_type="success", width=85,
+                               description="Record on the investigation that this change caused "
+                                           "the divergence (disabled while replaying)")
+        no = pn.widgets.Button(name="Refute", button_type="danger", width=80,
+                               description="Record on the investigation that this change did "
+                                           "not cause it (disabled while replaying)")
+        ok.on_click(lambda ev: self._decide(i, "confirmed"))
+        no.on_click(lambda ev: self._decide(i, "refuted"))
+        card = pn.Column(head, conf, more, pn.Row(note, ok, no), css_classes=["wb-card"],
+                         styles=dict(_CARD), sizing_mode="stretch_width", visible=False)
+        return {"card": card, "head": head, "conf": conf, "more": more, "note": note,
+                "ok": ok, "no": no}
+
+    def _decide(self, i: int, decision: str) -> None:
+        cid = self._card_ids[i]
+        if cid is not None:
+            self.state.decide(cid, decision, self._card_parts[i]["note"].value)
+
+    def _rebuild(self, *events):
+        st = self.state
+        self._head.object = self._head_text()
+        d = st.data
+        causes = d.causes[: self.max_causes] if d is not None else []
+        self._empty.object = ("No candidate change: " + next_step(None, d.inv.verdict)
+                              if d is not None and not causes else "")
+        self._empty.visible = d is not None and not causes
+        for i, parts in enumerate(self._card_parts):
+            if i < len(causes):
+                self._fill_card(parts, i, causes[i], d)
+                self._card_ids[i] = causes[i]["change_id"]
+            else:
+                self._card_ids[i] = None
+            parts["card"].visible = i < len(causes)
+        if causes:
+            st.note_shown()
+        self._select()
+
+    def _fill_card(self, parts: dict, i: int, c: dict, d) -> None:
+        info = d.change(c["change_id"]) or {}
+        e = c.get("effect") or {}
+        tests = [f"alignment: {c.get('lag_grains', 0):+.0f} grain(s) from the onset",
+                 f"scope: {_pct(c.get('scope_share'), '.0%')} of the divergence in "
+                 f"{_pct(c.get('traffic_share'), '.0%')} of the traffic"]
+        if e:
+            tests.append(f"effect (DiD): {_pct(e.get('estimate'))} [95% CI {_pct(e.get('ci_low'))}"
+                         f"..{_pct(e.get('ci_high'))}], t = {e.get('t_stat', 0):.1f}")
+        ev = "\n".join(f"- {html.escape(x)}" for x in c.get("evidence", []))
+        when = info.get("ts")
+        when = f"{when:%Y-%m-%d %H:%M} UTC" if hasattr(when, "strftime") else c.get("ts", "")
+        parts["head"].object = (
+            f"**#{i + 1} {c['change_id']}** · {c['kind']} **{html.escape(c['target'])}** "
+            f"<span class='wb-badge' title='confidence (posterior; calibrated)'>"
+            f"{_conf(c['confidence'])}</span>\n\n"
+            f"<span class='wb-muted'>{when} · scope "
+            f"{html.escape(slice_label(c.get('scope') or {}))} · by {info.get('author', '-')}"
+            f" · rollout {info.get('rollout', '-')}</span>")
+        parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
+                                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}")
+        parts["conf"].value = int(round(100 * c["confidence"]))
+        parts["conf"].bar_color = "danger" if c["confidence"] >= 0.5 else "secondary"
+        live = d.as_of is None
+        for key in ("ok", "no", "note"):
+            parts[key].disabled = not live
+
+    def _select(self, *events):
+        h = self.state.hypothesis
+        for i, parts in enumerate(self._card_parts):
+            sel = i == h
+            card = parts["card"]
+            card.css_classes = ["wb-card", "wb-selected"] if sel else ["wb-card"]
+            card.styles = dict(_CARD_SELECTED if sel else _CARD)
+            parts["more"].visible = sel
+
+    def _decisions_text(self) -> str:
+        ds = self.state.decisions
+        if not ds:
+            return "<span class='wb-muted'>none yet</span>"
+        rows = ["| change | decision | note | when | recorded in |", "|---|---|---|---|---|"]
+        for x in ds:
+            rows.append(f"| {x['change_id']} | **{x['decision']}** | {html.escape(x['note'])} | "
+                        f"{x['at'][:19].replace('T', ' ')} | {x['recorded_in']} |")
+        return "\n".join(rows)
+
+    def _on_decisions(self, event):
+        self._decisions.object = self._decisions_text()
+
+
+# ============================================================================ causal
+class CausalView(_View):
+    """The selected cause's effect estimate and the observed-vs-expected timeline.
+
+    The effect is the difference-in-differences estimate of the ranking
+    (exposed against unexposed, log scale, HAC errors). The dashed line is the
+    seasonal baseline of the change's scope: what the metric was expected to do,
+    used as "without the change"; it is not a causal counterfactual model.
+    """
+
+    plot_width = param.Integer(default=None, allow_None=True,
+                               doc="Fixed plot width in pixels (None: stretch to the column).")
+
+    def _build(self):
+        st = self.state
+        self._text = _md(self._summary(), css_classes=["wb-effect"])
+        forest = hv.DynamicMap(pn.bind(lambda d, h: plots.effect_plot(
+            d.causes if d is not None else [], h, width=self.plot_width), st.param.data,
+            st.param.hypothesis))
+        cf = hv.DynamicMap(pn.bind(self._cf, st.param.counterfactual))
+        self._queries = _md(self._queries_text(), sizing_mode="stretch_width")
+        st.param.watch(self._refresh, ["data", "hypothesis", "counterfactual"])
+        size = ({"sizing_mode": "fixed", "width": self.plot_width} if self.plot_width
+                else {})
+        return pn.Column(self._text, _hv(cf, **size),
+                         _hv(forest, **size),
+                         pn.Card(self._queries, title="Show the queries", collapsed=True,
+                                 sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
+
+    def _cf(self, frame):
+        st = self.state
+        c = st.selected_cause
+        metric = st.data.metric if st.data is not None else "metric"
+        ts = pd.Timestamp(c["ts"]).tz_convert("UTC").tz_localize(None) if c else None
+        filt = dict(c.get("scope") or {}) if c else {}
+        return plots.counterfactual_plot(frame, metric=metric, filt=filt, change_ts=ts,
+                                         label=f"({c['change_id']})" if c else "",
+                                         width=self.plot_width, height=320)
+
+    def _summary(self) -> str:
+        st = self.state
+        c, d = st.selected_cause, st.data
+        if d is None:
+            return "### Effect\n<span class='wb-muted'>waiting for the investigation…</span>"
+        if c is None:
+            return "### Effect\nNo candidate cause to estimate."
+        e = c.get("effect")
+        scope = dict(c.get("scope") or {})
+        imp = d.impact(scope)
+        lines = [f"### Effect of {c['change_id']} ({c['kind']} {html.escape(c['target'])})"]
+        if e:
+            lines.append(f"**{_pct(e['estimate'])}** (95% CI {_pct(e['ci_low'])} .. "
+                         f"{_pct(e['ci_high'])}) on {d.metric} in "
+                         f"{html.escape(slice_label(scope))}: difference-in-differences, "
+                         f"exposed vs unexposed, {e.get('n_pre')} h before and "
+                         f"{e.get('n_post')} h after ({e.get('method')}).")
+        else:
+            lines.append("No effect estimate for this change (no unexposed group to compare, "
+                         "or too little data after it).")
+        if imp.get("delta") is not None:
+            lines.append(f"Observed {_pct(imp['observed'], '.4f')} against expected "
+                         f"{_pct(imp['baseline'], '.4f')} over the {imp['hours']} h of the "
+                         f"divergence in this scope: {imp['delta']:+,.0f} "
+                         f"{d.spec.numerator} against the baseline.")
+        lines.append("<span class='wb-muted'>The dashed line is the seasonal baseline of the "
+                     "scope, shown as \"without the change\"; it is an expectation, not a causal "
+                     "counterfactual model.</span>")
+        return "\n\n".join(lines)
+
+    def _queries_text(self) -> str:
+        d = self.state.data
+        if d is None or not d.inv.queries:
+            return "no queries"
+        parts = [f"Run on `{html.escape(d.db)}` (DuckDB, read-only):"]
+        for k, sql in d.inv.queries.items():
+            parts.append(f"**{k}**\n```sql\n{sql}\n```")
+        return "\n\n".join(parts)
+
+    def _refresh(self, *events):
+        self._text.object = self._summary()
+        self._queries.object = self._queries_text()
+
+
+# ============================================================================ narrative
+class NarrativeView(_View):
+    """The story for an engineer, an operator or a product manager."""
+
+    def _build(self):
+        st = self.state
+        roles = pn.widgets.RadioButtonGroup.from_param(
+            st.param.role, button_type="default", button_style="outline",
+            description="Same facts, told for this reader")
+        self._md = _md(self._story(), css_classes=["wb-story"],
+                                    sizing_mode="stretch_width")
+        st.param.watch(lambda *e: setattr(self._md, "object", self._story()),
+                       ["role", "data", "decisions"])
+        return pn.Column(roles, self._md, sizing_mode="stretch_width")
+
+    def _story(self) -> str:
+        st = self.state
+        d = st.data
+        if d is None:
+            return "<span class='wb-muted'>waiting for the investigation…</span>"
+        top = d.causes[0] if d.causes else None
+        scope = dict(top.get("scope") or {}) if top else d.top_slice
+        try:
+            imp = d.impact(scope)
+        except Exception:
+            imp = None
+        return narrate(d.inv, st.role, impact=imp, decisions=st.decisions,
+                       change_info=d.change(top["change_id"]) if top else None,
+                       numerator=d.spec.numerator)
+
+
+# ============================================================================ search
+class SearchView(_View):
+    """Search over the changes, the slices and past investigations (``/`` focuses it)."""
+
+    max_results = param.Integer(default=12, doc="Results listed.")
+
+    def _build(self):
+        st = self.state
+        self._box = pn.widgets.TextInput(
+            placeholder="Search changes, slices, past investigations  ( / )",
+            sizing_mode="stretch_width", css_classes=["wb-search"],
+            description="Every word must appear (id, kind, target, scope, author, text)")
+        self._box.param.watch(self._on_query, "value_input")
+        self._hits: list[tuple[str, str]] = []
+        self._hit_rows = []
+        for i in range(self.max_results):
+            b = pn.widgets.Button(name="-", button_type="light", width=200, margin=(1, 5),
+                                  description="Open: drill into a slice, or select a change "
+                                              "(and say why when it is not a candidate)")
+            b.on_click(lambda e, i=i: self._on_hit(i))
+            text = _md("", margin=(0, 5))
+            self._hit_rows.append((pn.Row(b, text, sizing_mode="stretch_width", margin=0,
+                                          visible=False), b, text))
+        self._none = _md("<span class='wb-muted'>nothing matches every word</span>",
+                         visible=False)
+        self._holder = pn.Column(self._none, *[r[0] for r in self._hit_rows],
+                                 sizing_mode="stretch_width", css_classes=["wb-search-results"],
+                                 max_height=260, scroll=True)
+        return pn.Column(self._box, self._holder, sizing_mode="stretch_width")
+
+    def _on_query(self, event):
+        q = event.new or ""
+        self.state.query = q
+        df = self.state.search(q) if q.strip() else None
+        recs = list(df.itertuples(index=False)) if df is not None else []
+        self._hits = [(x.type, x.key) for x in recs[: self.max_results]]
+        for i, (row, b, text) in enumerate(self._hit_rows):
+            if i < len(recs):
+                x = recs[i]
+                b.name = x.key
+                text.object = (f"<span class='wb-badge'>{x.type}</span> "
+                               f"**{html.escape(x.title)}** · "
+                               f"<span class='wb-muted'>{html.escape(x.detail)}</span>")
+            row.visible = i < len(recs)
+        self._none.visible = bool(q.strip()) and not recs
+
+    def _on_hit(self, i: int) -> None:
+        if i < len(self._hits):
+            self.state.open_result(*self._hits[i])
+
+
+# ============================================================================ workbench
+class Workbench(_View):
+    """Every view composed: the served app and the notebook display of an investigation.
+
+    Parameters
+    ----------
+    keyboard:
+        ``page`` (served: shortcuts anywhere on the page), ``focus`` (notebook:
+        only while the pointer is over the workbench) or ``off``.
+    """
+
+    keyboard = param.Selector(default="page", objects=["page", "focus", "off"],
+                              doc="Where keyboard shortcuts listen.")
+    title = param.String(default="Divergence Workbench", doc="Header title.")
+
+    def _build(self):
+        st = self.state
+        self.divergence = DivergenceView(state=st)
+        self.replay = TimelineReplay(state=st)
+        self.slices = SliceExplorer(state=st)
+        self.hypotheses = HypothesisBoard(state=st)
+        # Fixed-width plots: a responsive plot in a hidden tab sizes itself to nothing.
+        self.causal = CausalView(state=st)
+        self.narrative = NarrativeView(state=st)
+        self.search = SearchView(state=st)
+        kw = {"keys": []} if self.keyboard == "off" else {}
+        self.keys = KeyboardShortcuts(on_key=self._on_key,
+                                      scope="focus" if self.keyboard == "off" else self.keyboard,
+                                      **kw)
+        metric = pn.widgets.Select.from_param(st.param.metric, width=200,
+                                              description="Investigate another metric")
+        st.param.watch(self._on_metric, "metric")
+        self._verdict = _md(self._verdict_text(), css_classes=["wb-verdict"],
+                                         margin=(0, 10))
+        st.param.watch(lambda *e: setattr(self._verdict, "object", self._verdict_text()),
+                       ["data", "live", "busy"])
+        progress = pn.indicators.Progress(value=st.param.progress, max=100, width=260,
+                                          visible=st.param.busy, active=st.param.busy)
+        status = _md(st.param.message, css_classes=["wb-status"], margin=(0, 10),
+                     styles={"color": "#6b7280", "font-size": "12px"})
+        self._alert = pn.pane.Alert("", alert_type="danger", visible=False,
+                                    sizing_mode="stretch_width", css_classes=["wb-alert"])
+        dismiss = pn.widgets.Button(name="Dismiss", width=80, visible=False)
+        dismiss.on_click(lambda e: setattr(st, "error", ""))
+        self._dismiss = dismiss
+        st.param.watch(self._on_error, "error")
+        header = pn.Row(_md(f"## {self.title}", margin=(0, 10)), metric,
+                        self._verdict, pn.layout.HSpacer(), self.keys,
+                        sizing_mode="stretch_width", css_classes=["wb-header"])
+        left = pn.Column(self.search, self.divergence, self.replay, self.slices,
+                         sizing_mode="stretch_width")
+        # Not dynamic: lazily rendered tabs raced with updates of their DynamicMaps
+        # ("reference isn't known" in BokehJS) when the investigation arrived late.
+        right = pn.Column(pn.Tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
+                                  ("Evidence", self.causal), sizing_mode="stretch_width"),
+                          width=450, margin=(0, 15, 0, 5))
+        body = pn.Row(left, right, sizing_mode="stretch_width")
+        return pn.Column(header,
+                         pn.Row(progress, status, sizing_mode="stretch_width"),
+                         pn.Row(self._alert, dismiss, sizing_mode="stretch_width"), body,
+                         sizing_mode="stretch_width", css_classes=["wb-root"],
+                         stylesheets=[_CSS])
+
+    def _verdict_text(self) -> str:
+        st = self.state
+        d = st.live
+        if d is None:
+            return "<span class='wb-muted'>investigating…</span>" if st.busy else ""
+        top = d.causes[0] if d.causes else None
+        return (f"verdict **{d.inv.verdict}**"
+                + (f" · top cause **{top['change_id']}** {top['kind']} {html.escape(top['target'])}"
+                   f" ({_conf(top['confidence'])})" if top else "")
+                + f" · onset {_when(d.inv.divergence.get('onset'))}")
+
+    def _on_error(self, event):
+        msg = event.new or ""
+        self._alert.object = f"**Something went wrong:** {html.escape(msg)}" if msg else ""
+        self._alert.visible = bool(msg)
+        self._dismiss.visible = bool(msg)
+
+    def _on_metric(self, event):
+        st = self.state
+        if st.live is not None and event.new and event.new != st.live.metric:
+            st.load()
+
+    def _on_key(self, key: str) -> None:
+        st = self.state
+        action = {"j": st.next_hypothesis, "k": st.previous_hypothesis, "d": st.drill_down,
+                  "u": st.drill_up, " ": st.toggle_play}.get(key)
+        if action is not None:
+            action()
