@@ -515,8 +515,8 @@ def _scope_overlap(con, sp, cause: dict, tab: UnitTable, *, slice: dict, onset, 
     ok = share >= min_share
     where = _fmt_filter(slice)
     return RefuterResult("scope_overlap", share, None, ok,
-                         f"scope overlap: the scope holds {share:.0%} of {where}'s traffic"
-                         + ("" if ok else f": FAILED: the divergence is outside the scope"))
+                         f"scope overlap: the scope holds {share:.0%} of the traffic of {where}: "
+                         + ("passed" if ok else "FAILED: the divergence is outside the scope"))
 
 
 def _den_sql(sp, tab: UnitTable) -> str:

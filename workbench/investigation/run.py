@@ -92,6 +92,8 @@ class Investigation:
     decisions: list[dict] = field(default_factory=list)
     clock: dict = field(default_factory=dict)
     similar: list = field(default_factory=list, repr=False)
+    # DoWhy verification of the top causes (workbench.causal.VerificationReport), or None
+    verification: Any = field(default=None, repr=False)
 
     @property
     def top_cause(self) -> dict | None:
@@ -117,6 +119,7 @@ class Investigation:
             "timings": self.timings,
             "investigation": {"id": self.investigation_id, "version": self.version},
             "similar": [s.to_dict() for s in self.similar],
+            "verification": None if self.verification is None else self.verification.to_dict(),
         }
 
     def save(self, message: str, *, author: str | None = None, root=None):
@@ -269,7 +272,7 @@ def default_db(passport_dir: str | Path) -> Path:
 def investigate(passport: str | Path | Passport, *, metric: str, window=None,
                 db: str | Path | None = None, artifact_dir: str | Path | None = "investigations",
                 progress: Progress | None = None, memory: str | Path | None = None,
-                memory_asof: str | None = None) -> Investigation:
+                memory_asof: str | None = None, verify: bool = False) -> Investigation:
     """Investigate the most significant divergence of ``metric`` in a passport.
 
     Parameters
@@ -293,6 +296,12 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     memory_asof:
         ISO time: only decisions made before it count (a saved notebook passes
         its run time, so re-running it reproduces its ranking).
+    verify:
+        Verify the top two causes with DoWhy (estimate, refuters,
+        counterfactual, gcm mechanism attribution; ``workbench.causal``):
+        ``Investigation.verification``, and lines added to each verified
+        cause's evidence. Costs ~1-2 s plus DoWhy's import (~5 s, once per
+        process); skipped with a note when DoWhy is not installed.
 
     Examples
     --------
@@ -326,7 +335,7 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
                and report.loaded_rows > 0]
     with Store(db_path, read_only=True) as st:
         inv = _analyse(st, pp, spec, win, say, timings, skipped, memory=memory,
-                       memory_asof=memory_asof)
+                       memory_asof=memory_asof, verify=verify)
     inv.clock = {"loaded_at": loaded_at}
     inv.passport_dir = str(Path(pp.directory).resolve())
     t = time.perf_counter()
@@ -623,7 +632,8 @@ def _seasonal_fill(series: pd.DataFrame, weeks=(1, 2, 3)) -> pd.DataFrame:
 
 
 def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
-             skipped: list[str], *, memory=None, memory_asof: str | None = None) -> Investigation:
+             skipped: list[str], *, memory=None, memory_asof: str | None = None,
+             verify: bool = False) -> Investigation:
     from ..detect import detect_divergence
     from ..events import rank_changes
     from ..localize import decompose_rate_mix, localize
@@ -862,6 +872,11 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     causes.sort(key=lambda c: -c["confidence"])
     for c in causes:
         _as_hypothesis(c, spec.name, slices)
+    verification = None
+    if verify and causes and verdict in ("change", "external"):
+        verification = _verify_causes(st, pp, sp, spec, causes, onset=onset, end=end,
+                                      grain=grain, sign=sign, slices=slices, changes=changes,
+                                      say=say, timings=timings)
     base_inv["params"]["next_step"] = _next_step(verdict, causes, slices, data_quality)
     div = _div_dict(det)
     div["onset"], div["window"] = _iso(onset), [_iso(onset), _iso(end)]
@@ -873,10 +888,37 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                         causes=causes, data_quality=data_quality,
                         rate_mix=None if rm is None else _safe_dict(rm),
                         external=ranking.external, localization=loc, ranking=ranking,
-                        **base_inv)
+                        verification=verification, **base_inv)
     say(f"verdict {verdict}; top cause "
         f"{causes[0]['change_id'] + ' ' + format(causes[0]['confidence'], '.0%') if causes else '-'}")
     return inv
+
+
+def _verify_causes(st, pp, sp, spec, causes: list[dict], *, onset, end, grain, sign,
+                   slices: list[dict], changes, say: Progress, timings: dict):
+    """DoWhy verification of the top two causes; their evidence and tests gain its lines."""
+    from ..causal import available
+
+    if not available():
+        say("DoWhy is not installed (pip install 'workbench[causal]'): causes not verified")
+        return None
+    from ..causal import verify_top_causes
+
+    t = time.perf_counter()
+    say("verifying the top causes with DoWhy (estimate, refuters, counterfactual, gcm)")
+    rep = verify_top_causes(st.con, sp, spec, causes[:2], onset=onset, end=end, grain=grain,
+                            direction=sign, graph=pp.graph, changes=changes,
+                            slice=slices[0]["filter"] if slices else None)
+    for c in causes:
+        v = rep.by_id(c["change_id"])
+        if v is None:
+            continue
+        c["verification"] = v.verdict
+        c["evidence"] = c["evidence"] + rep.evidence_for(c["change_id"])
+        c.setdefault("tests", []).append({"test": "DoWhy verification", "result": v.reason})
+    timings["verify"] = time.perf_counter() - t
+    say("verification: " + ", ".join(f"{k} {v}" for k, v in rep.verdicts.items()))
+    return rep
 
 
 def _srm_findings(pp: Passport) -> list[dict]:
