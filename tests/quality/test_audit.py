@@ -54,11 +54,21 @@ def test_duplicated_batch_found_and_repaired(tmp_path, rng):
         d = rep.of("duplicates")
         assert len(d) == 1 and d[0].buckets == 4
         assert f"{len(dup)} duplicated fact rows" in d[0].detail
+        assert d[0].slice == {}  # the whole feed was loaded twice: no slice to name
         spec = sp.manifest.metric("sessions")
         ser = metric_series(st.con, sp, spec).frame
         fixed = correct_series(ser, rep, spec).set_index("ts")["num"]
         truth = ev.groupby("ts")["sessions"].sum()
         np.testing.assert_allclose(fixed.to_numpy(), truth.to_numpy())
+
+
+def test_duplicated_batch_is_placed_in_its_slice(tmp_path, rng):
+    ev = make_events(rng, hours=24 * 10)
+    dup = ev[(ev.region == "EU") & (ev.ts >= "2026-11-09T00:00Z") & (ev.ts < "2026-11-09T04:00Z")]
+    with _store(tmp_path, pd.concat([ev, dup])) as st:
+        (d,) = audit_quality(st.con, st.passport()).of("duplicates")
+        assert d.slice == {"region": "EU"}
+        assert "in region=EU" in d.detail
 
 
 def test_gap_repair_fills_from_the_baseline(tmp_path, rng):

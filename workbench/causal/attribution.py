@@ -317,7 +317,7 @@ def _conditional_shift_test(x: np.ndarray, labels: np.ndarray, z: np.ndarray) ->
     heteroskedasticity-robust errors: per-leaf counts have variances that
     grow with their level.
     """
-    import statsmodels.api as sm
+    from statsmodels.regression import linear_model as sm  # not statsmodels.api: ~5x faster import
 
     y = np.asarray(x, dtype=float).reshape(len(labels), -1)[:, 0]
     lab = np.asarray(labels).reshape(-1)

@@ -323,7 +323,7 @@ def _in_time_placebos(tab: UnitTable, cfg: VerifyConfig, *, length: pd.Timedelta
     placebo inference of synthetic control, Abadie, Diamond and Hainmueller
     2010, 2015).
     """
-    import statsmodels.api as sm
+    from statsmodels.regression import linear_model as sm  # not statsmodels.api: ~5x faster import
 
     from ._table import add_baselines
 

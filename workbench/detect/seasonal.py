@@ -429,7 +429,7 @@ def _deviance(O, E, D, binomial: bool):
     signed root) even for small counts where a Pearson z is badly skewed.
     """
     E = np.maximum(E, 1e-300)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if binomial:
             rest = np.maximum(D - E, 1e-300)
             dev = 2.0 * (xlogy(O, O / E) + xlogy(D - O, np.maximum(D - O, 0.0) / rest))

@@ -190,7 +190,7 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
     exposed, unexposed:
         ``ts, num, den`` per bucket for the two groups.
     """
-    import statsmodels.api as sm
+    from statsmodels.regression import linear_model as sm  # not statsmodels.api: ~5x faster import
 
     e = exposed.set_index("ts")
     u = unexposed.set_index("ts")

@@ -483,13 +483,17 @@ def _slice_scan(st, sp, spec, full_idx, grain, queries: dict):
     return scope, res, series
 
 
-def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates: int = 5):
+def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates: int = 5,
+                    spans: tuple[str, ...] = ("1D", "3D", "7D")):
     """A divergence hidden in a conjunction (iOS 5.0, or NL x android).
 
-    The last week is compared with the two before it, leaf by leaf; the
+    The most recent span (the last day, three days, week) is compared with the
+    same span one and two weeks before, leaf by leaf: a drop that began a day
+    ago is diluted six-fold in a week-long window, so each span is tried. The
     localizer (FDR-controlled over every slice of the lattice) proposes at most
-    ``candidates`` slices, and each is confirmed by the detector on its own
-    series at a Bonferroni-corrected level.
+    ``candidates`` slices per span, and each distinct one is confirmed by the
+    detector on its own series at a Bonferroni-corrected level (over every
+    candidate of every span).
     """
     from ..detect import DetectConfig, detect_divergence
     from ..localize import localize
@@ -499,21 +503,27 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
     m = sp.manifest
     end = full_idx[-1] + grain
     week = pd.Timedelta("7D")
-    if end - 3 * week < full_idx[0]:
-        return None
-    obs = (end - week, end)
-    base = [(end - 2 * week, end - week), (end - 3 * week, end - 2 * week)]
-    lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
     dims = list(m.all_dimensions)
-    loc = localize(lv.frame, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
-    picks = [dict(s.filter) for s in loc.slices if dict(s.filter)][:candidates]
+    picks: list[dict] = []
+    for span in spans:
+        w = pd.Timedelta(span)
+        if end - 2 * week - w < full_idx[0]:
+            continue
+        obs = (end - w, end)
+        base = [(end - week - w, end - week), (end - 2 * week - w, end - 2 * week)]
+        lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
+        queries[f"localized_scan_{span}"] = lv.sql
+        loc = localize(lv.frame, dimensions=dims, kind=spec.kind,
+                       hierarchies=dict(m.hierarchies))
+        for s in [dict(s.filter) for s in loc.slices if dict(s.filter)][:candidates]:
+            f = minimal_filter(lv.frame, {k: str(v) for k, v in s.items()}, dims)
+            if f and f not in picks:
+                picks.append(f)
     if not picks:
         return None
-    queries["localized_scan"] = lv.sql
-    cfg = DetectConfig(alpha=SCAN_ALPHA / (candidates + len(dims) * 10))
+    cfg = DetectConfig(alpha=SCAN_ALPHA / (candidates * len(spans) + len(dims) * 10))
     best = None
     for f in picks:
-        f = minimal_filter(lv.frame, {k: str(v) for k, v in f.items()}, dims)
         ser = metric_series(st.con, sp, spec, filter=f).frame
         x = ser.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
         res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg)
@@ -815,9 +825,27 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     changes = st.changes(pp.name)
     sign = float(np.sign((det.observed or 0) - (det.baseline or 0))) or -1.0
 
+    s_start, s_end = onset - pd.Timedelta("15D"), obs[1]
+    s_cache: dict = {}
+
     def series_fn(filt: dict, negate: bool) -> pd.DataFrame:
-        return metric_series(st.con, sp, spec, filter=filt, negate=negate,
-                             start=onset - pd.Timedelta("15D"), end=obs[1]).frame
+        # One query per scope: the unexposed group is the total minus the exposed
+        # one (sums are additive), so each change costs one scan, and a scope
+        # shared by several changes costs one scan in all.
+        key = tuple(sorted((k, str(v)) for k, v in (filt or {}).items()))
+        if key not in s_cache:
+            s_cache[key] = metric_series(st.con, sp, spec, filter=filt or None,
+                                         start=s_start, end=s_end).frame
+        ex = s_cache[key]
+        if not negate:
+            return ex
+        if () not in s_cache:
+            s_cache[()] = metric_series(st.con, sp, spec, start=s_start, end=s_end).frame
+        tot = s_cache[()].set_index("ts")[["num", "den", "rows"]]
+        un = tot.sub(ex.set_index("ts")[["num", "den", "rows"]].reindex(tot.index).fillna(0.0))
+        un = un[un["rows"] > 0].reset_index()
+        un["value"] = un["num"] / un["den"] if spec.kind == "ratio" else un["num"]
+        return un
 
     prior = None
     if memory is not None and Path(memory).is_file():

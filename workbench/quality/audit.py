@@ -34,7 +34,7 @@ import pandas as pd
 from .._types import MetricSpec
 from ..store import StoredPassport
 from ..store.duck import lit, q
-from ..store.queries import _ts
+from ..store.queries import _ts, grouping_labels
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,16 @@ class QualityConfig:
     min_expected_rows:
         A run of absent buckets is a gap only if the value usually brings at
         least this many rows over the run (exp(-12) ~ 6e-6 by chance).
+    duplicate_concentration:
+        A duplicated block is placed in a slice by every ``dim=value`` holding at
+        least this share of its excess rows.
     """
 
     regular_presence: float = 0.98
     min_expected_rows: float = 12.0
     min_gap_buckets: int = 1
     max_cardinality: int = 500
+    duplicate_concentration: float = 0.99
 
 
 @dataclass(frozen=True)
@@ -142,12 +146,8 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
     dims = [d for d in m.all_dimensions if cards[d] <= cfg.max_cardinality]
     if dims:
         sets = ", ".join(f"(b, {q(d)})" for d in dims)
-        case_dim = "CASE " + " ".join(f"WHEN GROUPING({q(d)}) = 0 THEN {lit(d)}"
-                                      for d in dims) + " END"
+        case_dim, case_val = grouping_labels(sp, dims)
         codes = ", ".join(q(d) for d in dims)
-        case_val = "CASE " + " ".join(
-            f"WHEN g.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}.{q('dict_' + d)} "
-            f"WHERE code = g.{q(d)})" for d in dims) + " END"
         gap_sql = (f"WITH e AS (SELECT {bucket} AS b, {codes} FROM {sp.schema}.events),\n"
                    f"g AS (SELECT b, {case_dim} AS dimension, {codes}, COUNT(*) AS rows FROM e "
                    f"GROUP BY GROUPING SETS ({sets}))\n"
@@ -219,12 +219,16 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
         for a, b in _runs(heavy):
             start, end = dup["ts"].iloc[a], dup["ts"].iloc[b - 1] + m.grain_td
             n = int(excess[a:b].sum())
+            where = _duplicate_slice(con, sp, start, end, cfg)
             findings.append(QualityFinding(
                 check="duplicates", severity="warning",
                 detail=(f"{n} duplicated fact rows from {start:%Y-%m-%d %H:%M} to "
-                        f"{end:%Y-%m-%d %H:%M} UTC ({b - a} buckets); the same leaf appears "
-                        "more than once per time stamp (a batch loaded twice?)"),
-                start=start, end=end, buckets=int(b - a),
+                        f"{end:%Y-%m-%d %H:%M} UTC ({b - a} buckets)"
+                        + (" in " + ", ".join(f"{k}={v}" for k, v in where.items())
+                           if where else "")
+                        + "; the same leaf appears more than once per time stamp "
+                        "(a batch loaded twice?)"),
+                start=start, end=end, slice=where, buckets=int(b - a),
                 puts_at_risk=(f"any rise in sums ({', '.join(meas)}) in that period",),
                 sql=dup_sql))
     else:
@@ -238,6 +242,36 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
                    "again (no double counting)"))
     return QualityReport(findings=tuple(findings), duplicate_buckets=dup,
                          seconds=time.perf_counter() - t0)
+
+
+def _duplicate_slice(con, sp: StoredPassport, start, end, cfg: QualityConfig) -> dict:
+    """Where a duplicated block sits: every ``dim=value`` holding (nearly) all its repeats.
+
+    A batch of APAC rows loaded twice puts all its excess rows under region=APAC
+    and spreads them over the APAC countries; the values holding at least
+    ``cfg.duplicate_concentration`` of the excess name the slice (``{}`` when the
+    whole feed was repeated). One GROUPING SETS statement over the window.
+    """
+    m = sp.manifest
+    dims = list(m.all_dimensions)
+    if not dims:
+        return {}
+    codes = ", ".join(q(d) for d in dims)
+    sets = ", ".join(f"({q(d)})" for d in dims)
+    case_dim, case_val = grouping_labels(sp, dims)
+    sql = (f"WITH k AS (SELECT ts, {codes}, COUNT(*) - 1 AS extra FROM {sp.schema}.events "
+           f"WHERE ts >= ? AND ts < ? GROUP BY ALL HAVING COUNT(*) > 1),\n"
+           f"g AS (SELECT {case_dim} AS dimension, {codes}, SUM(extra) AS extra FROM k "
+           f"GROUP BY GROUPING SETS ({sets}))\n"
+           f"SELECT dimension, {case_val} AS value, extra, SUM(extra) OVER "
+           f"(PARTITION BY dimension) AS total FROM g")
+    df = con.execute(sql, [start.to_pydatetime(), end.to_pydatetime()]).df()
+    if df.empty:
+        return {}
+    top = df[df["extra"] >= cfg.duplicate_concentration * df["total"]]
+    order = {d: i for i, d in enumerate(dims)}
+    return {str(r.dimension): str(r.value)
+            for r in sorted(top.itertuples(), key=lambda r: order[r.dimension])}
 
 
 def _integrity(con, sp: StoredPassport, bucket: str) -> list[QualityFinding]:

@@ -68,6 +68,21 @@ def _num_den(metric: MetricSpec) -> tuple[str, str]:
     return num, den
 
 
+def grouping_labels(sp: StoredPassport, dims: Sequence[str], alias: str = "g") -> tuple[str, str]:
+    """SQL naming each GROUPING SETS row by its dimension and decoded value.
+
+    Returns ``(case_dim, case_val)``: ``case_dim`` goes in the grouped SELECT
+    (the dimension whose code is grouped), ``case_val`` in the outer SELECT over
+    ``alias`` (the value behind that code, from the dimension's dictionary).
+    """
+    case_dim = "CASE " + " ".join(
+        f"WHEN GROUPING({q(d)}) = 0 THEN {lit(d)}" for d in dims) + " END"
+    case_val = "CASE " + " ".join(
+        f"WHEN {alias}.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}."
+        f"{q('dict_' + d)} WHERE code = {alias}.{q(d)})" for d in dims) + " END"
+    return case_dim, case_val
+
+
 def metric_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec, *,
                   filter: dict | None = None, negate: bool = False, start=None,
                   end=None) -> QueryResult:
@@ -140,6 +155,54 @@ def leaves(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpe
     return QueryResult(df, sql)
 
 
+@dataclass(frozen=True)
+class RowsResult:
+    """A lazy DuckDB relation over fact rows, the SQL behind it and the dimension labels.
+
+    Nothing is computed until the relation is queried: a consumer aggregates it the
+    way it needs (``workbench.localize.localize`` screens its values with GROUPING
+    SETS and pools the rest, never grouping to leaves).
+    """
+
+    relation: duckdb.DuckDBPyRelation
+    sql: str
+    labels: dict[str, pd.Series]
+
+
+def window_rows(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec, *,
+                obs: Window, base: Sequence[Window], dimensions: Iterable[str] | None = None,
+                filter: dict | None = None) -> RowsResult:
+    """Fact rows of the observed and baseline windows, not grouped: the input of
+    :func:`leaves` before its ``GROUP BY``.
+
+    Columns: the dimension codes, ``obs_num``, ``base_num`` (and ``obs_den``,
+    ``base_den`` for a ratio metric). A row outside a window contributes 0 to that
+    window's columns; ``base`` windows are averaged as in :func:`leaves`, so the
+    sums of any group of rows equal the columns :func:`leaves` gives for it.
+    ``labels`` maps each dimension's codes to its values (the dictionary tables).
+    """
+    dims = list(dimensions or sp.manifest.all_dimensions)
+    k = max(len(base), 1)
+    obs_c = _in_window(obs)
+    base_c = " OR ".join(_in_window(w) for w in base) or "FALSE"
+
+    def cols(col: str, name: str) -> list[str]:
+        return [f"CASE WHEN {obs_c} THEN {q(col)} ELSE 0 END::DOUBLE AS obs_{name}",
+                f"CASE WHEN {base_c} THEN {q(col)} / {k} ELSE 0 END::DOUBLE AS base_{name}"]
+
+    meas = cols(metric.numerator, "num")
+    if metric.kind == "ratio":
+        meas += cols(metric.denominator, "den")
+    where = " OR ".join([obs_c] + [_in_window(w) for w in base])
+    sql = (f"SELECT {', '.join(q(d) for d in dims)},\n       {', '.join(meas)}\n"
+           f"FROM {sp.schema}.events\nWHERE ({where}) AND {filter_sql(sp, filter)}")
+    labels = {}
+    for d in dims:
+        dt = con.execute(f"SELECT code, value FROM {sp.schema}.{q('dict_' + d)}").df()
+        labels[d] = pd.Series(dt["value"].to_numpy(dtype=object), index=dt["code"].to_numpy())
+    return RowsResult(con.sql(sql), sql, labels)
+
+
 def dimension_breakdown(con: duckdb.DuckDBPyConnection, sp: StoredPassport,
                         metric: MetricSpec, *, obs: Window, base: Sequence[Window],
                         dimensions: Iterable[str] | None = None) -> QueryResult:
@@ -153,11 +216,7 @@ def dimension_breakdown(con: duckdb.DuckDBPyConnection, sp: StoredPassport,
     sums, where = _window_sums(metric, obs, base)
     sets = ", ".join(f"({q(d)})" for d in dims)
     codes = ", ".join(q(d) for d in dims)
-    case_dim = "CASE " + " ".join(
-        f"WHEN GROUPING({q(d)}) = 0 THEN {lit(d)}" for d in dims) + " END"
-    case_val = "CASE " + " ".join(
-        f"WHEN g.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}.{q('dict_' + d)} "
-        f"WHERE code = g.{q(d)})" for d in dims) + " END"
+    case_dim, case_val = grouping_labels(sp, dims)
     sql = (f"WITH g AS (\nSELECT {case_dim} AS dimension, {codes},\n       {sums}\n"
            f"FROM {sp.schema}.events\nWHERE {where}\nGROUP BY GROUPING SETS ({sets}))\n"
            f"SELECT g.dimension, {case_val} AS value, g.* EXCLUDE (dimension, {codes}) "
@@ -218,10 +277,7 @@ def slice_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: Met
         where.append(f"ts < {_ts(end)}")
     codes = ", ".join(q(d) for d in dims)
     sets = ", ".join(f"(b, {q(d)})" for d in dims)
-    case_dim = "CASE " + " ".join(f"WHEN GROUPING({q(d)}) = 0 THEN {lit(d)}" for d in dims) + " END"
-    case_val = "CASE " + " ".join(
-        f"WHEN g.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}.{q('dict_' + d)} "
-        f"WHERE code = g.{q(d)})" for d in dims) + " END"
+    case_dim, case_val = grouping_labels(sp, dims)
     sql = (f"WITH g AS (SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS b, {case_dim} AS "
            f"dimension, {codes}, {num} AS num, {den} AS den, COUNT(*) AS rows\n"
            f"FROM {sp.schema}.events WHERE {' AND '.join(where)}\n"
