@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 RankSeries = Callable[[dict, bool], pd.DataFrame]
+#: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
+RankPanel = Callable[[list, pd.Timestamp, pd.Timestamp], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class RankConfig:
         Log-score of the "outside the log" hypothesis.
     did_pre:
         Length of the pre-period of the difference-in-differences.
+    joint_k, joint_window:
+        At most ``joint_k`` scoped candidates landing within ``joint_window`` of
+        the leading one are fitted jointly (:mod:`workbench.events.joint`).
     """
 
     lookback: pd.Timedelta = pd.Timedelta("24h")
@@ -67,6 +72,8 @@ class RankConfig:
     external_score: float = 3.5
     did_pre: pd.Timedelta = pd.Timedelta("7D")
     did_post_max: pd.Timedelta = pd.Timedelta("48h")
+    joint_k: int = 4
+    joint_window: pd.Timedelta = pd.Timedelta("24h")
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                  data_end: pd.Timestamp | None = None, focus: dict | None = None,
                  config: RankConfig | None = None,
                  prior: Callable[[object], tuple[float, str | None]] | None = None,
+                 panel: RankPanel | None = None,
                  ) -> RankingResult:
     """Rank changes near ``onset`` as causes of the divergence.
 
@@ -276,6 +284,10 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     focus:
         The slice the divergence was detected in, when it was not the total:
         scope shares are then shares of that slice's deviation.
+    panel:
+        ``panel(scopes, start, end)`` returns the metric per atom of the scopes;
+        enables the joint model of concurrent changes, whose effect (each change
+        with the others held fixed) replaces the per-change one.
 
     Returns
     -------
@@ -369,6 +381,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                       "prior": f_prior}))
         boot.append((m, c, f_align, effect, f_effect, f_prior, bool(scope)))
 
+    if panel is not None:
+        _joint_adjust(rows, boot, panel, kind=kind, grain=grain, direction_sign=direction_sign,
+                      cfg=cfg, end=(data_end or end) + grain)
     scores = np.array([r[1] for r in rows], dtype=float)
     stability = _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg,
                            seed=int(onset.value % (2**31)))
@@ -394,6 +409,69 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             causes[0] = replace(top, evidence=top.evidence + (dose.evidence(),),
                                 features={**top.features, "dose_response": dose.to_dict()})
     return RankingResult(tuple(causes), float(w_ext / z), window, dose, stability)
+
+
+def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain: pd.Timedelta,
+                  direction_sign: float, cfg: RankConfig, end: pd.Timestamp) -> None:
+    """Refit the leading concurrent scoped candidates jointly; update their scores in place.
+
+    The joint effect (the others held fixed) replaces each one's own
+    difference-in-differences in its score, and every member's evidence says
+    what the joint model found. One row per rollout enters (its best step).
+    """
+    import json as _json
+
+    from .joint import joint_effects
+
+    order = [i for i in np.argsort([-r[1] for r in rows]) if np.isfinite(rows[i][1])
+             and isinstance(rows[i][0].scope, dict) and rows[i][0].scope]
+    if len(order) < 2:
+        return
+    lead_ts = rows[order[0]][0].ts
+    members, seen = [], set()
+    for i in order:
+        ch = rows[i][0]
+        key = (ch.kind, ch.target, _json.dumps(ch.scope, sort_keys=True))
+        if key in seen or abs(ch.ts - lead_ts) > cfg.joint_window:
+            continue
+        seen.add(key)
+        members.append(i)
+        if len(members) == cfg.joint_k:
+            break
+    if len(members) < 2:
+        return
+    times = [rows[i][0].ts.floor(grain) for i in members]
+    start = min(times) - cfg.did_pre
+    stop = min(max(times) + cfg.did_post_max, end)
+    try:
+        fx = joint_effects(panel([rows[i][0].scope for i in members], start, stop),
+                           times, kind=kind, grain=grain)
+    except (ValueError, KeyError):
+        fx = None
+    if fx is None:
+        return
+    ids = [str(rows[i][0].id) for i in members]
+    for k, i in enumerate(members):
+        e = fx.effects[k]
+        ch, llr, lag, s, c, effect, ev, feat = rows[i]
+        others = ", ".join(x for x in ids if x != ids[k])
+        if not e.identified:
+            ev = ev + (f"joint model with {others}: not separable ({e.reason})",)
+            rows[i] = (ch, llr, lag, s, c, effect, ev, {**feat, "joint": e.to_dict()})
+            continue
+        f_old = feat["effect"]
+        f_new = f_old if f_old == -1.0 else \
+            float(np.clip(direction_sign * e.t_stat, -3.0, 8.0)) / 4.0
+        llr = llr + cfg.w_effect * (f_new - f_old)
+        ev = ev + (f"joint model with {others} (each holding the others fixed): "
+                   f"{e.estimate:+.1%} (95% CI {e.ci_low:+.1%}..{e.ci_high:+.1%}, "
+                   f"t = {e.t_stat:.1f})",)
+        rows[i] = (ch, llr, lag, s, c, effect, ev,
+                   {**feat, "effect": f_new, "joint": e.to_dict()})
+        m, c_, f_align, eff, _f_eff, f_prior, scoped = boot[i]
+        j_eff = EffectEstimate(estimate=e.estimate, ci_low=e.ci_low, ci_high=e.ci_high,
+                               t_stat=e.t_stat, n_pre=0, n_post=0, method="joint-twfe")
+        boot[i] = (m, c_, f_align, j_eff if f_old != -1.0 else eff, f_new, f_prior, scoped)
 
 
 def _merge_rollouts(causes: list[CandidateCause]) -> list[CandidateCause]:

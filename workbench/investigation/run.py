@@ -847,6 +847,13 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         un["value"] = un["num"] / un["den"] if spec.kind == "ratio" else un["num"]
         return un
 
+    def panel_fn(scopes: list, start, stop) -> pd.DataFrame:
+        from ..store import metric_panel
+
+        r = metric_panel(st.con, sp, spec, scopes, start=start, end=stop)
+        queries["joint_panel"] = r.sql
+        return r.frame
+
     prior = None
     if memory is not None and Path(memory).is_file():
         from .memory import prior_evidence
@@ -860,7 +867,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
 
     ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                            direction_sign=sign, leaves=leaves, top_slices=slices,
-                           series=series_fn, data_end=data_last, focus=scope or None, prior=prior)
+                           series=series_fn, data_end=data_last, focus=scope or None, prior=prior,
+                           panel=panel_fn)
     timings["rank"] = time.perf_counter() - t
     dose = getattr(ranking, "dose", None)
     if dose is not None and dose.consistent and dose.first_step < onset:
@@ -872,7 +880,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                                direction_sign=sign, leaves=leaves, top_slices=slices,
                                series=series_fn, data_end=data_last, focus=scope or None,
-                               prior=prior)
+                               prior=prior, panel=panel_fn)
     causes = [c.to_dict() for c in ranking.causes]
 
     # -------- verdict

@@ -93,23 +93,51 @@ def metric_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: Me
     ``negate=True`` selects everything *outside* the slice (the unexposed group
     of a scoped change).
     """
+    flt = filter_sql(sp, filter)
+    df, sql = _bucketed(con, sp, metric, f"NOT ({flt})" if negate else flt, start, end)
+    df["value"] = df["num"] / df["den"] if metric.kind == "ratio" else df["num"]
+    return QueryResult(df, sql)
+
+
+def _bucketed(con, sp: StoredPassport, metric: MetricSpec, where: str, start, end,
+              extra: tuple[str, str] | None = None) -> tuple[pd.DataFrame, str]:
+    """``ts, [extra], num, den, rows`` per time bucket (and ``extra`` group) for rows in ``where``."""
     secs = int(sp.manifest.grain_td.total_seconds())
     num, den = _num_den(metric)
-    where = [filter_sql(sp, filter)]
-    if negate:
-        where = [f"NOT ({where[0]})"]
+    conds = [where]
     if start is not None:
-        where.append(f"ts >= {_ts(start)}")
+        conds.append(f"ts >= {_ts(start)}")
     if end is not None:
-        where.append(f"ts < {_ts(end)}")
-    sql = (f"SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS ts, {num} AS num, "
+        conds.append(f"ts < {_ts(end)}")
+    col = f"{extra[0]} AS {extra[1]}, " if extra else ""
+    groups = "1, 2" if extra else "1"
+    sql = (f"SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS ts, {col}{num} AS num, "
            f"{den} AS den, COUNT(*) AS rows\nFROM {sp.schema}.events\n"
-           f"WHERE {' AND '.join(where)}\nGROUP BY 1 ORDER BY 1")
+           f"WHERE {' AND '.join(conds)}\nGROUP BY {groups} ORDER BY {groups}")
     df = con.execute(sql).df()
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     df["num"] = df["num"].astype(float)
     df["den"] = df["den"].astype(float)
-    df["value"] = df["num"] / df["den"] if metric.kind == "ratio" else df["num"]
+    return df, sql
+
+
+def metric_panel(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec,
+                 scopes: Sequence[dict], *, start=None, end=None) -> QueryResult:
+    """Metric by time bucket for every *atom* of a set of scopes, in one statement.
+
+    An atom is the set of rows sharing one pattern of membership in the scopes:
+    ``atom`` is the bit mask ``sum(2**k for scope k containing the row)``. With
+    scopes ``{platform: ios}`` and ``{platform: ios, app_version: 5.2}`` the atoms
+    are 0 (not iOS), 1 (iOS but not 5.2) and 3 (iOS 5.2). Columns ``ts, atom,
+    num, den, rows``; the panel for a joint model of concurrent changes.
+    """
+    if not scopes or len(scopes) > 16:
+        from ..errors import UsageError
+        raise UsageError(f"metric_panel takes 1 to 16 scopes; got {len(scopes)}")
+    bits = " + ".join(f"(CASE WHEN {filter_sql(sp, f)} THEN {2 ** k} ELSE 0 END)"
+                      for k, f in enumerate(scopes))
+    df, sql = _bucketed(con, sp, metric, "TRUE", start, end, extra=(bits, "atom"))
+    df["atom"] = df["atom"].astype(int)
     return QueryResult(df, sql)
 
 
