@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/localization.py
 	$(BIN)/python benchmarks/causal.py
+	$(BIN)/python benchmarks/graph_rca.py
 
 serve: venv
 	$(BIN)/workbench serve sample_data/demo --metric conversion_rate

@@ -1,6 +1,6 @@
 """Causal verification of hypotheses, counterfactuals and mechanism attribution (DoWhy).
 
-Three verbs, one report:
+The verbs:
 
 - :func:`verify_cause`: a change as a hypothesis, tested with DoWhy
   (``CausalModel`` -> ``identify_effect`` -> ``backdoor.linear_regression``)
@@ -11,7 +11,10 @@ Three verbs, one report:
 - :func:`attribute_mechanisms`: which mechanism of the measures' causal
   graph changed (``dowhy.gcm.distribution_change``);
 - :func:`verify_top_causes`: both, for the top causes of an investigation,
-  as a :class:`VerificationReport`.
+  as a :class:`VerificationReport`;
+- :func:`rank_root_causes`: which service of a call graph caused an anomaly
+  (robust scoring and explaining away along the graph; no DoWhy), and
+  :func:`rank_changes_by_root_cause` to turn it into a ranking of changes.
 
 DoWhy is an optional dependency (``pip install workbench[causal]``) and slow
 to import (~5 s): importing this package does not import it; the verbs do,
@@ -42,6 +45,12 @@ _LAZY = {
     "MeasureGraph": ("workbench.causal.graph", "MeasureGraph"),
     "default_graph": ("workbench.causal.graph", "default_graph"),
     "load_graph": ("workbench.causal.graph", "load_graph"),
+    "rank_root_causes": ("workbench.causal.graph_rca", "rank_root_causes"),
+    "rank_changes_by_root_cause": ("workbench.causal.graph_rca", "rank_changes_by_root_cause"),
+    "call_weights": ("workbench.causal.graph_rca", "call_weights"),
+    "GraphRCAConfig": ("workbench.causal.graph_rca", "GraphRCAConfig"),
+    "GraphRCAResult": ("workbench.causal.graph_rca", "GraphRCAResult"),
+    "RootCauseCandidate": ("workbench.causal.graph_rca", "RootCauseCandidate"),
 }
 
 __all__ = sorted(_LAZY) + ["available"]
