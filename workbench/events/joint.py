@@ -138,10 +138,11 @@ def joint_effects(panel: pd.DataFrame, times: list[pd.Timestamp], *, kind: str,
             warnings.simplefilter("ignore", RuntimeWarning)
             fit = linear_model.WLS(y.to_numpy(dtype=float), X, weights=w).fit(
                 cov_type="cluster", cov_kwds={"groups": groups})
+            bse = np.asarray(fit.bse, dtype=float)  # lazily computed: inside the filter
     except (ValueError, np.linalg.LinAlgError):
         return None
     for j, k in enumerate(ident):
-        b, se = float(fit.params[j]), float(fit.bse[j])
+        b, se = float(fit.params[j]), float(bse[j])
         if not np.isfinite(se) or se <= 0:
             effects[k] = _unidentified(k, "no variance left after the fixed effects")
             continue

@@ -239,14 +239,15 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
             # non-finite standard error is rejected just below
             warnings.simplefilter("ignore", RuntimeWarning)
             fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": 3})
+            bse = np.asarray(fit.bse, dtype=float)  # lazily computed: inside the filter
     except (ValueError, np.linalg.LinAlgError):
         return None
-    coef, se = float(fit.params[1]), float(fit.bse[1])
+    coef, se = float(fit.params[1]), float(bse[1])
     if not np.isfinite(se) or se <= 0:
         return None
     pre_c, pre_t = 0.0, 0.0
-    if use_lead and np.isfinite(fit.bse[2]) and fit.bse[2] > 0:
-        pre_c, pre_t = float(fit.params[2]), float(fit.params[2] / fit.bse[2])
+    if use_lead and np.isfinite(bse[2]) and bse[2] > 0:
+        pre_c, pre_t = float(fit.params[2]), float(fit.params[2] / bse[2])
     return EffectEstimate(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - 1.96 * se)),
                           ci_high=float(np.expm1(coef + 1.96 * se)), t_stat=coef / se,
                           n_pre=n_pre, n_post=n_post, pre_estimate=float(np.expm1(pre_c)),
