@@ -27,7 +27,7 @@ import pandas as pd
 from workbench.errors import PassportError
 from workbench.registry import Source
 
-from ._text import load_json
+from workbench.passport.text import load_json
 from .deployments import check_deployments, deployments_of, read_deployments
 from .flagd import FlagdProvider, check_flagd, is_flagd_config, read_history, revision_time
 

@@ -39,7 +39,7 @@ import pandas as pd
 
 from workbench.errors import PassportError
 
-from ._text import load_json, missing_keys
+from workbench.passport.text import load_json, missing_keys
 
 _PROD = re.compile(r"^(production|prod)([-_].*)?$", re.IGNORECASE)
 

@@ -48,7 +48,7 @@ import pandas as pd
 
 from workbench.errors import PassportError
 
-from ._text import load_json, missing_keys
+from workbench.passport.text import load_json, missing_keys
 
 _TIME_KEYS = ("updatedAt", "timestamp", "createdAt", "updated_at")
 _FNAME_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T_ ](\d{2})[-:]?(\d{2})[-:]?(\d{2})?Z?")

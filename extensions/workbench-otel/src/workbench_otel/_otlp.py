@@ -23,7 +23,7 @@ import duckdb
 
 from workbench.errors import PassportError
 
-from ._text import decode_utf8, json_error, json_values, read_bytes
+from workbench.passport.text import decode_utf8, json_error, json_values, read_bytes
 
 MAX_OBJECT = 1 << 30  # one OTLP request may be large; DuckDB's default stops at 16 MB
 

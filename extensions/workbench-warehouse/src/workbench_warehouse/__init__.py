@@ -41,7 +41,7 @@ import yaml
 from workbench.errors import PassportError
 from workbench.registry import Source
 
-from ._text import decode_utf8, missing_keys
+from workbench.passport.text import decode_utf8, missing_keys
 
 __version__ = "0.1.0"
 __all__ = ["WarehouseSource", "__version__"]

@@ -1,11 +1,10 @@
 """Input files as UTF-8 JSON text, with located errors (file, line, column, what was expected).
 
-``workbench-otel`` uses it on its error path (DuckDB reads the exports; when it
-refuses a file, the file is decoded and parsed here to say where and why, in
-one line); ``workbench-changes`` reads every input with :func:`load_json` and
-``workbench-warehouse`` its manifest with :func:`decode_utf8`. The three
-packages keep identical twins of this module: the workbench core has no shared
-helper for it yet.
+For source plug-ins: ``workbench-otel`` uses it on its error path (DuckDB reads
+the exports; when it refuses a file, the file is decoded and parsed here to say
+where and why, in one line); ``workbench-changes`` reads every input with
+:func:`load_json` and ``workbench-warehouse`` its manifest with
+:func:`decode_utf8`.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from workbench.errors import PassportError
+from ..errors import PassportError
 
 _BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
          (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
