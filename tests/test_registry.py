@@ -240,6 +240,34 @@ def test_writer_leaves_the_folder_untouched_when_the_result_is_invalid(tmp_path)
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
 
 
+def test_writer_staging_folder_is_removed_when_the_adapter_fails_before_finish(tmp_path):
+    import gc
+
+    import pandas as pd
+
+    class Failing(_Tiny):
+        def to_passport(self, inputs, out_dir, **_):
+            w = self.writer(out_dir)
+            self.staged = w._tmp
+            w.set_manifest(name="tiny", dimensions=["platform"], measures={"n": {}},
+                           metrics={"n": {"sum": "n", "better": "higher"}})
+            w.write_events(pd.DataFrame({"ts": pd.date_range("2026-11-01", periods=2,
+                                                             freq="1h", tz="UTC"),
+                                         "platform": ["ios", "web"], "n": [1.0, 2.0]}),
+                           transform=["copy"], origin="test")
+            raise PassportError("row 2: broken input", file=str(inputs))
+
+    src = Failing()
+    with pytest.raises(PassportError, match="broken input"):
+        src.to_passport(tmp_path / "in.txt", tmp_path / "pp")
+    gc.collect()
+    assert not src.staged.exists() and not (tmp_path / "pp").exists()
+    with src.writer(tmp_path / "pp2") as w:  # a context manager cleans up on exit too
+        staged = w._tmp
+        assert staged.is_dir()
+    assert not staged.exists()
+
+
 def test_writer_refuses_to_replace_another_sources_events(tmp_path):
     inp = tmp_path / "in.txt"
     inp.write_text("x")

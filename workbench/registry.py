@@ -71,6 +71,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -396,8 +397,17 @@ class PassportWriter:
         self.inputs: list[dict] = []
         self._staged: dict[str, tuple[Path, dict]] = {}  # table -> (file, contribution)
         self._manifest: dict | None = None
-        self._tmp = Path(tempfile.mkdtemp(prefix="wb-stage-"))
         self._existing = self._read_existing()
+        self._tmp = Path(tempfile.mkdtemp(prefix="wb-stage-"))
+        # the staging folder goes when the writer does, even if the adapter raised
+        # before finish() (or never called it)
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._tmp), True)
+
+    def __enter__(self) -> "PassportWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cleanup()
 
     @property
     def existing_manifest(self) -> dict | None:
@@ -626,7 +636,7 @@ class PassportWriter:
                 shutil.move(str(stage / name), str(self.out_dir / name))
             return self.out_dir
         finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._cleanup()
 
     def _replaced_files(self, staged_names: set[str]) -> list[Path]:
         """Other-format files of a staged table (changes.csv when changes.jsonl is staged)."""
