@@ -17,9 +17,13 @@ Three parts, written to ``benchmarks/results/localization.json``:
   mean over the preceding minutes, leaving out minutes whose overall ratio is itself
   anomalous (more than 3 robust standard deviations from the median of the preceding
   minutes). Same F1; a breakdown of the failures is printed.
-* ``scale_10M`` - 10M unit-level rows x 8 dimensions (cardinalities up to 5,000),
-  generated with a seeded numpy generator, aggregated to leaves in DuckDB and
-  localized; wall seconds and peak RSS.
+* ``scale_10M`` - 10M unit-level rows x 8 dimensions (cardinalities up to 5,000; about
+  8.2M distinct leaves), generated with a seeded numpy generator and ingested into a
+  store file; then, in a fresh process per run, the store is opened, the window's rows
+  queried (``workbench.store.queries.window_rows``) and localized: DuckDB screens every
+  dimension value and pools the rest before anything is materialized. Median wall
+  seconds of 3 runs and the largest peak resident set (``VmHWM`` of the run's process).
+  ``--scale-dir DIR`` keeps the generated store for later runs.
 
 Reference figures are the ones in ``shared/benchmarks/README.md`` (peers' own code on a
 machine of this kind).
@@ -216,15 +220,33 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
-def run_scale(n_rows: int, seed: int = 7):
-    """Unit-level rows -> leaves in DuckDB -> localize; one injected root cause.
+def peak_hwm_gb() -> float:
+    """Peak resident set of this process image (``VmHWM``).
+
+    Unlike ``ru_maxrss``, which a child started by fork and exec inherits from its
+    parent (the data generator), ``VmHWM`` belongs to the address space exec created.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024 ** 2
+    return peak_rss_gb()
+
+
+SCALE_DIMS = ["city", "country", "device", "os", "app_version", "isp", "browser", "plan"]
+SCALE_DAY = pd.Timestamp("2026-11-01", tz="UTC")
+
+
+def make_scale_passport(path: Path, n_rows: int, seed: int = 7) -> dict:
+    """Unit-level passport (one row per session) with one injected root cause.
 
     Eight dimensions with Zipf-skewed values: city (5,000) rolls up into country (40),
     device (200) determines os (6), plus app_version (400), isp (60), browser (12) and
-    plan (4). Half the units are baseline, half observed; the conversion rate is 5%,
-    and 40% lower in one {country, os} segment in the observed window.
+    plan (4). Half the sessions fall on the baseline day, half on the observed day; the
+    conversion rate is 5%, and 40% lower in one {country, os} segment on the observed
+    day. Returns the true filter.
     """
-    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
 
@@ -232,7 +254,8 @@ def run_scale(n_rows: int, seed: int = 7):
         w = 1.0 / np.arange(1, card + 1) ** s
         return rng.choice(card, size=n, p=w / w.sum()).astype(np.int32)
 
-    t_gen = time.perf_counter()
+    cards = {"city": 5000, "country": 40, "device": 200, "os": 6, "app_version": 400,
+             "isp": 60, "browser": 12, "plan": 4}
     city = zipf_codes(5000, n_rows)
     country_of_city = rng.integers(0, 40, 5000).astype(np.int32)
     device = zipf_codes(200, n_rows)
@@ -247,45 +270,111 @@ def run_scale(n_rows: int, seed: int = 7):
     # The root cause sits in the market of the most popular city and the OS of the most
     # popular device (a big, realistic segment, not a needle).
     rc_country, rc_os = int(country_of_city[0]), int(os_of_device[0])
-    bad = (~period) & (cols["country"] == rc_country) & (cols["os"] == rc_os)
-    p[bad] *= 0.6
-    frame = pd.DataFrame(cols)
-    frame["obs"] = (~period).astype(np.int8)
-    frame["conv"] = (rng.random(n_rows) < p).astype(np.int8)
-    del cols, period, p, bad
-    t_gen = time.perf_counter() - t_gen
+    p[(~period) & (cols["country"] == rc_country) & (cols["os"] == rc_os)] *= 0.6
+    conv = (rng.random(n_rows) < p).astype(np.int64)
+    secs = rng.integers(0, 86400, n_rows) + np.where(period, 0, 86400)
+    ts = np.datetime64("2026-11-01T00:00:00") + secs.astype("timedelta64[s]")
+    del p, period, secs
+    table = pa.table({
+        "ts": pa.array(ts.astype("datetime64[us]"), pa.timestamp("us", "UTC")),
+        **{d: pa.DictionaryArray.from_arrays(pa.array(c), pa.array([str(i) for i in range(cards[d])]))
+           for d, c in cols.items()},
+        "sessions": pa.array(np.ones(n_rows, dtype=np.int64)), "conversions": pa.array(conv)})
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path / "events.parquet", row_group_size=1 << 20)
+    (path / "changes.jsonl").write_text("")
+    (path / "passport.yaml").write_text(
+        "name: localize-scale\ntime_column: ts\ngrain: 1h\n"
+        "dimensions: [city, device, app_version, isp, browser, plan]\n"
+        "hierarchies: {country: city, os: device}\n"
+        "measures: {sessions: {}, conversions: {}}\n"
+        "metrics:\n  conversion_rate: {ratio: [conversions, sessions], better: higher}\n")
+    return {"country": str(rc_country), "os": str(rc_os)}
 
+
+def measure_scale(store: Path) -> dict:
+    """One localization as a user gets it: open the store, query the window, localize.
+
+    Runs in a fresh process (``--measure-scale``), so the peak RSS is that of the
+    localization alone (plus the interpreter and imports, reported apart), not of
+    generating the data.
+    """
+    t_imp = time.perf_counter()
+    from workbench.store import Store
+    from workbench.store.queries import window_rows
+    t_imp = time.perf_counter() - t_imp
+    rss_imports = peak_hwm_gb()
     t0, c0 = time.perf_counter(), time.process_time()
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.register("units", frame)
-    dims = ["city", "country", "device", "os", "app_version", "isp", "browser", "plan"]
-    leaves = con.execute(f"""
-        SELECT {', '.join(dims)},
-               SUM(CASE WHEN obs = 0 THEN conv ELSE 0 END)::DOUBLE AS base_num,
-               SUM(CASE WHEN obs = 0 THEN 1 ELSE 0 END)::DOUBLE AS base_den,
-               SUM(CASE WHEN obs = 1 THEN conv ELSE 0 END)::DOUBLE AS obs_num,
-               SUM(CASE WHEN obs = 1 THEN 1 ELSE 0 END)::DOUBLE AS obs_den
-        FROM units GROUP BY ALL""").df()
+    with Store(store, read_only=True) as st:
+        sp = st.passport()
+        m = sp.manifest
+        spec = m.metric("conversion_rate")
+        obs = (SCALE_DAY + pd.Timedelta("1D"), SCALE_DAY + pd.Timedelta("2D"))
+        src = window_rows(st.con, sp, spec, obs=obs, base=[(SCALE_DAY, obs[0])])
+        loc = localize(src.relation, dimensions=list(m.all_dimensions), kind=spec.kind,
+                       max_depth=3, hierarchies=dict(m.hierarchies), labels=src.labels)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"secs": secs, "cpu_secs": cpu, "peak_gb": peak_hwm_gb(),
+            "peak_gb_after_imports": rss_imports, "secs_imports": t_imp,
+            "cells": loc.n_leaves, "slices_tested": loc.n_tested,
+            "found": [s.filter for s in loc.slices]}
+
+
+def run_scale(n_rows: int, seed: int = 7, scale_dir: str | None = None, repeats: int = 3):
+    """Build (or reuse) the scale store, then time ``repeats`` localizations, each in a
+    fresh process; report the median time and the largest peak RSS."""
+    import subprocess
+    import tempfile
+
+    import duckdb
+
+    from workbench.passport import load_passport
+    from workbench.store import Store
+
+    tmp = None
+    if scale_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="wb-loc-scale-")
+        scale_dir = tmp.name
+    base = Path(scale_dir) / f"rows{n_rows}_seed{seed}"
+    store = base / "s.duckdb"
+    truth_file = base / "truth.json"
+    t_build = None
+    if not (store.exists() and truth_file.exists()):
+        t = time.perf_counter()
+        truth = make_scale_passport(base, n_rows, seed)
+        with Store(store) as st:
+            st.ingest(load_passport(base))
+        truth_file.write_text(json.dumps(truth))
+        t_build = time.perf_counter() - t
+    truth = json.loads(truth_file.read_text())
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure-scale",
+                              str(store)], capture_output=True, text=True, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    con = duckdb.connect(str(store), read_only=True)
+    dims = ", ".join(SCALE_DIMS)
+    n_leaves = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {dims} "
+                           f"FROM p_localize_scale.events)").fetchone()[0]
     con.close()
-    del frame
-    t_agg, c_agg = time.perf_counter() - t0, time.process_time() - c0
-    for d in dims:
-        codes = leaves[d].to_numpy(dtype=np.int32)
-        leaves[d] = pd.Categorical.from_codes(codes, categories=[str(i) for i in range(codes.max() + 1)])
-    t1, c1 = time.perf_counter(), time.process_time()
-    loc = localize(leaves, dimensions=dims, kind="ratio", max_depth=3,
-                   hierarchies={"country": "city", "os": "device"})
-    t_loc, c_loc = time.perf_counter() - t1, time.process_time() - c1
-    found = [s.filter for s in loc.slices]
-    truth = [{"country": str(rc_country), "os": str(rc_os)}]
-    return {"rows": n_rows, "dims": len(dims), "max_cardinality": 5000,
-            "leaves": int(len(leaves)), "slices_tested": loc.n_tested,
-            "secs": round(t_agg + t_loc, 2),
-            "secs_aggregate_duckdb": round(t_agg, 2), "secs_localize": round(t_loc, 2),
-            "cpu_secs_aggregate_duckdb": round(c_agg, 2), "cpu_secs_localize": round(c_loc, 2),
-            "secs_generate": round(t_gen, 2), "peak_gb": round(peak_rss_gb(), 2),
-            "found": found, "truth": truth, "correct": found == truth}
+    if tmp is not None:
+        tmp.cleanup()
+    found = runs[0]["found"]
+    return {"rows": n_rows, "dims": len(SCALE_DIMS), "max_cardinality": 5000,
+            "leaves": int(n_leaves), "cells": runs[0]["cells"],
+            "slices_tested": runs[0]["slices_tested"],
+            "secs": round(float(np.median([r["secs"] for r in runs])), 2),
+            "peak_gb": round(max(r["peak_gb"] for r in runs), 3),
+            "secs_runs": [round(r["secs"], 2) for r in runs],
+            "cpu_secs_runs": [round(r["cpu_secs"], 2) for r in runs],
+            "peak_gb_after_imports": round(max(r["peak_gb_after_imports"] for r in runs), 3),
+            "secs_imports": round(float(np.median([r["secs_imports"] for r in runs])), 2),
+            "secs_build_store": None if t_build is None else round(t_build, 1),
+            "measured": "store file opened read-only -> window_rows -> localize -> Localization, "
+                        "in a fresh process per run; secs is the median wall time of the runs, "
+                        "peak_gb the largest peak resident set (VmHWM) of a run's process "
+                        "(interpreter and imports included: peak_gb_after_imports)",
+            "found": found, "truth": [truth], "correct": found == [truth]}
 
 
 # --------------------------------------------------------------------------- main
@@ -314,7 +403,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 cases per setting, 1M rows")
     ap.add_argument("--only", choices=["b0", "rs", "scale", "sensitivity"], action="append")
+    ap.add_argument("--scale-dir", help="keep the generated scale store here and reuse it "
+                    "(default: a temporary directory, removed afterwards)")
+    ap.add_argument("--measure-scale", metavar="STORE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.measure_scale:
+        print(json.dumps(measure_scale(Path(args.measure_scale))))
+        return
     parts = args.only or ["b0", "rs", "scale", "sensitivity"]
     results = {}
     if OUT.exists() and args.only and not args.quick:
@@ -324,7 +419,8 @@ def main(argv=None):
     if "rs" in parts:
         results["riskloc_RS"] = run_rs(27 if args.quick else None)
     if "scale" in parts:
-        results["scale_10M"] = run_scale(1_000_000 if args.quick else 10_000_000)
+        results["scale_10M"] = run_scale(1_000_000 if args.quick else 10_000_000,
+                                         scale_dir=args.scale_dir)
     if "sensitivity" in parts:
         results["sensitivity"] = run_sensitivity(args.quick)
     results["quick"] = bool(args.quick)
@@ -355,11 +451,12 @@ def print_table(res):
             print(f"  {v:4d}  {k}")
     if "scale_10M" in res:
         sc = res["scale_10M"]
-        print(f"\nscale: {sc['rows']:,} rows x {sc['dims']} dims -> {sc['leaves']:,} leaves, "
-              f"{sc['slices_tested']:,} slices tested; {sc['secs']} s wall (DuckDB "
-              f"{sc['secs_aggregate_duckdb']} s + localize {sc['secs_localize']} s; cpu "
-              f"{sc['cpu_secs_aggregate_duckdb']} + {sc['cpu_secs_localize']} s), peak RSS "
-              f"{sc['peak_gb']} GB; found {sc['found']} (correct: {sc['correct']})")
+        print(f"\nscale: {sc.get('rows', 0):,} unit rows x {sc.get('dims')} dims "
+              f"({sc.get('leaves', 0):,} distinct leaves, never materialized) -> "
+              f"{sc.get('cells', 0):,} cells, {sc.get('slices_tested', 0):,} slices tested; "
+              f"{sc.get('secs')} s wall (runs {sc.get('secs_runs')}, cpu {sc.get('cpu_secs_runs')}), "
+              f"peak RSS {sc.get('peak_gb')} GB ({sc.get('peak_gb_after_imports')} GB after "
+              f"imports); found {sc.get('found')} (correct: {sc.get('correct')})")
     if "sensitivity" in res:
         print("\nsensitivity / ablation           squeeze_B0  riskloc_RS")
         for r in res["sensitivity"]:

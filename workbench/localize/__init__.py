@@ -9,6 +9,10 @@ Public verbs
     Split a ratio metric's change into rate changes within slices and the shift of
     the denominator's mix between slices (see :mod:`workbench.localize.ratemix`).
 
+Data too large to search leaf by leaf (a DuckDB relation of unit-level rows, e.g. a
+store window from :func:`workbench.store.queries.window_rows`) is screened and pooled
+in DuckDB first (``_sql``).
+
 Methods: Adtributor (Bhagwan et al. 2014), HotSpot (Sun et al. 2018), Squeeze
 (Li et al. 2019), RiskLoc (Kalander 2022), Benjamini and Hochberg (1995),
 Kitagawa (1955); the module docstrings say how each is used.

@@ -31,6 +31,11 @@ class CodedLeaves:
     obs_den: np.ndarray
     kind: str
     coarse_of: dict[str, str]        # fine dimension -> coarse dimension (hierarchies)
+    # Set by the SQL path (``_sql``): per dimension, whether its last code is the pooled
+    # "other" bucket of values screened out before any leaf was materialized, and the
+    # p-values of those screened-out values (they stay in the FDR family).
+    pooled: tuple[bool, ...] | None = None
+    screened_p: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -73,22 +78,19 @@ def _numeric(leaves: pd.DataFrame, name: str) -> np.ndarray:
     return arr
 
 
-def prepare_leaves(leaves: pd.DataFrame, dimensions, kind: str, hierarchies) -> CodedLeaves:
-    """Validate the leaves table and encode it.
+def resolve_dimensions(cols: list[str], dimensions, kind: str, hierarchies):
+    """Dimensions to search (hierarchy columns added) and the fine -> coarse map.
 
     Raises
     ------
     UsageError
-        When a column is missing, ``kind`` is unknown, a hierarchy names a column the
-        leaves lack, or a ratio metric has a negative denominator.
+        When ``kind`` is unknown, no dimension is named, a hierarchy gives a fine
+        dimension two coarse ones, or a named column is missing.
     """
-    if not isinstance(leaves, pd.DataFrame):
-        raise UsageError(f"leaves must be a pandas DataFrame, got {type(leaves).__name__}")
     if kind not in ("ratio", "sum"):
         raise UsageError(f"kind must be 'ratio' or 'sum', got {kind!r}")
     if dimensions is None or len(dimensions) == 0:
         raise UsageError("dimensions must name at least one dimension column of the leaves")
-    cols = list(map(str, leaves.columns))
     dims: list[str] = []
     for d in list(dimensions):
         if d not in dims:
@@ -109,6 +111,22 @@ def prepare_leaves(leaves: pd.DataFrame, dimensions, kind: str, hierarchies) -> 
     if missing:
         raise UsageError(f"leaves has no column {', '.join(repr(m) for m in missing)}; "
                          f"columns are: {', '.join(cols)}")
+    return dims, coarse_of
+
+
+def prepare_leaves(leaves: pd.DataFrame, dimensions, kind: str, hierarchies) -> CodedLeaves:
+    """Validate the leaves table and encode it.
+
+    Raises
+    ------
+    UsageError
+        When a column is missing, ``kind`` is unknown, a hierarchy names a column the
+        leaves lack, or a ratio metric has a negative denominator.
+    """
+    if not isinstance(leaves, pd.DataFrame):
+        raise UsageError(f"leaves must be a pandas DataFrame, got {type(leaves).__name__}")
+    dims, coarse_of = resolve_dimensions(list(map(str, leaves.columns)), dimensions, kind,
+                                         hierarchies)
     n = len(leaves)
     if n == 0:
         raise UsageError("leaves has no rows: nothing to localize")

@@ -38,6 +38,12 @@ Method
    own slice carries a noticeable share of the deviation or is significant take part
    in deeper cuboids (at most ``max_values``); the rest are pooled into one "other"
    bucket that keeps totals exact and is tested at depth 1 but never reported.
+   Input too large to hold leaf by leaf (more than ``max_leaves`` rows, or a DuckDB
+   relation of unit-level rows) is screened and pooled in DuckDB *before* any leaf is
+   materialized (:mod:`workbench.localize._sql`): one GROUPING SETS scan tests every
+   dimension value against its proportional share of the divergence, narrow
+   dimensions are kept whole within a cell budget, and one more scan groups the rows
+   by the pooled codes into cells, which are searched as leaves are.
 5. **FDR.** Every slice tested gets a p-value; Benjamini and Hochberg (1995) q-values
    are computed over all of them.
 6. **Selection (greedy, explaining away).** Repeatedly take the slice with the
@@ -90,7 +96,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import UsageError
-from workbench.localize import _noise
+from workbench.localize import _noise, _sql
 from workbench.localize._cube import (
     CodedLeaves,
     ancestors_of,
@@ -98,6 +104,7 @@ from workbench.localize._cube import (
     decode_key,
     enumerate_cuboids,
     prepare_leaves,
+    resolve_dimensions,
 )
 
 __all__ = ["LocalizeConfig", "Localization", "SliceFinding", "localize"]
@@ -150,6 +157,19 @@ class LocalizeConfig:
         ``stillness`` and ``coverage``) when it is chosen and again once all are chosen.
     n_candidates
         Rows of :attr:`Localization.candidates` (most significant slices tested).
+    max_leaves
+        Input with more rows than this (a frame of leaves, or a DuckDB relation of unit
+        rows or leaves) is screened and pooled in DuckDB before anything is
+        materialized (see :mod:`workbench.localize._sql`); smaller input is searched
+        leaf by leaf.
+    max_cells
+        Screened path: budget of cells (a bound from the pooled cardinalities, which
+        uses hierarchies); narrow dimensions are kept whole only within it, and the
+        weakest kept values are pooled first when the screen alone exceeds it.
+    screen_z
+        Screened path: a value whose deviation from its proportional share carries at
+        least ``prune_share`` of the divergence is kept when its statistic reaches
+        this (values significant at the Bonferroni level are kept regardless).
     """
 
     alpha: float = 0.05
@@ -166,6 +186,9 @@ class LocalizeConfig:
     refine: bool = True
     recalibrate: bool = True
     n_candidates: int = 100
+    max_leaves: int = 500_000
+    max_cells: int = 100_000
+    screen_z: float = 3.0
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:
@@ -174,6 +197,9 @@ class LocalizeConfig:
             raise UsageError(f"LocalizeConfig.min_share must be in [0, 1), got {self.min_share}")
         if self.max_slices < 1 or self.max_values < 1:
             raise UsageError("LocalizeConfig.max_slices and max_values must be at least 1")
+        if self.max_leaves < 1 or self.max_cells < 2:
+            raise UsageError("LocalizeConfig.max_leaves must be at least 1 and max_cells at "
+                             f"least 2, got {self.max_leaves} and {self.max_cells}")
 
 
 def _json_float(x):
@@ -262,7 +288,8 @@ class Localization:
     p_value
         Test of the whole population against its expectation.
     n_leaves, n_tested
-        Leaves in, slices tested (the BH family).
+        Leaves in (cells, when the input was screened and pooled in DuckDB: see
+        ``LocalizeConfig.max_leaves``), slices tested (the BH family).
     noise
         Fitted variance model ``{"a", "b", "counts"}``.
     candidates
@@ -459,8 +486,9 @@ def _aggregate(key, n_cells, X, dense_limit):
 # --------------------------------------------------------------------------- verb
 
 
-def localize(leaves: pd.DataFrame, *, dimensions, kind: str = "ratio", hierarchies=None,
-             max_depth: int = 3, config: LocalizeConfig | None = None) -> Localization:
+def localize(leaves, *, dimensions, kind: str = "ratio", hierarchies=None,
+             max_depth: int = 3, config: LocalizeConfig | None = None,
+             labels=None) -> Localization:
     """Find the slices that explain the divergence between baseline and observed.
 
     Parameters
@@ -470,6 +498,11 @@ def localize(leaves: pd.DataFrame, *, dimensions, kind: str = "ratio", hierarchi
         (strings or categoricals; a null is the value ``"(null)"``) and ``base_num``,
         ``obs_num`` (and ``base_den``, ``obs_den`` for a ratio metric) summed over the
         baseline (already scaled to the observed window) and the observed window.
+        A pandas DataFrame, or a DuckDB relation with those columns whose rows may
+        also be finer than leaves (unit-level rows: every sum is additive), e.g.
+        :func:`workbench.store.queries.window_rows`. Input with more than
+        ``config.max_leaves`` rows is screened and pooled in DuckDB first, so no leaf
+        is materialized (see :mod:`workbench.localize._sql`).
     dimensions
         Dimension columns to search.
     kind
@@ -482,6 +515,10 @@ def localize(leaves: pd.DataFrame, *, dimensions, kind: str = "ratio", hierarchi
         Largest number of dimensions in one slice.
     config
         :class:`LocalizeConfig`.
+    labels
+        ``{dimension: mapping}`` from stored value to the value reported, for
+        dictionary-coded dimensions (a dict, a Series indexed by code, or a sequence
+        indexed by code); values not in a mapping are reported as they are.
 
     Returns
     -------
@@ -503,8 +540,57 @@ def localize(leaves: pd.DataFrame, *, dimensions, kind: str = "ratio", hierarchi
     cfg = config or LocalizeConfig()
     if max_depth < 1:
         raise UsageError(f"max_depth must be at least 1, got {max_depth}")
-    cube = prepare_leaves(leaves, dimensions, kind, hierarchies)
+    if isinstance(leaves, pd.DataFrame):
+        if len(leaves) <= cfg.max_leaves:
+            cube = prepare_leaves(_relabel(leaves, labels), dimensions, kind, hierarchies)
+            return _Search(cube, max_depth, cfg).run()
+        import duckdb
+
+        dims, _ = resolve_dimensions(list(map(str, leaves.columns)), dimensions, kind,
+                                     hierarchies)
+        need = ["base_num", "obs_num"] + (["base_den", "obs_den"] if kind == "ratio" else [])
+        con = duckdb.connect()
+        try:
+            rel = con.from_df(leaves[dims + need])
+            cube = _sql.build_cells(rel, dimensions, kind, hierarchies, cfg, labels)
+        finally:
+            con.close()
+        return _Search(cube, max_depth, cfg).run()
+    if type(leaves).__name__ != "DuckDBPyRelation":
+        raise UsageError("leaves must be a pandas DataFrame or a DuckDB relation, got "
+                         f"{type(leaves).__name__}")
+    dims, _ = resolve_dimensions([str(c) for c in leaves.columns], dimensions, kind,
+                                 hierarchies)
+    values = _sql.screen_values(leaves, dims, kind)
+    if int(values[0].rows.sum()) <= cfg.max_leaves:
+        # Small enough to search leaf by leaf: group to leaves in DuckDB and go on exactly.
+        cols = ["base_num", "obs_num"] + (["base_den", "obs_den"] if kind == "ratio" else [])
+        keys = ", ".join(_sql._q(d) for d in dims)
+        sums = ", ".join(f"SUM({_sql._q(c)})::DOUBLE AS {_sql._q(c)}" for c in cols)
+        frame = leaves.query("wb_src", f"SELECT {keys}, {sums} FROM wb_src GROUP BY ALL").df()
+        if frame.empty:
+            raise UsageError("leaves has no rows: nothing to localize")
+        cube = prepare_leaves(_relabel(frame, labels), dimensions, kind, hierarchies)
+    else:
+        cube = _sql.build_cells(leaves, dimensions, kind, hierarchies, cfg, labels,
+                                values=values)
     return _Search(cube, max_depth, cfg).run()
+
+
+def _relabel(leaves: pd.DataFrame, labels) -> pd.DataFrame:
+    """Replace stored codes by the values they stand for (only the distinct ones are mapped)."""
+    if not labels:
+        return leaves
+    out = leaves.copy()
+    for d, lab in labels.items():
+        if d not in out.columns:
+            continue
+        codes, uniq = pd.factorize(out[d], use_na_sentinel=True)
+        named = np.array([_sql._label(x, lab) for x in uniq], dtype=object)
+        out[d] = pd.Categorical.from_codes(codes, categories=pd.Index(named).unique()) \
+            if len(set(named)) == len(named) else pd.Series(
+                np.where(codes >= 0, named[np.maximum(codes, 0)], None), index=out.index)
+    return out
 
 
 class _Search:
@@ -521,6 +607,17 @@ class _Search:
         self.offset = off
         counts = _noise.is_count_data(y)
         a, b = _noise.fit_variance(y, mu, counts=counts, offset=off)
+        if cube.pooled is not None and mu.sum() > 0:
+            # Pooled cells are large: a shift of the whole population moves every cell by
+            # the same factor, far beyond its sampling noise, and would be read as
+            # multiplicative wobble (``b``) that then hides the shift itself. The global
+            # shift is a candidate explanation (step 9), not noise: fit around the
+            # rescaled expectation too and keep the fit that leaves less unexplained.
+            f = float(y.sum() / mu.sum())
+            if math.isfinite(f) and f > 0:
+                a2, b2 = _noise.fit_variance(y, mu * f, counts=counts, offset=off * f * f)
+                if (b2, a2) < (b, a):
+                    a, b = a2, b2
         pos = mu[mu > 0]
         self.m0 = float(np.quantile(pos, 0.05)) if pos.size else 1.0
         self.y, self.mu0 = y, mu
@@ -555,8 +652,15 @@ class _Search:
         n_values = sum(len(lab) for lab in cube.labels)
         z_keep = _noise.z_for_p(cfg.alpha / max(n_values, 1))
         pcodes, pcards, kept_maps, pruned_p = [], [], [], []
+        pooled = cube.pooled or (False,) * len(cube.dims)
         for i, A in enumerate(stats):
             card = len(cube.labels[i])
+            if pooled[i]:
+                # Screened in SQL (``_sql``): the last code is already the "other" bucket.
+                pcodes.append(cube.codes[i])
+                pcards.append(card)
+                kept_maps.append(np.arange(card - 1))
+                continue
             if card <= cfg.max_values:
                 pcodes.append(cube.codes[i])
                 pcards.append(card)
@@ -576,6 +680,8 @@ class _Search:
             gone = gone[A[_N][gone] > 0]
             pruned_p.append(_noise.two_sided_p(z[gone]))
         self.kept_maps, self.pcards = kept_maps, pcards
+        if cube.screened_p is not None:
+            pruned_p.append(cube.screened_p)
         self.pruned_p = np.concatenate(pruned_p) if pruned_p else np.empty(0)
         # Cells: leaves grouped by pruned codes (the leaves themselves when nothing was pooled).
         if all(len(k) == len(lab) for k, lab in zip(kept_maps, cube.labels)):
