@@ -538,17 +538,19 @@ def _is_mix_shift(rm) -> bool:
 
     At high volume a rate drift of a few percent of the change is statistically
     significant yet explains nothing; the verdict follows magnitudes: the mix
-    carries at least 75% of the change and the rate effect at most 25% of it.
-    The localizer's own hint (which also asks for a non-significant rate
-    effect) is accepted as well.
+    carries at least 75% of the change and the rate effect, in the direction of
+    the change, at most 25% of it (rates moving *against* the change cannot
+    explain it: the mix then explains more than all of it). The localizer's own
+    hint (which also asks for a non-significant rate effect) is accepted as well.
     """
     if getattr(rm, "verdict_hint", "") == "mix_shift":
         return True
-    total = abs(getattr(rm, "total_change", 0.0) or 0.0)
+    signed = float(getattr(rm, "total_change", 0.0) or 0.0)
+    total = abs(signed)
     if total == 0:
         return False
     return (float(rm.mix_share) >= 0.75
-            and abs(float(rm.rate_effect)) <= 0.25 * total)
+            and float(rm.rate_effect) * np.sign(signed) <= 0.25 * total)
 
 
 def _mix_slices(leaves: pd.DataFrame, dims: list[str], manifest) -> list[dict]:
@@ -888,6 +890,12 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     if dq_verdict:
         verdict = "data_quality"
         scale = min(survive_share, 1.0)
+        # the defect explains the divergence: it began when the defect did (a gap at
+        # night shows in the total only once the slice's volume makes it visible)
+        starts = [f.start for f in overlapping if f.start is not None and
+                  onset - pd.Timedelta("24h") <= f.start < onset]
+        if starts:
+            onset = min(starts)
         gap = next((f for f in overlapping if f.slice), None)
         if gap is not None:
             slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
