@@ -37,6 +37,11 @@ Progress = Callable[[str], None]
 #: Level of each of the three scans for an unknown divergence (total, every
 #: single-dimension slice, localized conjunctions), Bonferroni-split within a scan.
 SCAN_ALPHA = 0.01
+#: above this many possible leaves (product of the dimensions' cardinalities) the
+#: window is localized in DuckDB and the leaves frame keeps the narrow dimensions
+LARGE_LEAVES = 500_000
+#: a large passport's leaves frame adds narrow dimensions while their product stays below this
+LEAF_BUDGET = 20_000
 
 
 def stderr_progress(prefix: str = "workbench") -> Progress:
@@ -504,6 +509,8 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
     end = full_idx[-1] + grain
     week = pd.Timedelta("7D")
     dims = list(m.all_dimensions)
+    cards = _cardinalities(st, sp, dims)
+    large = float(np.prod([max(c, 1) for c in cards.values()], dtype=float)) > LARGE_LEAVES
     picks: list[dict] = []
     for span in spans:
         w = pd.Timedelta(span)
@@ -511,12 +518,17 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
             continue
         obs = (end - w, end)
         base = [(end - week - w, end - week), (end - 2 * week - w, end - 2 * week)]
-        lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
-        queries[f"localized_scan_{span}"] = lv.sql
-        loc = localize(lv.frame, dimensions=dims, kind=spec.kind,
-                       hierarchies=dict(m.hierarchies))
+        if large:
+            lf, ldims, loc = _localize_large(st, sp, spec, obs, base, cards, queries,
+                                             leaf_budget=1)
+        else:
+            lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
+            queries[f"localized_scan_{span}"] = lv.sql
+            lf, ldims = lv.frame, dims
+            loc = localize(lf, dimensions=dims, kind=spec.kind,
+                           hierarchies=dict(m.hierarchies))
         for s in [dict(s.filter) for s in loc.slices if dict(s.filter)][:candidates]:
-            f = minimal_filter(lv.frame, {k: str(v) for k, v in s.items()}, dims)
+            f = minimal_filter(lf, {k: str(v) for k, v in s.items()}, ldims)
             if f and f not in picks:
                 picks.append(f)
     if not picks:
@@ -531,6 +543,56 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
                 (best is None or abs(res.score) > abs(best[1].score)):
             best = (f, res, ser[["ts", "num", "den", "rows", "value"]])
     return best
+
+
+def _localize_large(st, sp, spec, obs, base, cards: dict, queries: dict, *,
+                    scope: dict | None = None, named: set | None = None,
+                    leaf_budget: int = LEAF_BUDGET):
+    """Localize a window of a large passport in DuckDB (screen, pool, search).
+
+    Returns a leaves frame, its dimensions and the Localization. The frame is
+    grouped by the dimensions a slice, the scope or ``named`` mention, plus the
+    narrowest others while the product of cardinalities stays within
+    ``leaf_budget`` (what the ranking's scope shares and the rate-mix split use).
+    """
+    from ..localize import localize
+    from ..store import leaves as q_leaves
+    from ..store import window_rows
+
+    m = sp.manifest
+    dims = list(m.all_dimensions)
+    src = window_rows(st.con, sp, spec, obs=obs, base=base, filter=scope or None)
+    queries["leaves"] = src.sql
+    lc = localize(src.relation, dimensions=dims, kind=spec.kind,
+                  hierarchies=dict(m.hierarchies), labels=src.labels)
+    used = {k for s_ in lc.slices for k in dict(s_.filter)} | set(scope or {}) | set(named or ())
+    keep, size = set(used), 1.0
+    for d in sorted((d for d in dims if d not in used), key=lambda d: cards[d]):
+        if size * max(cards[d], 1) > leaf_budget:
+            break
+        keep.add(d)
+        size *= max(cards[d], 1)
+    leaf_dims = [d for d in dims if d in keep]
+    if not leaf_dims:  # nothing found and nothing asked for: no leaves needed
+        return pd.DataFrame(), leaf_dims, lc
+    lf = q_leaves(st.con, sp, spec, obs=obs, base=base, dimensions=leaf_dims).frame
+    return lf, leaf_dims, lc
+
+
+def _cardinalities(st, sp, dims: list[str]) -> dict[str, int]:
+    from ..store.duck import q
+
+    return {d: int(st.con.execute(f"SELECT count(*) FROM {sp.schema}.{q('dict_' + d)}")
+                   .fetchone()[0]) for d in dims}
+
+
+def _change_scope_dims(st, name: str, onset) -> set[str]:
+    """Dimensions named by the scopes of changes within two days of the onset."""
+    ch = st.changes(name)
+    if ch.empty:
+        return set()
+    near = ch[(ch["ts"] >= onset - pd.Timedelta("48h")) & (ch["ts"] <= onset + pd.Timedelta("24h"))]
+    return {k for sc in near["scope"] if isinstance(sc, dict) for k in sc}
 
 
 def _is_mix_shift(rm) -> bool:
@@ -591,8 +653,11 @@ def _defect_divergence(st, sp, spec, qrep, full_idx, grain):
         if f.check == "completeness" and spec.kind == "sum":
             x.loc[(x.index >= f.start) & (x.index < f.end), ["num", "rows"]] = 0.0
             x.loc[(x.index >= f.start) & (x.index < f.end), "den"] = 1.0
-        d = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
-                              window=(f.start, f.end))
+        try:
+            d = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
+                                  window=(f.start, f.end))
+        except UsageError:  # a ratio over a gap has no data in its window: nothing to test
+            continue
         if d.significant and d.onset is not None:
             return f, d
     return None
@@ -740,26 +805,40 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     t = time.perf_counter()
     say(f"localizing: onset {_iso(onset)}, window to {_iso(end)}")
     dims = list(m.all_dimensions)
+    # Unit-level facts with wide dimensions (user ids, SKUs) have millions of
+    # leaves: the localizer then screens and pools in DuckDB (window_rows), and
+    # the leaves the ranking and the rate-mix split need are grouped over the
+    # narrow dimensions plus any a slice or a candidate change names.
+    cards = _cardinalities(st, sp, dims)
+    large = float(np.prod([max(c, 1) for c in cards.values()], dtype=float)) > LARGE_LEAVES
+    scoped_dims = _change_scope_dims(st, pp.name, onset) if large else set()
+    leaf_dims = dims
 
     def _localize_window(obs, base):
-        lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
-        queries["leaves"] = lv.sql
-        lf = lv.frame
-        if not scope:
-            lc = localize(lf, dimensions=dims, kind=spec.kind, hierarchies=dict(m.hierarchies))
-            return lf, lc, _slices_out(lc, spec, lf, dims)
-        # found in a slice: explain within it, then name slices inside the scope
-        from ..events import scope_mask
+        nonlocal leaf_dims
+        if large:  # the scope is applied in DuckDB; slices come out inside it
+            lf, leaf_dims, lc = _localize_large(st, sp, spec, obs, base, cards, queries,
+                                                scope=scope, named=scoped_dims)
+            out = _slices_out(lc, spec, lf, leaf_dims)
+        else:
+            lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
+            queries["leaves"] = lv.sql
+            lf = lv.frame
+            if scope:  # found in a slice: explain within it
+                from ..events import scope_mask
 
-        inside = lf[scope_mask(lf, scope)].reset_index(drop=True)
-        lc = localize(inside, dimensions=dims, kind=spec.kind,
-                      hierarchies=dict(m.hierarchies))
-        out = _slices_out(lc, spec, inside, dims)
-        for sl in out:
-            sl["filter"] = minimal_filter(lf, {**scope, **sl["filter"]}, dims)
-        if not out:
-            out = [{"filter": dict(scope), "explained_share": 1.0,
-                    "baseline": _f(det.baseline), "observed": _f(det.observed)}]
+                inside = lf[scope_mask(lf, scope)].reset_index(drop=True)
+            else:
+                inside = lf
+            lc = localize(inside, dimensions=dims, kind=spec.kind,
+                          hierarchies=dict(m.hierarchies))
+            out = _slices_out(lc, spec, inside, dims)
+        if scope:  # then name the slices within the scope
+            for sl in out:
+                sl["filter"] = minimal_filter(lf, {**scope, **sl["filter"]}, leaf_dims)
+            if not out:
+                out = [{"filter": dict(scope), "explained_share": 1.0,
+                        "baseline": _f(det.baseline), "observed": _f(det.observed)}]
         return lf, lc, out
 
     leaves, loc, slices = _localize_window(obs, base)
@@ -780,7 +859,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                                 window=obs)
     rm = None
     if spec.kind == "ratio":
-        rm = decompose_rate_mix(leaves, dimensions=dims)
+        rm = decompose_rate_mix(leaves, dimensions=leaf_dims)
     timings["localize"] = time.perf_counter() - t
 
     # -------- does the divergence survive repairing the data?
@@ -902,7 +981,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     elif rm is not None and _is_mix_shift(rm):
         verdict = "mix_shift"
         scale = max(0.0, min(1.0, 1.0 - mix_share))
-        slices = _mix_slices(leaves, dims, m) + slices
+        slices = _mix_slices(leaves, leaf_dims, m) + slices
     elif ranking.top is not None and ranking.top.confidence >= 0.5:
         verdict, scale = "change", 1.0
     else:

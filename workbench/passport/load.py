@@ -201,6 +201,7 @@ def _source_sql(path: Path, fname: str) -> tuple[str, list[str], dict[str, str]]
 def _con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar=false")
     return con
 
 

@@ -139,6 +139,8 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the store: "
                              f"{str(exc).splitlines()[0]}") from None
         self.con.execute("SET TimeZone='UTC'")
+        # long scans would draw DuckDB's bar over our own progress lines
+        self.con.execute("SET enable_progress_bar=false")
         if not read_only:
             self._init_meta()
 
