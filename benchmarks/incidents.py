@@ -24,7 +24,7 @@ Figures:
 
 Usage::
 
-    python benchmarks/incidents.py [--n 5] [--seed S] [--jobs 2] [--families a,b]
+    python benchmarks/incidents.py [--n 5] [--seed S] [--jobs 2] [--families a,b] [--scale 0.2]
 """
 from __future__ import annotations
 
@@ -43,13 +43,13 @@ import pandas as pd
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_one(args: tuple[str, int]) -> dict:
-    family, seed = args
+def run_one(args: tuple) -> dict:
+    family, seed, scale = (*args, 1.0)[:3]
     from workbench.investigation import investigate
     from workbench.synth import generate_incident
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = generate_incident(family, seed, Path(tmp) / "p")
+        path = generate_incident(family, seed, Path(tmp) / "p", scale=scale)
         truth = json.loads((Path(path) / "truth.json").read_text())
         t0 = time.perf_counter()
         try:
@@ -235,13 +235,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, help="base seed (default: fresh from the OS)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--families", help="comma-separated subset")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="traffic volume multiplier (below 1: weaker evidence, for calibration)")
     ap.add_argument("--out", default=str(RESULTS / "incidents.json"))
     a = ap.parse_args(argv)
     from workbench.synth import FAMILIES
 
     fams = a.families.split(",") if a.families else list(FAMILIES)
     base = a.seed if a.seed is not None else int.from_bytes(os.urandom(3), "little")
-    jobs = [(f, base + 1000 * i + k) for i, f in enumerate(fams) for k in range(a.n)]
+    jobs = [(f, base + 1000 * i + k, a.scale) for i, f in enumerate(fams) for k in range(a.n)]
     print(f"{len(jobs)} incidents ({a.n} per family, base seed {base}), {a.jobs} workers",
           file=sys.stderr)
     t0 = time.perf_counter()
@@ -256,6 +258,7 @@ def main(argv=None) -> int:
                   + (f"  ERROR {r['error']}" if r["error"] else ""), file=sys.stderr)
     res = score(recs)
     res["base_seed"] = base
+    res["scale"] = a.scale
     res["wall_secs"] = time.perf_counter() - t0
     res["incidents"] = recs
     print_table(res)
