@@ -579,6 +579,40 @@ def _localize_large(st, sp, spec, obs, base, cards: dict, queries: dict, *,
     return lf, leaf_dims, lc
 
 
+def _level_adjusted(st, sp, spec, lf: pd.DataFrame, dims: list[str], obs, base,
+                    data_start) -> pd.DataFrame:
+    """Sum baselines moved to each leaf's level just before the onset.
+
+    The baseline of a sum is the same hours in earlier weeks; a leaf whose volume
+    drifts (an app version being adopted, a market growing) is then expected at
+    its old level, and the drift reads as part of the divergence. Each leaf's
+    baseline is scaled by its own drift over two days ending a day before the
+    onset (those days against the same days in the base weeks), shrunk towards the
+    total's drift with a prior worth ``k`` events: the seasonal naive forecast
+    with a level correction (Holt 1957; Hyndman and Athanasopoulos, FPP3 ch. 8).
+    """
+    from ..store import leaves as q_leaves
+
+    pre_len, gap = pd.Timedelta("48h"), pd.Timedelta("24h")
+    onset = obs[0]
+    shifts = [onset - b[0] for b in base]
+    pre = (onset - gap - pre_len, onset - gap)  # a day clear of an onset estimated late
+    pre_base = [(pre[0] - sh, pre[1] - sh) for sh in shifts
+                if pre[0] - sh >= data_start and sh >= pre_len + gap]
+    if not pre_base or pre[0] < data_start:
+        return lf
+    pv = q_leaves(st.con, sp, spec, obs=pre, base=pre_base).frame
+    if pv.empty:
+        return lf
+    k = 200.0
+    g = float(pv["obs_num"].sum() / max(pv["base_num"].sum(), 1e-12))
+    pv = pv.assign(_drift=(pv["obs_num"] + k * g) / (pv["base_num"] + k))[dims + ["_drift"]]
+    out = lf.merge(pv, on=dims, how="left")
+    d = out.pop("_drift").fillna(g).to_numpy(dtype=float)
+    out["base_num"] = out["base_num"].to_numpy(dtype=float) * d
+    return out
+
+
 def _cardinalities(st, sp, dims: list[str]) -> dict[str, int]:
     from ..store.duck import q
 
@@ -824,6 +858,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
             lv = q_leaves(st.con, sp, spec, obs=obs, base=base)
             queries["leaves"] = lv.sql
             lf = lv.frame
+            if spec.kind == "sum":
+                lf = _level_adjusted(st, sp, spec, lf, dims, obs, base, data_start)
             if scope:  # found in a slice: explain within it
                 from ..events import scope_mask
 
@@ -859,7 +895,11 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                                 window=obs)
     rm = None
     if spec.kind == "ratio":
-        rm = decompose_rate_mix(leaves, dimensions=leaf_dims)
+        # the divergence's own population: inside the scope it was found in
+        from ..events import scope_mask
+
+        pop = leaves[scope_mask(leaves, scope)].reset_index(drop=True) if scope else leaves
+        rm = decompose_rate_mix(pop, dimensions=[d for d in leaf_dims if d not in scope])
     timings["localize"] = time.perf_counter() - t
 
     # -------- does the divergence survive repairing the data?
@@ -978,7 +1018,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         gap = next((f for f in overlapping if f.slice), None)
         if gap is not None:
             slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
-    elif rm is not None and _is_mix_shift(rm):
+    elif rm is not None and _is_mix_shift(rm) and \
+            np.sign(rm.total_change) == np.sign((det.observed or 0) - (det.baseline or 0)):
         verdict = "mix_shift"
         scale = max(0.0, min(1.0, 1.0 - mix_share))
         slices = _mix_slices(leaves, leaf_dims, m) + slices
