@@ -99,6 +99,26 @@ if library is not None:
         print(s.line())
 
 # %% [markdown]
+# ## The workbench
+#
+# The same components `workbench serve` shows in a browser, inline over this
+# investigation: the timeline with its baseline band, onset and change markers
+# (hover a triangle), the replay (play or step through time), the slices (click
+# one to drill down; heatmap, side-by-side comparison, rate vs mix), the
+# hypotheses (confirm or refute: recorded on the investigation in the library),
+# the evidence and the story for an engineer, an operator or a product manager.
+# `ui.extension()` loads Panel with `inline=True`, so it renders offline. The
+# keyboard shortcuts (j/k hypotheses, d/u drill, space play) work while the
+# pointer is over it.
+
+# %%
+from workbench import ui
+
+ui.extension()
+state = ui.WorkbenchState.from_investigation(inv, library=library)
+ui.Workbench(state=state, keyboard="focus")
+
+# %% [markdown]
 # ## Next
 #
 # Confirm or refute hypotheses and save a new version; each step is in the

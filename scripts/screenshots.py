@@ -14,28 +14,48 @@ writes PNGs:
 - ``app_replay.png``: the replay one hour after the onset;
 - ``app_evidence.png``: the effect estimate and observed-vs-expected timeline;
 - ``app_story_operator.png``: the story for an operator, after a confirmed cause;
-- ``lab_notebook.png``: ``notebooks/ui_workbench.ipynb`` run in JupyterLab, after
-  switching its timeline to iOS 5.2 with the slice selector.
+- ``lab_quickstart.png``: ``notebooks/quickstart.ipynb`` run in JupyterLab: the
+  whole workbench inline, after switching its timeline to iOS 5.2 with the slice
+  selector;
+- ``lab_notebook.png``: ``notebooks/ui_workbench.ipynb`` run in JupyterLab (the
+  views alone, one per cell), after the same switch.
+
+Each shot is taken once the page shows what it is about (a plot title, a text),
+then after the browser has painted twice more (``settle``).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from workbench.ui.harness import (free_port, run_all_cells, start_process,  # noqa: E402
+                                  stop_process, write_lab_notebooks, write_lab_settings)
+
 DEMO = REPO / "sample_data" / "demo"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+#: A Bokeh figure titled ``frag...`` (any plot: heatmap, rate vs mix, effect...).
+FIGURE_JS = """(frag) => {
+  const docs = (window.Bokeh && window.Bokeh.documents) || [];
+  for (const d of docs) for (const m of (d.all_models || []))
+    if (m && m.title && typeof m.title.text === "string" && m.title.text.startsWith(frag))
+      return true;
+  return false;
+}"""
+#: The timeline titled exactly ``frag`` (``conversion_rate · everything``: live, no replay).
+EXACT_TITLE_JS = """(title) => {
+  const docs = (window.Bokeh && window.Bokeh.documents) || [];
+  for (const d of docs) for (const m of (d.all_models || []))
+    if (m && m.title && m.title.text === title) return true;
+  return false;
+}"""
 TITLE_JS = """(frag) => {
   const docs = (window.Bokeh && window.Bokeh.documents) || [];
   for (const d of docs) for (const m of (d.all_models || []))
@@ -45,33 +65,10 @@ TITLE_JS = """(frag) => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd, *, env, ready, log: Path, cwd=REPO, timeout=120.0):
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        m = re.search(ready, log.read_text())
-        if m:
-            return proc, m.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit(f"{cmd[0]} did not start:\n{log.read_text()[-2000:]}")
-
-
-def stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def settle(page) -> None:
+    """Two animation frames and no layout work pending: what is drawn is on screen."""
+    page.evaluate("""() => new Promise(r => requestAnimationFrame(
+        () => requestAnimationFrame(() => setTimeout(r, 300))))""")
 
 
 def shoot_app(browser, out: Path, tmp: Path) -> list[Path]:
@@ -79,9 +76,9 @@ def shoot_app(browser, out: Path, tmp: Path) -> list[Path]:
 
     env = {**os.environ, "WORKBENCH_INVESTIGATIONS": str(tmp / "library")}
     port = free_port()
-    proc, url = start([sys.executable, "-m", "workbench.ui.app", str(DEMO), "--db",
+    proc, url = start_process([sys.executable, "-m", "workbench.ui.app", str(DEMO), "--db",
                        str(tmp / "store.duckdb"), "--port", str(port)], env=env,
-                      ready=r"serving .* at (http://\S+)", log=tmp / "server.log")
+                      ready=r"serving .* at (http://\S+)", log=tmp / "server.log", cwd=REPO)
     shots = []
     try:
         page = browser.new_page(viewport={"width": 1500, "height": 1050})
@@ -90,40 +87,49 @@ def shoot_app(browser, out: Path, tmp: Path) -> list[Path]:
         expect(page.locator(".wb-hypotheses").get_by_text("#1 chg-0431")).to_be_visible(
             timeout=120_000)
         page.wait_for_function(TITLE_JS, arg="everything", timeout=60_000)
-        time.sleep(2)
+        page.wait_for_function(FIGURE_JS, arg="Slices by share", timeout=60_000)
 
         def snap(name, full=False):
+            page.mouse.move(1495, 1045)  # no hover effect or tooltip in the picture
+            page.evaluate("window.scrollTo(0, 0)")
+            settle(page)
             p = out / name
             page.screenshot(path=str(p), full_page=full)
             shots.append(p)
 
         snap("app_overview.png", full=True)
-        page.locator(".wb-slices").get_by_text("platform=ios, app_version=5.2",
-                                               exact=True).first.click()
+        page.locator(".wb-slices").get_by_role("button", name="platform=ios, app_version=5.2",
+                                               exact=True).click()
         page.wait_for_function(TITLE_JS, arg="app_version=5.2", timeout=60_000)
-        time.sleep(1.5)
+        expect(page.locator(".wb-crumbs")).to_contain_text("app_version=5.2")
         snap("app_drilldown.png")
         page.get_by_text("Compare", exact=True).first.click()
-        time.sleep(2.5)
+        expect(page.locator(".wb-compare-stats")).to_contain_text("configuration")
+        page.wait_for_function(FIGURE_JS, arg="B: ", timeout=60_000)
         page.locator(".wb-slice-explorer").scroll_into_view_if_needed()
         snap("app_compare.png", full=True)
         page.get_by_role("button", name="Everything").click()
-        page.wait_for_function(TITLE_JS, arg="everything", timeout=60_000)
+        page.wait_for_function(EXACT_TITLE_JS, arg="conversion_rate · everything",
+                               timeout=60_000)
         page.get_by_text("Heatmap", exact=True).first.click()
-        time.sleep(2.5)
+        page.wait_for_function(FIGURE_JS, arg="Share of the divergence by", timeout=60_000)
         snap("app_heatmap.png", full=True)
         page.get_by_text("Ranked", exact=True).first.click()
         # Replay: step to one hour after the onset (step 3 of 6).
-        for _ in range(3):
+        label = page.locator(".wb-replay-label")
+        for i in range(1, 4):
             page.get_by_role("button", name="Step ▶").click()
-            time.sleep(0.5)
-        page.wait_for_function(TITLE_JS, arg="as of 2026-11-18 15:00", timeout=120_000)
-        time.sleep(2)
+            expect(label).to_contain_text(f"step {i}/6")
+        page.wait_for_function(TITLE_JS, arg="as of 2026-11-18 15:00", timeout=240_000)
+        expect(label).not_to_contain_text("computing", timeout=240_000)
         snap("app_replay.png")
         page.get_by_role("button", name="Now").click()
-        page.wait_for_function(TITLE_JS, arg="everything", timeout=60_000)
+        expect(label).to_contain_text("now:")
+        page.wait_for_function(EXACT_TITLE_JS, arg="conversion_rate · everything",
+                               timeout=60_000)
         page.get_by_text("Evidence", exact=True).first.click()
-        time.sleep(2.5)
+        expect(page.locator(".wb-effect")).to_contain_text("Effect of chg-0431")
+        page.wait_for_function(FIGURE_JS, arg="Observed vs expected", timeout=60_000)
         snap("app_evidence.png")
         page.get_by_text("Hypotheses", exact=True).first.click()
         card = page.locator(".wb-selected")
@@ -132,11 +138,11 @@ def shoot_app(browser, out: Path, tmp: Path) -> list[Path]:
         expect(page.locator(".wb-decisions").get_by_text("confirmed")).to_be_visible()
         page.get_by_text("Story", exact=True).first.click()
         page.get_by_role("button", name="operator").click()
-        time.sleep(1.5)
+        expect(page.locator(".wb-story")).to_contain_text("Roll back")
         snap("app_story_operator.png")
         page.close()
     finally:
-        stop(proc)
+        stop_process(proc)
     return shots
 
 
@@ -145,46 +151,57 @@ def shoot_lab(browser, out: Path, tmp: Path) -> list[Path]:
 
     root = tmp / "lab"
     root.mkdir()
-    shutil.copy(REPO / "notebooks" / "ui_workbench.ipynb", root / "ui_workbench.ipynb")
+    write_lab_notebooks(root, tmp, DEMO, REPO)
+    settings = tmp / "lab-settings"
+    write_lab_settings(settings)
     env = {**os.environ, "WORKBENCH_PASSPORT": str(DEMO),
            "WORKBENCH_DB": str(tmp / "lab-store.duckdb"),
+           "WORKBENCH_INVESTIGATIONS": str(tmp / "library"),
+           "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTER_CONFIG_DIR": str(tmp / "jcfg"), "JUPYTER_RUNTIME_DIR": str(tmp / "jrt"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "jws")}
     lab = Path(sys.executable).with_name("jupyter-lab")
-    proc, url = start([str(lab), "--no-browser", "--ip", "127.0.0.1", "--port",
+    proc, url = start_process([str(lab), "--no-browser", "--ip", "127.0.0.1", "--port",
                        str(free_port()), "--IdentityProvider.token=", "--ServerApp.password=",
-                       "--allow-root", f"--ServerApp.root_dir={root}"], env=env,
+                       "--allow-root", f"--ServerApp.root_dir={root}",
+                       "--ServerApp.disable_check_xsrf=True"], env=env,
                       ready=r"(http://127\.0\.0\.1:\d+/lab)", log=tmp / "lab.log", cwd=root)
+    shots = []
     try:
-        page = browser.new_page(viewport={"width": 1500, "height": 1050})
-        page.goto(url + "/tree/ui_workbench.ipynb?reset")
-        nb = page.locator(".jp-NotebookPanel:visible")
-        expect(nb.locator(".jp-Cell").first).to_be_visible(timeout=120_000)
-        try:
-            page.locator(".jp-Dialog").get_by_role("button", name="Select",
-                                                   exact=True).click(timeout=15_000)
-        except Exception:
-            pass
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        expect(nb.get_by_text("('chg-0431'").first).to_be_attached(timeout=180_000)
-        select = nb.locator("select").filter(
-            has=page.locator("option[value*='app_version=5.2']")).first
-        select.select_option(label="platform=ios, app_version=5.2")
-        page.wait_for_function(TITLE_JS, arg="app_version=5.2", timeout=60_000)
-        select.scroll_into_view_if_needed()
-        page.mouse.wheel(0, -120)
-        time.sleep(2)
-        p = out / "lab_notebook.png"
-        page.screenshot(path=str(p))
-        errors = [t for t in nb.locator(".jp-OutputArea-output").all_inner_texts()
-                  if "Traceback" in t]
-        page.close()
-        if errors:
-            raise SystemExit("a cell printed a traceback:\n" + "\n\n".join(errors)[-6000:])
+        for name, png, ready in (("quickstart.ipynb", "lab_quickstart.png", "#1 chg-0431"),
+                                 ("ui_workbench.ipynb", "lab_notebook.png", "('chg-")):
+            page = browser.new_page(viewport={"width": 1500, "height": 1050})
+            page.goto(f"{url}/tree/{name}?reset")
+            nb = page.locator(".jp-NotebookPanel:visible")
+            expect(nb.locator(".jp-Cell").first).to_be_visible(timeout=120_000)
+            if not run_all_cells(page, nb):
+                raise SystemExit(f"{name}: Run All Cells never started a cell")
+            expect(nb.get_by_text(ready).first).to_be_attached(timeout=240_000)
+            page.wait_for_function(TITLE_JS, arg="", timeout=120_000)
+            select = nb.locator("select").filter(
+                has=page.locator("option[value='platform=ios, app_version=5.2']")).first
+            select.select_option(label="platform=ios, app_version=5.2")
+            page.wait_for_function(TITLE_JS, arg="app_version=5.2", timeout=120_000)
+            if name == "quickstart.ipynb":
+                # The workbench cell at the top of the window.
+                nb.locator(".wb-root").first.evaluate("e => e.scrollIntoView()")
+                page.mouse.wheel(0, -140)
+            else:
+                select.scroll_into_view_if_needed()
+                page.mouse.wheel(0, -120)
+            settle(page)
+            p = out / png
+            page.screenshot(path=str(p))
+            shots.append(p)
+            errors = [t for t in nb.locator(".jp-OutputArea-output").all_inner_texts()
+                      if "Traceback" in t]
+            page.close()
+            if errors:
+                raise SystemExit(f"{name}: a cell printed a traceback:\n"
+                                 + "\n\n".join(errors)[-6000:])
     finally:
-        stop(proc)
-    return [p]
+        stop_process(proc)
+    return shots
 
 
 def main(argv=None) -> int:

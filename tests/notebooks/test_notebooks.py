@@ -64,7 +64,7 @@ def text_of(nb) -> str:
 
 def test_quickstart(tmp_path, truth):
     lib = tmp_path / "investigations"
-    nb, seconds = execute(REPO / "notebooks" / "quickstart.ipynb",
+    nb, _ = execute(REPO / "notebooks" / "quickstart.ipynb",
                           {"db": str(tmp_path / "store.duckdb"), "library": str(lib)})
     text = text_of(nb)
     culprit = truth["culprit_ids"][0]
@@ -76,18 +76,16 @@ def test_quickstart(tmp_path, truth):
     assert m and float(m.group(1)) == pytest.approx(float(m.group(2)), rel=1e-5)
     (entry,) = V.list_investigations(lib)
     assert entry.latest.top_cause == culprit and entry.versions == 1
-    assert seconds < 60
 
 
 def test_template_runs_as_is(tmp_path, truth):
-    nb, seconds = execute(REPO / "notebooks" / "investigation_template.ipynb",
+    nb, _ = execute(REPO / "notebooks" / "investigation_template.ipynb",
                           {"db": str(tmp_path / "store.duckdb")})
     checks = [o["data"][A.MIME_REPRODUCTION] for c in nb.cells for o in c.get("outputs", [])
               if A.MIME_REPRODUCTION in o.get("data", {})]
     assert len(checks) == 1
     assert checks[0]["reproduced"] is None  # nothing saved in the bare template
     assert checks[0]["top"] == truth["culprit_ids"][0]
-    assert seconds < 60
 
 
 def test_cli_artifact_reexecutes_to_the_same_top_cause(tmp_path, truth):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from workbench.ui.harness import (free_port, start_process, stop_process, write_lab_notebooks,
+                                  write_lab_settings)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "sample_data" / "demo"
@@ -47,12 +46,6 @@ def pytest_collection_modifyitems(config, items):
         if here in Path(str(item.fspath)).parents:
             for w in DEPENDENCY_WARNINGS:
                 item.add_marker(pytest.mark.filterwarnings(w))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chromium_available() -> bool:
@@ -98,10 +91,10 @@ def page(browser, request):
     """A fresh page (own context); a screenshot is kept when the test fails."""
     from playwright.sync_api import expect
 
-    expect.set_options(timeout=30_000)  # a loaded 2-core machine renders slowly
+    expect.set_options(timeout=60_000)  # a loaded 2-core machine renders slowly
     ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
     pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
+    pg.set_default_timeout(60_000)
     yield pg
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
@@ -121,35 +114,6 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-def _start(cmd: list[str], *, env: dict, ready: re.Pattern, log: Path, timeout: float,
-           cwd: Path = REPO) -> tuple[subprocess.Popen, str]:
-    """Start ``cmd``; return it and the first match of ``ready`` in its output."""
-    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                text=True)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        text = log.read_text()
-        m = ready.search(text)
-        if m:
-            return proc, m.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    _stop(proc)
-    raise RuntimeError(f"{' '.join(cmd[:4])}... did not start in {timeout:.0f}s:\n"
-                       + log.read_text()[-3000:])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """``python -m workbench.ui.app`` (the code of ``workbench serve``) on a free port.
@@ -162,10 +126,10 @@ def server(tmp_path_factory):
            "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "workbench.ui.app", str(DEMO), "--db", str(tmp / "store.duckdb"),
            "--port", str(port), "--metric", "conversion_rate"]
-    proc, url = _start(cmd, env=env, ready=re.compile(r"serving .* at (http://\S+)"),
+    proc, url = start_process(cmd, env=env, ready=re.compile(r"serving .* at (http://\S+)"),
                        log=tmp / "server.log", timeout=90)
     yield {"url": url, "library": tmp / "library", "log": tmp / "server.log", "proc": proc}
-    _stop(proc)
+    stop_process(proc)
     # The page never shows a traceback; the server log must not hold one either, apart
     # from Tornado/Bokeh noise when a test closes its page with messages in flight.
     bad = app_tracebacks((tmp / "server.log").read_text())
@@ -196,13 +160,22 @@ def app_tracebacks(log: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def jupyterlab(tmp_path_factory):
-    """JupyterLab on a free port, serving a copy of notebooks/ui_workbench.ipynb."""
+    """JupyterLab on a free port, serving copies of the UI notebooks.
+
+    ``quickstart.ipynb`` gets its parameters injected the papermill way (the demo
+    passport by absolute path, a temporary store and library), so the copy runs
+    from Lab's temporary root and the repository is left as it was;
+    ``ui_workbench.ipynb`` reads the same from the environment.
+    """
     tmp = tmp_path_factory.mktemp("ui-lab")
     root = tmp / "root"
     root.mkdir()
-    shutil.copy(REPO / "notebooks" / "ui_workbench.ipynb", root / "ui_workbench.ipynb")
+    write_lab_notebooks(root, tmp, DEMO, REPO)
     port = free_port()
+    write_lab_settings(tmp / "lab-settings")
     env = {**os.environ, "WORKBENCH_PASSPORT": str(DEMO), "WORKBENCH_DB": str(tmp / "store.duckdb"),
+           "WORKBENCH_INVESTIGATIONS": str(tmp / "library"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp / "lab-settings"),
            "JUPYTER_CONFIG_DIR": str(tmp / "jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(tmp / "jupyter-runtime"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"), "PYTHONUNBUFFERED": "1"}
@@ -210,7 +183,7 @@ def jupyterlab(tmp_path_factory):
     cmd = [str(lab), "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
            "--IdentityProvider.token=", "--ServerApp.password=", "--allow-root",
            f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True"]
-    proc, url = _start(cmd, env=env, ready=re.compile(r"(http://127\.0\.0\.1:\d+/lab)"),
-                       log=tmp / "lab.log", timeout=90, cwd=root)
-    yield {"url": url, "root": root, "log": tmp / "lab.log"}
-    _stop(proc)
+    proc, url = start_process(cmd, env=env, ready=re.compile(r"(http://127\.0\.0\.1:\d+/lab)"),
+                       log=tmp / "lab.log", timeout=120, cwd=root)
+    yield {"url": url, "root": root, "log": tmp / "lab.log", "library": tmp / "library"}
+    stop_process(proc)

@@ -221,12 +221,24 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
                                   f"{app.passport} at {u}", flush=True)))(url)
     if show:
         server.io_loop.add_callback(server.show, "/")
+    # SIGTERM (a service manager, a test stopping the server) ends the loop like Ctrl-C,
+    # so the replay child process is stopped with the server.
+    import signal
+
+    def on_term(signum, frame):
+        server.io_loop.add_callback(server.io_loop.stop)  # safe from a signal handler
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
     try:
         server.io_loop.start()
     except KeyboardInterrupt:
         pass
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         server.stop()
+        from .replay import _shutdown_step_processes
+        _shutdown_step_processes()
 
 
 def run(a: argparse.Namespace) -> int:

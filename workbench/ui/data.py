@@ -110,6 +110,7 @@ class InvestigationData:
     passport_dir: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _key_locks: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         from ..store import Store
@@ -190,13 +191,24 @@ class InvestigationData:
 
     # ------------------------------------------------------------------ cache
     def _cached(self, key, fn):
+        # One computation per key: a click on a slice whose timeline is being
+        # prefetched waits for that query instead of running it a second time.
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        value = fn()
-        with self._lock:
-            self._cache[key] = value
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            value = fn()
+            with self._lock:
+                self._cache[key] = value
         return value
+
+    def is_cached(self, kind: str, filt: dict | None, *rest) -> bool:
+        """Whether ``kind`` (``timeline``, ``ranked``...) of ``filt`` is cached (instant)."""
+        return (kind, _key(filt), *rest) in self._cache
 
     # ------------------------------------------------------------------ timelines
     def timeline(self, filt: dict | None = None) -> pd.DataFrame:
@@ -209,6 +221,14 @@ class InvestigationData:
         window imposed so the band is comparable.
         """
         return self._cached(("timeline", _key(filt)), lambda: self._timeline(filt or {}))
+
+    def has_timeline(self, filt: dict | None) -> bool:
+        """Whether :meth:`timeline` of ``filt`` is cached (instant)."""
+        return self.is_cached("timeline", filt)
+
+    def has_ranked(self, filt: dict | None, *, top: int = 12) -> bool:
+        """Whether :meth:`ranked_slices` of ``filt`` is cached (instant)."""
+        return self.is_cached("ranked", filt, top)
 
     def _timeline(self, filt: dict) -> pd.DataFrame:
         from ..detect import detect_divergence

@@ -71,11 +71,13 @@ def next_step(cause: dict | None, verdict: str) -> str:
     if verdict == "none":
         return "Nothing to do; keep watching."
     if cause is None:
-        return "Look outside the change log (partners, incidents, seasonality) and add what you find."
+        return ("Look outside the change log (partners, incidents, seasonality) and add what "
+                "you find.")
     kind, target = cause.get("kind"), cause.get("target")
     scope = slice_label(cause.get("scope") or {})
     if kind == "flag":
-        act = f"Turn flag {target} off for {scope} (or hold its rollout), then watch the metric recover."
+        act = (f"Turn flag {target} off for {scope} (or hold its rollout), then watch the "
+               "metric recover.")
     elif kind == "deploy":
         act = f"Roll back {target} to the previous version for {scope}."
     elif kind == "config":
@@ -132,7 +134,8 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
 
     lines: list[str] = []
     if role == "engineer":
-        lines.append(f"### {metric} {_pct(rc)} since {onset}: {_VERDICT_TEXT.get(verdict, verdict)}")
+        lines.append(f"### {metric} {_pct(rc)} since {onset}: "
+                     f"{_VERDICT_TEXT.get(verdict, verdict)}")
         pv = d.get("p_value")
         lines.append(f"- **Divergence**: baseline {_num(d.get('baseline'))} -> observed "
                      f"{_num(d.get('observed'))} ({_pct(rc)}), score {d.get('score') or 0:.1f}"
@@ -145,7 +148,8 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
             lines.append(f"- **Top candidate**: {top['change_id']} ({top['kind']} {top['target']}, "
                          f"{_when(top.get('ts'))}), confidence {_conf(top['confidence'])}.")
             if e:
-                lines.append(f"- **Effect test**: difference-in-differences {_pct(e.get('estimate'))} "
+                lines.append("- **Effect test**: difference-in-differences "
+                             f"{_pct(e.get('estimate'))} "
                              f"(95% CI {_pct(e.get('ci_low'))}..{_pct(e.get('ci_high'))}, "
                              f"t = {e.get('t_stat', 0):.1f}, {e.get('n_pre')} h before, "
                              f"{e.get('n_post')} h after; {e.get('method')}).")
@@ -161,7 +165,8 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
                          "to copy them).")
     elif role == "operator":
         if blamed:
-            lines.append(f"### Roll back {blamed['kind']} {blamed['target']} on {slice_label(blamed.get('scope') or {})}")
+            scope = slice_label(blamed.get("scope") or {})
+            lines.append(f"### Roll back {blamed['kind']} {blamed['target']} on {scope}")
             lines.append(f"- **Which change**: {blamed['change_id']} at {_when(blamed.get('ts'))}"
                          f" by {(change_info or {}).get('author') or 'n/a'}, rollout "
                          + (f"{blamed['rollout']:g}%." if blamed.get("rollout") is not None
@@ -183,7 +188,8 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
         if delta is not None:
             unit = numerator or (inv.metric if inv.metric_kind == "sum" else "numerator units")
             lines.append(f"- **Impact so far**: about {_num(abs(delta))} "
-                         f"{'fewer' if delta < 0 else 'more'} {unit} than expected over {hours} hours.")
+                         f"{'fewer' if delta < 0 else 'more'} {unit} than expected over "
+                         f"{hours} hours.")
         if blamed:
             lines.append(f"- **Why**: the {blamed['kind']} {blamed['target']} "
                          f"(confidence {_conf(blamed['confidence'])}).")

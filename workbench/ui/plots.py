@@ -129,8 +129,14 @@ def timeline_plot(frame: pd.DataFrame, *, metric: str, filt: dict | None = None,
     overlay = (spans * band * expected * observed * onset_line * now_line * hl_line
                * others * causes)
     del lo, hi
+    # The legend sits inside the frame, in headroom kept free above the data: a legend
+    # outside it ("top") is taken off the figure and put back on every update, and
+    # each time Bokeh re-walks the page's whole model graph (about 0.1 s a click).
     return _framewise(overlay).opts(title=title, height=height, responsive=True, show_grid=True,
-                        legend_position="top", legend_cols=9, xlabel="time (UTC)",
+                        legend_position="top_left", legend_cols=9, xlabel="time (UTC)",
+                        legend_opts={"background_fill_alpha": 0.8, "padding": 4,
+                                     "margin": 4},
+                        padding=(0, (0.02, 0.2)),
                         ylabel=metric, framewise=True, active_tools=["pan", "wheel_zoom"],
                         toolbar="right")
 
@@ -158,7 +164,8 @@ def slice_bars(ranked: pd.DataFrame, *, height: int = 320) -> hv.Bars:
         invert_axes=True, color="source",
         cmap={"localized": COLORS["localized"], "breakdown": COLORS["breakdown"]},
         tools=[hover, "tap"], height=height, responsive=True, framewise=True,
-        xformatter=NumeralTickFormatter(format="0%"), title="Slices by share of the divergence (click to drill down)",
+        xformatter=NumeralTickFormatter(format="0%"),
+        title="Slices by share of the divergence (click to drill down)",
         show_legend=False, nonselection_alpha=0.5)
 
 

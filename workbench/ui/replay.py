@@ -9,15 +9,25 @@ answer (the detector, the localization and the ranking only see the cut data).
 
 The cost is one ``investigate()`` per step (about two to five seconds on the demo
 passport), so snapshots are computed off the event loop, nearest step first, and
-the views say which steps are ready.
+the views say which steps are ready. The background precomputation
+(:meth:`ReplayEngine.start`) runs each step in a child process at a lower CPU
+priority: a thread in the server's process would hold the interpreter lock for
+seconds at a time and slow every click on the page while it works, and on a
+two-core machine the page's work should win. A step asked for directly
+(:meth:`ReplayEngine.snapshot`) waits for the child already on it, or computes
+in-process when no child is.
 """
 from __future__ import annotations
 
 import atexit
 import dataclasses
+import logging
+import multiprocessing
+import os
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +39,101 @@ __all__ = ["ReplayEngine", "default_steps", "step_label"]
 
 #: Offsets from the onset of the live investigation, in hours, of the default steps.
 STEP_OFFSETS_H = (-6, -1, 1, 2, 4, 12)
+#: Niceness of the child process that precomputes replay steps (0 = as the server).
+STEP_NICENESS = 10
+
+log = logging.getLogger("workbench.ui")
+
+_STEP_PROCS: ProcessPoolExecutor | None = None
+_STEP_PROCS_LOCK = threading.Lock()
+
+
+def _lower_priority() -> None:  # pragma: no cover - runs in the child process
+    """Child setup: a lower CPU priority, and (Linux) end with the parent.
+
+    Without the parent-death signal a server killed with SIGKILL (or a test that
+    stops it) would leave the child finishing its step alone.
+    """
+    try:
+        os.nice(STEP_NICENESS)
+    except OSError:
+        pass
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _step_processes() -> ProcessPoolExecutor:
+    """One child process for replay steps, started on first use ("spawn": the server
+    has threads, and a forked copy of them is unsafe)."""
+    global _STEP_PROCS
+    with _STEP_PROCS_LOCK:
+        if _STEP_PROCS is None:
+            _STEP_PROCS = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority)
+        return _STEP_PROCS
+
+
+def _shutdown_step_processes() -> None:
+    """Stop the child now (a step in progress is abandoned; the server is going away)."""
+    global _STEP_PROCS
+    with _STEP_PROCS_LOCK:
+        procs, _STEP_PROCS = _STEP_PROCS, None
+    if procs is not None:
+        children = list((getattr(procs, "_processes", None) or {}).values())
+        procs.shutdown(wait=False, cancel_futures=True)
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+
+
+atexit.register(_shutdown_step_processes)
+
+_CHILD_PASSPORTS: dict = {}
+
+
+def _investigate_cut(pp, metric: str, t: pd.Timestamp, step_dir: Path):
+    """``investigate()`` on the passport cut at ``t``; returns the Investigation."""
+    import duckdb
+
+    from ..investigation import investigate
+
+    step_dir.mkdir(parents=True, exist_ok=True)
+    events = step_dir / "events.parquet"
+    tcol = pp.manifest.time_column
+    cut = t.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S+00")
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone='UTC'")
+        sel = pp.events_sql()
+        rename = f'* EXCLUDE (ts), ts AS "{tcol}"'
+        con.execute(f"COPY (SELECT {rename} FROM ({sel}) WHERE ts < TIMESTAMPTZ '{cut}') "
+                    f"TO '{events.as_posix()}' (FORMAT parquet)")
+    finally:
+        con.close()
+    changes = pp.changes
+    if len(changes):
+        changes = changes[pd.to_datetime(changes["ts"], utc=True) <= t]
+    exps = pp.experiments
+    if exps is not None and "ts" in exps.columns:
+        exps = exps[pd.to_datetime(exps["ts"], utc=True) < t]
+    cut_pp = dataclasses.replace(pp, event_files=(events,), changes=changes, experiments=exps)
+    return investigate(cut_pp, metric=metric, db=step_dir / "store.duckdb", artifact_dir=None)
+
+
+def _child_step(passport_dir: str, metric: str, t: pd.Timestamp, step_dir: str):
+    """One replay step in the child process (the passport is loaded once per child)."""
+    from ..passport import load_passport
+
+    pp = _CHILD_PASSPORTS.get(passport_dir)
+    if pp is None:
+        pp = _CHILD_PASSPORTS[passport_dir] = load_passport(passport_dir)
+    return _investigate_cut(pp, metric, t, Path(step_dir))
 
 
 def default_steps(live: InvestigationData) -> list[pd.Timestamp]:
@@ -112,8 +217,12 @@ class ReplayEngine:
                 self._passport = load_passport(self.live.passport_dir)
             return self._passport
 
-    def snapshot(self, t: pd.Timestamp) -> InvestigationData:
-        """The investigation as it would have run at ``t`` (blocking; cached)."""
+    def snapshot(self, t: pd.Timestamp, *, in_child: bool = False) -> InvestigationData:
+        """The investigation as it would have run at ``t`` (blocking; cached).
+
+        ``in_child`` computes it in the low-priority child process (the background
+        precomputation); otherwise in this process, unless a child is on it already.
+        """
         if t in self._snapshots:
             return self._snapshots[t]
         lock = self._locks.setdefault(t, threading.Lock())
@@ -121,43 +230,38 @@ class ReplayEngine:
             if t in self._snapshots:
                 return self._snapshots[t]
             try:
-                snap = self._compute(t)
+                snap = self._compute(t, in_child=in_child)
             except Exception as exc:
                 self._errors[t] = f"{type(exc).__name__}: {exc}"
                 raise
             self._snapshots[t] = snap
             return snap
 
-    def _compute(self, t: pd.Timestamp) -> InvestigationData:
-        import duckdb
+    def _step_dir(self, t: pd.Timestamp) -> Path:
+        return self.workdir / f"step-{t:%Y%m%dT%H%M}"
 
-        from ..investigation import investigate
-
-        pp = self._load_passport()
-        step_dir = self.workdir / f"step-{t:%Y%m%dT%H%M}"
-        step_dir.mkdir(parents=True, exist_ok=True)
-        events = step_dir / "events.parquet"
-        tcol = pp.manifest.time_column
-        cut = t.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S+00")
-        con = duckdb.connect()
-        try:
-            con.execute("SET TimeZone='UTC'")
-            sel = pp.events_sql()
-            rename = f'* EXCLUDE (ts), ts AS "{tcol}"'
-            con.execute(f"COPY (SELECT {rename} FROM ({sel}) WHERE ts < TIMESTAMPTZ '{cut}') "
-                        f"TO '{events.as_posix()}' (FORMAT parquet)")
-        finally:
-            con.close()
-        changes = pp.changes
-        if len(changes):
-            changes = changes[pd.to_datetime(changes["ts"], utc=True) <= t]
-        exps = pp.experiments
-        if exps is not None and "ts" in exps.columns:
-            exps = exps[pd.to_datetime(exps["ts"], utc=True) < t]
-        cut_pp = dataclasses.replace(pp, event_files=(events,), changes=changes,
-                                     experiments=exps)
-        inv = investigate(cut_pp, metric=self.live.metric, db=step_dir / "store.duckdb",
-                          artifact_dir=None)
+    def _compute(self, t: pd.Timestamp, *, in_child: bool = False) -> InvestigationData:
+        step_dir = self._step_dir(t)
+        inv = None
+        if in_child:
+            if not self.live.passport_dir or not Path(self.live.passport_dir).is_dir():
+                self._load_passport()  # raises the readable error
+            try:
+                inv = _step_processes().submit(_child_step, str(self.live.passport_dir),
+                                               self.live.metric, t, str(step_dir)).result()
+            except Exception as exc:
+                from concurrent.futures.process import BrokenProcessPool
+                if not isinstance(exc, (BrokenProcessPool, RuntimeError)):
+                    raise  # the step itself failed: the same would happen here
+                if isinstance(exc, BrokenProcessPool):
+                    _shutdown_step_processes()  # a fresh child next time
+                # No child to run it (shut down, or it died): compute it here.
+                log.info("replay step %s in-process: %s", t, exc)
+                shutil.rmtree(step_dir, ignore_errors=True)
+                inv = None
+        if inv is None:
+            shutil.rmtree(step_dir, ignore_errors=True)
+            inv = _investigate_cut(self._load_passport(), self.live.metric, t, step_dir)
         return InvestigationData(inv, db=str(step_dir / "store.duckdb"), as_of=t,
                                  passport_dir=self.live.passport_dir)
 
@@ -215,7 +319,7 @@ class ReplayEngine:
             if self._closed:
                 return
             try:
-                self.snapshot(t)
+                self.snapshot(t, in_child=True)
             except Exception:
                 pass  # recorded in self.error(t); the view says so
             for cb in list(self._listeners):

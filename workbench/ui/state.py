@@ -20,6 +20,7 @@ traceback goes to the server log, never to the page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -41,6 +42,8 @@ log = logging.getLogger("workbench.ui")
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="workbench-ui")
 #: Replay steps are long; they get their own worker so a slice click never waits behind one.
 _REPLAY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-replay")
+#: Timelines of the listed slices, computed ahead of a click (one at a time).
+_PREFETCH_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-prefetch")
 
 #: How far the investigate() progress messages have got, as a percentage.
 _PROGRESS_STEPS = (("passport", 10), ("store", 25), ("auditing", 35), ("detecting", 50),
@@ -74,6 +77,21 @@ def _serving() -> bool:
     return doc is not None and doc.session_context is not None
 
 
+def _held():
+    """Hold a served page's updates until the block ends.
+
+    Every property changed by one user action (title, selector, plot data, list
+    rows) then goes to the browser in one message, and Bokeh recomputes its
+    model graph once (``freeze``) instead of once per plot updated. Elsewhere
+    (notebooks, scripts) it does nothing.
+    """
+    if not _serving():
+        return contextlib.nullcontext()
+    import panel as pn
+
+    return pn.io.hold(pn.state.curdoc, freeze=True)
+
+
 class WorkbenchState(param.Parameterized):
     """What the workbench shows and every action on it.
 
@@ -105,7 +123,8 @@ class WorkbenchState(param.Parameterized):
     timeline = param.DataFrame(default=None, allow_None=True,
                                doc="The shown slice's metric with its baseline band.")
     ranked = param.DataFrame(default=None, allow_None=True,
-                             doc="Slices one level below the shown one, by share of the divergence.")
+                             doc="Slices one level below the shown one, by share of the "
+                                 "divergence.")
     heat_x = param.Selector(default=None, objects=[], allow_None=True, label="Heatmap columns",
                             doc="First dimension of the heatmap.")
     heat_y = param.Selector(default=None, objects=[], allow_None=True, label="Heatmap rows",
@@ -118,6 +137,9 @@ class WorkbenchState(param.Parameterized):
     compare_b = param.Selector(default=None, objects=[], allow_None=True, label="B",
                                doc="Second value compared.")
     compare_frames = param.Dict(default={}, doc="Timelines of the two compared configurations.")
+    compare_wanted = param.Boolean(default=False, doc=(
+        "Compute the comparison (two slice queries) when the shown slice changes; views "
+        "set it while the comparison is on screen."))
     mix_dimension = param.Selector(default=None, objects=[], allow_None=True,
                                    label="Rate vs mix by",
                                    doc="Dimension of the rate-versus-mix split.")
@@ -290,7 +312,8 @@ class WorkbenchState(param.Parameterized):
                     failed(exc)
                 return
             try:
-                apply(result)
+                with _held():
+                    apply(result)
             except Exception as exc2:  # a bug in applying: still no traceback on the page
                 log.error("workbench: applying %s failed", label, exc_info=exc2)
                 self.error = friendly_error(exc2)
@@ -322,6 +345,12 @@ class WorkbenchState(param.Parameterized):
         data, filt = self.data, dict(self.slice_filter)
         if data is None:
             return
+        if data.has_timeline(filt):
+            # Cached: apply now, in this callback, with no loading indicator (and no
+            # second round trip to the page).
+            self._gen["timeline"] = self._gen.get("timeline", 0) + 1
+            self.timeline = data.timeline(filt)
+            return
         self.timeline_busy = True
 
         def apply(frame):
@@ -336,8 +365,41 @@ class WorkbenchState(param.Parameterized):
         data, filt = self.data, dict(self.slice_filter)
         if data is None:
             return
+        if data.has_ranked(filt):
+            # Cached (a slice seen before): in the same message as the timeline.
+            self._gen["ranked"] = self._gen.get("ranked", 0) + 1
+            self.ranked = data.ranked_slices(filt)
+            return
         self._spawn("ranked", lambda: data.ranked_slices(filt),
                     lambda df: setattr(self, "ranked", df))
+
+    @param.depends("ranked", watch=True)
+    def _prefetch_timelines(self) -> None:
+        """Compute the timelines of the listed slices before they are clicked.
+
+        Served sessions only, one query at a time on its own worker; a click on a
+        slice still being fetched waits for that query (``InvestigationData``
+        computes each key once).
+        """
+        data, ranked = self.data, self.ranked
+        if data is None or ranked is None or not len(ranked) or not (
+                self.background and _serving()):
+            return
+        filters = [dict(f) for f in ranked["filter"].head(10)]
+        if all(data.has_timeline(f) for f in filters):
+            return
+
+        shown = dict(self.slice_filter)
+
+        def fetch():
+            for f in filters:
+                if self.data is not data or self.slice_filter != shown:
+                    return  # the page moved on: its own list gets fetched instead
+                try:
+                    data.timeline(f)
+                except Exception as exc:  # the click will show the error, if any
+                    log.info("prefetch of %s failed: %s", slice_label(f), exc)
+        _PREFETCH_POOL.submit(fetch)
 
     @param.depends("compare_dimension", "slice_filter", watch=True)
     def _set_compare_values(self) -> None:
@@ -374,10 +436,12 @@ class WorkbenchState(param.Parameterized):
         d = self.compare_dimension
         return ({**base, d: self.compare_a}, {**base, d: self.compare_b})
 
-    @param.depends("data", "compare_a", "compare_b", "slice_filter", watch=True)
+    @param.depends("data", "compare_a", "compare_b", "slice_filter", "compare_wanted",
+                   watch=True)
     def _refresh_compare(self) -> None:
         data = self.data
-        if data is None or self.compare_dimension is None or self.compare_a is None:
+        if (data is None or not self.compare_wanted or self.compare_dimension is None
+                or self.compare_a is None):
             return
         fa, fb = self.compare_filters()
         self._spawn("compare", lambda: {"a": (fa, data.timeline(fa)), "b": (fb, data.timeline(fb))},
@@ -405,7 +469,7 @@ class WorkbenchState(param.Parameterized):
         filt = {str(k): str(v) for k, v in (filt or {}).items()}
         if filt == self.slice_filter:
             return
-        with param.parameterized.batch_call_watchers(self):
+        with _held(), param.parameterized.batch_call_watchers(self):
             self.drill_stack = self.drill_stack + [dict(self.slice_filter)]
             self.slice_filter = filt
 
@@ -422,12 +486,13 @@ class WorkbenchState(param.Parameterized):
     def drill_up(self) -> None:
         """Back to the slice shown before (key ``u``); to everything when none."""
         if self.drill_stack:
-            with param.parameterized.batch_call_watchers(self):
+            with _held(), param.parameterized.batch_call_watchers(self):
                 prev = self.drill_stack[-1]
                 self.drill_stack = self.drill_stack[:-1]
                 self.slice_filter = prev
         elif self.slice_filter:
-            self.slice_filter = {}
+            with _held():
+                self.slice_filter = {}
 
     # ================================================================= hypotheses
     @property
@@ -442,12 +507,14 @@ class WorkbenchState(param.Parameterized):
     def next_hypothesis(self) -> None:
         """Select the next candidate cause (key ``j``)."""
         if self.hypothesis < len(self.causes) - 1:
-            self.hypothesis += 1
+            with _held():  # the old card unselected and the new one selected: one message
+                self.hypothesis += 1
 
     def previous_hypothesis(self) -> None:
         """Select the previous candidate cause (key ``k``)."""
         if self.hypothesis > 0:
-            self.hypothesis -= 1
+            with _held():
+                self.hypothesis -= 1
 
     def decide(self, change_id: str, decision: str, note: str = "") -> None:
         """Record that a candidate cause is ``confirmed`` or ``refuted``.
@@ -531,6 +598,9 @@ class WorkbenchState(param.Parameterized):
     def _show_replay_step(self) -> None:
         i = self.replay_index
         if i < 0 or self._replay is None:
+            # A step still computing must not replace the live view when it lands.
+            with self._lock:
+                self._gen["replay"] = self._gen.get("replay", 0) + 1
             self.replay_busy = False
             if self.live is not None and self.data is not self.live:
                 self.data = self.live
@@ -541,7 +611,8 @@ class WorkbenchState(param.Parameterized):
         t = self.replay_steps[i]
         eng = self._replay
         self.replay_busy = not eng.ready(t)
-        self.message = f"Replay: {self.replay_label(i)}" + ("" if eng.ready(t) else " (computing…)")
+        self.message = (f"Replay: {self.replay_label(i)}"
+                        + ("" if eng.ready(t) else " (computing…)"))
 
         def apply(snap):
             self.replay_busy = False

@@ -20,8 +20,8 @@ import param
 
 from . import plots
 from .data import slice_label
-from .keys import KeyboardShortcuts
-from .narrative import ROLES, narrate, next_step
+from .keys import ClickList, KeyboardShortcuts
+from .narrative import narrate, next_step
 from .state import WorkbenchState
 
 __all__ = ["DivergenceView", "TimelineReplay", "SliceExplorer", "HypothesisBoard",
@@ -220,7 +220,7 @@ class TimelineReplay(_View):
         self._play.on_click(lambda e: st.toggle_play())
         live.on_click(lambda e: st.go_live())
         self._label = _md(self._text(), css_classes=["wb-replay-label"],
-                                       margin=(0, 10))
+                          margin=(0, 10), sizing_mode="stretch_width")
         st.param.watch(self._refresh, ["replay_index", "replay_ready", "replay_busy", "data",
                                        "replay_steps"])
         st.param.watch(self._on_playing, "playing")
@@ -260,6 +260,13 @@ class TimelineReplay(_View):
 
 
 # ============================================================================ slices
+class _Gate(param.Parameterized):
+    """Redraw counters of the lazily drawn plots of :class:`SliceExplorer`."""
+
+    heat = param.Integer(default=0)
+    mix = param.Integer(default=0)
+
+
 class SliceExplorer(_View):
     """Ranked slices (table, bars, heatmap), side-by-side comparison, rate vs mix.
 
@@ -267,12 +274,12 @@ class SliceExplorer(_View):
     slice. ``d``/``u`` drill down into the top slice and back up.
     """
 
-    max_rows = param.Integer(default=12, doc="Slices listed.")
+    max_rows = param.Integer(default=10, doc="Slices listed.")
 
     def _build(self):
         st = self.state
         self._crumbs = _md(self._crumb_text(), css_classes=["wb-crumbs"],
-                                        margin=(0, 10))
+                           margin=(0, 10), sizing_mode="stretch_width")
         up = pn.widgets.Button(name="⬆ Up (u)", width=90, description="Drill up")
         down = pn.widgets.Button(name="⬇ Top slice (d)", width=130,
                                  description="Drill down into the most explanatory slice")
@@ -281,27 +288,14 @@ class SliceExplorer(_View):
         up.on_click(lambda e: st.drill_up())
         down.on_click(lambda e: st.drill_down())
         reset.on_click(lambda e: st.drill_to({}))
-        # A fixed list of buttons rather than a table widget: Tabulator loads its CSS
-        # from a CDN in JupyterLab, and Bokeh's DataTable broke the page's first layout.
-        # The rows are created once and updated in place: in a notebook a click in one
-        # cell must not create models inside another cell's document.
-        head = _md("<span class='wb-muted'>slice (click to drill down) · share of the "
-                   "divergence · change in the slice · baseline → observed · traffic share "
-                   "· found by</span>", margin=(0, 5))
+        # One clickable-list component rather than a table widget or a button per row:
+        # Tabulator loads its CSS from a CDN in JupyterLab, Bokeh's DataTable broke the
+        # page's first layout, and twenty small panes cost twenty re-layouts per click.
         self._row_filters: list[dict] = []
-        self._rows = []
-        for i in range(self.max_rows):
-            # Descriptions (tooltips) are set once: changing one creates a Bokeh model,
-            # and in a notebook an update caused from another cell must not create any.
-            b = pn.widgets.Button(name="-", button_type="light", width=330, margin=(1, 5),
-                                  align="center", description="Show this slice in the timeline")
-            b.on_click(lambda e, i=i: self._on_row(i))
-            stats = _md("", margin=(0, 5), align="center")
-            self._rows.append((pn.Row(b, stats, sizing_mode="stretch_width", margin=0,
-                                      visible=False), b, stats))
-        self._table = pn.Column(head, *[r[0] for r in self._rows],
-                                sizing_mode="stretch_width", css_classes=["wb-slices"],
-                                height=330, scroll=True)
+        self._table = ClickList(
+            on_click=self._on_row, css_classes=["wb-slices"], sizing_mode="stretch_width",
+            header="slice (click to drill down) · share of the divergence · change in the "
+                   "slice · baseline → observed · traffic share · found by")
         self._fill_table()
         st.param.watch(self._on_ranked, ["ranked"])
         st.param.watch(lambda *e: setattr(self._crumbs, "object", self._crumb_text()),
@@ -313,8 +307,12 @@ class SliceExplorer(_View):
         tap = hv.streams.Tap(source=bars)
         tap.add_subscriber(self._on_bar_tap)
         self._bars_tap = tap
-        heat = hv.DynamicMap(pn.bind(self._heat, st.param.data, st.param.slice_filter,
-                                     st.param.heat_x, st.param.heat_y))
+        # The heatmap, the comparison and the rate-mix split redraw only while their tab
+        # is shown (or when it is opened): a click on a slice then redraws two plots,
+        # not six.
+        self._gate = _Gate()
+        self._dirty: set[str] = set()
+        heat = hv.DynamicMap(pn.bind(self._heat, self._gate.param.heat))
         htap = hv.streams.Tap(source=heat)
         htap.add_subscriber(self._on_heat_tap)
         self._heat_tap = htap
@@ -323,11 +321,11 @@ class SliceExplorer(_View):
         compare_b = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "b"))
         self._compare_stats = _md("", css_classes=["wb-compare-stats"])
         st.param.watch(self._on_compare, "compare_frames")
-        ratemix = hv.DynamicMap(pn.bind(self._ratemix, st.param.data, st.param.slice_filter,
-                                        st.param.mix_dimension))
-        self._mix_text = _md(self._mix_summary(), css_classes=["wb-ratemix"])
-        st.param.watch(lambda *e: setattr(self._mix_text, "object", self._mix_summary()),
-                       ["data", "slice_filter", "mix_dimension"])
+        ratemix = hv.DynamicMap(pn.bind(self._ratemix, self._gate.param.mix))
+        self._mix_text = _md("", css_classes=["wb-ratemix"])
+        st.param.watch(lambda *e: self._poke("heat"), ["data", "slice_filter", "heat_x",
+                                                       "heat_y"])
+        st.param.watch(lambda *e: self._poke("mix"), ["data", "slice_filter", "mix_dimension"])
 
         w = dict(width=170)
         tabs = pn.Tabs(
@@ -352,7 +350,9 @@ class SliceExplorer(_View):
                 **w), self._mix_text, _hv(ratemix),
                 sizing_mode="stretch_width")),
             dynamic=False, sizing_mode="stretch_width")
-        return pn.Column(pn.Row(self._crumbs, pn.layout.HSpacer(), up, down, reset,
+        self._tabs = tabs
+        tabs.param.watch(self._on_tab, "active")
+        return pn.Column(pn.Row(self._crumbs, up, down, reset,
                                 sizing_mode="stretch_width"), tabs,
                          sizing_mode="stretch_width", css_classes=["wb-slice-explorer"])
 
@@ -365,19 +365,16 @@ class SliceExplorer(_View):
 
     def _fill_table(self) -> None:
         r = self.state.ranked
-        recs = list(r.itertuples(index=False)) if r is not None else []
+        recs = list(r.itertuples(index=False))[: self.max_rows] if r is not None else []
         ratio = self.state.data is not None and self.state.data.kind == "ratio"
         fmt = ".4f" if ratio else ",.0f"
-        self._row_filters = [dict(x.filter) for x in recs[: self.max_rows]]
-        for i, (row, b, stats) in enumerate(self._rows):
-            if i < len(recs):
-                x = recs[i]
-                b.name = x.slice
-                stats.object = (f"**{_pct(x.share, '.0%')}** · {_pct(x.relative_change)} · "
-                                f"{_pct(x.baseline, fmt)} → {_pct(x.observed, fmt)} · "
-                                f"{_pct(x.traffic_share, '.0%')} · "
-                                f"<span class='wb-muted'>{x.source}</span>")
-            row.visible = i < len(recs)
+        self._row_filters = [dict(x.filter) for x in recs]
+        self._table.rows = [
+            {"label": x.slice, "title": f"Show {x.slice} in the timeline",
+             "html": (f"<b>{_pct(x.share, '.0%')}</b> · {_pct(x.relative_change)} · "
+                      f"{_pct(x.baseline, fmt)} → {_pct(x.observed, fmt)} · "
+                      f"{_pct(x.traffic_share, '.0%')} · <span class='m'>{x.source}</span>")}
+            for x in recs]
 
     def _on_row(self, i: int) -> None:
         if i < len(self._row_filters):
@@ -401,10 +398,37 @@ class SliceExplorer(_View):
                     self.state.drill_to(filt)
                     return
 
+    # ----------------------------------------------------------------- lazy tabs
+    _TAB_OF = {"heat": 1, "compare": 2, "mix": 3}
+
+    def _poke(self, what: str) -> None:
+        """Redraw ``what`` now if its tab is shown, else when it is opened."""
+        if self._tabs.active == self._TAB_OF[what]:
+            self._redraw(what)
+        else:
+            self._dirty.add(what)
+
+    def _redraw(self, what: str) -> None:
+        self._dirty.discard(what)
+        if what == "compare":
+            self.state.compare_wanted = True
+            return
+        if what == "mix":
+            self._mix_text.object = self._mix_summary()
+        setattr(self._gate, what, getattr(self._gate, what) + 1)
+
+    def _on_tab(self, event):
+        self.state.compare_wanted = event.new == self._TAB_OF["compare"]
+        for what in list(self._dirty):
+            if self._TAB_OF[what] == event.new:
+                self._redraw(what)
+
     # ----------------------------------------------------------------- heatmap
-    def _heat(self, data, filt, x, y):
+    def _heat(self, _tick):
         # The element's key dimensions are always named x and y (see slice_heatmap), so
         # switching dimensions updates the plot in place.
+        st = self.state
+        data, filt, x, y = st.data, st.slice_filter, st.heat_x, st.heat_y
         if data is None or x is None or y is None or x == y:
             return plots.slice_heatmap(pd.DataFrame(), "columns", "rows")
         return plots.slice_heatmap(data.heatmap(filt, x, y), x, y)
@@ -444,7 +468,9 @@ class SliceExplorer(_View):
         self._compare_stats.object = "\n".join(rows)
 
     # ----------------------------------------------------------------- rate vs mix
-    def _ratemix(self, data, filt, dim):
+    def _ratemix(self, _tick):
+        st = self.state
+        data, filt, dim = st.data, st.slice_filter, st.mix_dimension
         if data is None or dim is None:
             return plots.rate_mix_bars(pd.DataFrame(), dim or "dimension", metric="metric")
         return plots.rate_mix_bars(data.rate_mix(filt, dim), dim, metric=data.metric,
@@ -504,7 +530,8 @@ class HypothesisBoard(_View):
         if d is None:
             return "### Hypotheses\n<span class='wb-muted'>waiting for the investigation…</span>"
         ext = d.inv.external
-        asof = "" if d.as_of is None else f" <span class='wb-badge'>as of {d.as_of:%m-%d %H:%M}</span>"
+        asof = ("" if d.as_of is None else
+                f" <span class='wb-badge'>as of {d.as_of:%m-%d %H:%M}</span>")
         return (f"### Hypotheses{asof}\nVerdict **{d.inv.verdict}**"
                 + (f" · outside the log: {_conf(ext)}" if ext is not None else "")
                 + " <span class='wb-muted'>(j/k to move)</span>")
@@ -732,37 +759,23 @@ class SearchView(_View):
             description="Every word must appear (id, kind, target, scope, author, text)")
         self._box.param.watch(self._on_query, "value_input")
         self._hits: list[tuple[str, str]] = []
-        self._hit_rows = []
-        for i in range(self.max_results):
-            b = pn.widgets.Button(name="-", button_type="light", width=200, margin=(1, 5),
-                                  description="Open: drill into a slice, or select a change "
-                                              "(and say why when it is not a candidate)")
-            b.on_click(lambda e, i=i: self._on_hit(i))
-            text = _md("", margin=(0, 5))
-            self._hit_rows.append((pn.Row(b, text, sizing_mode="stretch_width", margin=0,
-                                          visible=False), b, text))
-        self._none = _md("<span class='wb-muted'>nothing matches every word</span>",
-                         visible=False)
-        self._holder = pn.Column(self._none, *[r[0] for r in self._hit_rows],
-                                 sizing_mode="stretch_width", css_classes=["wb-search-results"],
-                                 max_height=260, scroll=True)
+        self._holder = ClickList(on_click=self._on_hit, css_classes=["wb-search-results"],
+                                 sizing_mode="stretch_width")
         return pn.Column(self._box, self._holder, sizing_mode="stretch_width")
 
     def _on_query(self, event):
         q = event.new or ""
         self.state.query = q
         df = self.state.search(q) if q.strip() else None
-        recs = list(df.itertuples(index=False)) if df is not None else []
-        self._hits = [(x.type, x.key) for x in recs[: self.max_results]]
-        for i, (row, b, text) in enumerate(self._hit_rows):
-            if i < len(recs):
-                x = recs[i]
-                b.name = x.key
-                text.object = (f"<span class='wb-badge'>{x.type}</span> "
-                               f"**{html.escape(x.title)}** · "
-                               f"<span class='wb-muted'>{html.escape(x.detail)}</span>")
-            row.visible = i < len(recs)
-        self._none.visible = bool(q.strip()) and not recs
+        recs = list(df.itertuples(index=False))[: self.max_results] if df is not None else []
+        self._hits = [(x.type, x.key) for x in recs]
+        tips = {"slice": "Drill into this slice",
+                "change": "Select this change if it is a candidate cause (else say why not)"}
+        self._holder.header = ("nothing matches every word" if q.strip() and not recs else "")
+        self._holder.rows = [
+            {"label": x.key, "title": tips.get(x.type, "Past investigation"),
+             "html": (f"<span class='b'>{x.type}</span> <b>{html.escape(x.title)}</b> · "
+                      f"<span class='m'>{html.escape(x.detail)}</span>")} for x in recs]
 
     def _on_hit(self, i: int) -> None:
         if i < len(self._hits):
@@ -839,7 +852,8 @@ class Workbench(_View):
             return "<span class='wb-muted'>investigating…</span>" if st.busy else ""
         top = d.causes[0] if d.causes else None
         return (f"verdict **{d.inv.verdict}**"
-                + (f" · top cause **{top['change_id']}** {top['kind']} {html.escape(top['target'])}"
+                + (f" · top cause **{top['change_id']}** {top['kind']} "
+                   f"{html.escape(top['target'])}"
                    f" ({_conf(top['confidence'])})" if top else "")
                 + f" · onset {_when(d.inv.divergence.get('onset'))}")
 

@@ -1,0 +1,134 @@
+"""Driving the real thing from outside: servers, JupyterLab and Chromium, for the
+browser tests, the screenshots and the latency benchmark (one copy of each recipe).
+
+Nothing here runs in the served app. Playwright is imported inside the functions
+that need it; ``../shared/design/stack-notes.md`` has the recipes these follow
+(Debian's Chromium, Lab offline, waits on conditions rather than sleeps).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+#: the Lab run-all start marker: a code cell's prompt shows ``[*]`` or ``[n]``
+STARTED = re.compile(r"\[(\*|\d+)\]")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_process(cmd: list[str], *, env: dict, ready: re.Pattern | str, log: Path,
+                  timeout: float = 120.0, cwd: Path | None = None
+                  ) -> tuple[subprocess.Popen, str]:
+    """Start ``cmd`` in its own process group; return it and the first match of ``ready``.
+
+    The group lets :func:`stop_process` stop it with its children (kernels, the
+    replay worker) and nothing else.
+    """
+    ready = re.compile(ready) if isinstance(ready, str) else ready
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        m = ready.search(log.read_text())
+        if m:
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    stop_process(proc)
+    raise RuntimeError(f"{' '.join(map(str, cmd[:4]))}... did not start in {timeout:.0f}s:\n"
+                       + log.read_text()[-3000:])
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM to the group started by :func:`start_process`, then SIGKILL if it lingers."""
+    def signal_group(sig):
+        try:
+            os.killpg(proc.pid, sig)  # the group's id is the leader's pid
+        except ProcessLookupError:
+            pass
+
+    signal_group(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        signal_group(signal.SIGKILL)
+        proc.wait(10)
+    signal_group(signal.SIGKILL)  # children that outlived the leader go too
+
+
+def write_lab_settings(path: Path) -> None:
+    """Lab settings for a test run: every cell stays in the page, no news pop-up.
+
+    Lab 4 "windows" long notebooks (cells far from the viewport are detached and
+    re-rendered); a widget in such a cell can be changed in the page and never reach
+    the kernel, which made the notebook test flaky.
+    """
+    nb = path / "@jupyterlab" / "notebook-extension"
+    nb.mkdir(parents=True, exist_ok=True)
+    (nb / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    ap = path / "@jupyterlab" / "apputils-extension"
+    ap.mkdir(parents=True, exist_ok=True)
+    (ap / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+
+
+def write_lab_notebooks(root: Path, tmp: Path, passport: Path, repo: Path) -> None:
+    """Copies of the UI notebooks for a Lab rooted at ``root``.
+
+    ``quickstart.ipynb`` gets its parameters injected the papermill way (the
+    passport by absolute path, a store and library under ``tmp``); neither keeps
+    its jupytext pairing: with it, Lab asked which kernel to start after the
+    kernel had started, and the dialog swallowed "Run All Cells".
+    """
+    import nbformat
+
+    from ..investigation.artifact import inject_parameters
+
+    for name in ("quickstart", "ui_workbench"):
+        nb = nbformat.read(repo / "notebooks" / f"{name}.ipynb", as_version=4)
+        if name == "quickstart":
+            nb = inject_parameters(nb, {"passport": str(passport),
+                                        "db": str(tmp / "qs-store.duckdb"),
+                                        "library": str(tmp / "library")})
+        nb.metadata.pop("jupytext", None)
+        (root / f"{name}.ipynb").write_text(json.dumps(nb, indent=1))
+
+
+def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 4) -> bool:
+    """Run > Run All Cells in the open notebook once its kernel is idle.
+
+    On a loaded machine Lab can ask which kernel to use after the kernel already
+    showed idle, and that dialog swallows the command: the dialog is answered
+    (the preselected kernel) whenever it shows, and the command repeated until
+    the first code cell is running or done. Returns whether a run started.
+    """
+    from playwright.sync_api import expect
+
+    accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible").first
+    first_prompt = notebook.locator(".jp-CodeCell .jp-InputPrompt").first
+    for _ in range(tries):
+        expect(idle.or_(accept).first).to_be_attached(timeout=timeout_ms)
+        if accept.is_visible():
+            accept.click()
+            continue
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            expect(first_prompt).to_have_text(STARTED, timeout=30_000)
+            return True
+        except AssertionError:
+            continue  # no cell started: a dialog took the command; answer it, run again
+    return False
