@@ -416,9 +416,11 @@ def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain:
                   direction_sign: float, cfg: RankConfig, end: pd.Timestamp) -> None:
     """Refit the leading concurrent scoped candidates jointly; update their scores in place.
 
-    The joint effect (the others held fixed) replaces each one's own
-    difference-in-differences in its score, and every member's evidence says
-    what the joint model found. One row per rollout enters (its best step).
+    A change's effect evidence becomes the weaker of its own difference-in-
+    differences and its joint effect (the others held fixed): the joint model
+    explains away a change whose apparent effect belongs to a concurrent one, and
+    never adds blame. Every member's evidence says what the joint model found.
+    One row per rollout enters (its best step).
     """
     import json as _json
 
@@ -461,8 +463,11 @@ def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain:
             rows[i] = (ch, llr, lag, s, c, effect, ev, {**feat, "joint": e.to_dict()})
             continue
         f_old = feat["effect"]
+        # The joint model explains away; it never adds blame its own comparison does
+        # not show: a shock outside the log that hits part of one group can load on
+        # a change the per-change comparison clears (both tests must agree).
         f_new = f_old if f_old == -1.0 else \
-            float(np.clip(direction_sign * e.t_stat, -3.0, 8.0)) / 4.0
+            min(f_old, float(np.clip(direction_sign * e.t_stat, -3.0, 8.0)) / 4.0)
         llr = llr + cfg.w_effect * (f_new - f_old)
         ev = ev + (f"joint model with {others} (each holding the others fixed): "
                    f"{e.estimate:+.1%} (95% CI {e.ci_low:+.1%}..{e.ci_high:+.1%}, "
