@@ -106,7 +106,7 @@ def write_lab_notebooks(root: Path, tmp: Path, passport: Path, repo: Path) -> No
         (root / f"{name}.ipynb").write_text(json.dumps(nb, indent=1))
 
 
-def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 4) -> bool:
+def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 6) -> bool:
     """Run > Run All Cells in the open notebook once its kernel is idle.
 
     On a loaded machine Lab can ask which kernel to use after the kernel already
@@ -118,7 +118,9 @@ def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 4) 
 
     accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
     idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible").first
-    first_prompt = notebook.locator(".jp-CodeCell .jp-InputPrompt").first
+    # any code cell queued or run ("[*]" or "[n]"): on a loaded machine the first one
+    # may already be done by the time this looks
+    started = notebook.locator(".jp-CodeCell .jp-InputPrompt").filter(has_text=STARTED).first
     for _ in range(tries):
         expect(idle.or_(accept).first).to_be_attached(timeout=timeout_ms)
         if accept.is_visible():
@@ -127,7 +129,7 @@ def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 4) 
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         try:
-            expect(first_prompt).to_have_text(STARTED, timeout=30_000)
+            expect(started).to_be_attached(timeout=60_000)
             return True
         except AssertionError:
             continue  # no cell started: a dialog took the command; answer it, run again
