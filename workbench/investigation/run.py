@@ -512,7 +512,9 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
     end = full_idx[-1] + grain
     week = pd.Timedelta("7D")
     dims = list(m.all_dimensions)
-    cards = _cardinalities(st, sp, dims)
+    from ..store import cardinalities
+
+    cards = cardinalities(st.con, sp, dims)
     large = float(np.prod([max(c, 1) for c in cards.values()], dtype=float)) > LARGE_LEAVES
     picks: list[dict] = []
     for span in spans:
@@ -662,13 +664,6 @@ def _concentration_slice(lf: pd.DataFrame, dims: list[str], kind: str,
     return {"filter": {d: v}, "explained_share": _f(share), "baseline": _f(base),
             "observed": _f(obs), "source": "concentration (no slice passed the lattice "
                                           "search's noise floor)"}
-
-
-def _cardinalities(st, sp, dims: list[str]) -> dict[str, int]:
-    from ..store.duck import q
-
-    return {d: int(st.con.execute(f"SELECT count(*) FROM {sp.schema}.{q('dict_' + d)}")
-                   .fetchone()[0]) for d in dims}
 
 
 def _change_scope_dims(st, name: str, onset) -> set[str]:
@@ -894,7 +889,9 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     # leaves: the localizer then screens and pools in DuckDB (window_rows), and
     # the leaves the ranking and the rate-mix split need are grouped over the
     # narrow dimensions plus any a slice or a candidate change names.
-    cards = _cardinalities(st, sp, dims)
+    from ..store import cardinalities
+
+    cards = cardinalities(st.con, sp, dims)
     large = float(np.prod([max(c, 1) for c in cards.values()], dtype=float)) > LARGE_LEAVES
     scoped_dims = _change_scope_dims(st, pp.name, onset) if large else set()
     leaf_dims = dims

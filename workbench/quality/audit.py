@@ -34,7 +34,7 @@ import pandas as pd
 from .._types import MetricSpec
 from ..store import StoredPassport
 from ..store.duck import lit, q
-from ..store.queries import _ts, grouping_labels
+from ..store.queries import _ts, cardinalities, grouping_labels
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,7 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
     bucket = f"time_bucket(INTERVAL '{secs} seconds', ts)"
 
     # ---------------------------------------------------------------- gaps
-    cards = {d: con.execute(f"SELECT count(*) FROM {sp.schema}.{q('dict_' + d)}").fetchone()[0]
-             for d in m.all_dimensions}
+    cards = cardinalities(con, sp)
     dims = [d for d in m.all_dimensions if cards[d] <= cfg.max_cardinality]
     if dims:
         sets = ", ".join(f"(b, {q(d)})" for d in dims)

@@ -29,7 +29,7 @@ import pandas as pd
 from .._types import MetricSpec
 from ..errors import StoreError
 from .duck import META, Store, StoredPassport, lit, q
-from .queries import _ts
+from .queries import _ts, cardinalities
 
 METHOD = "hour_of_week_mean"
 ALL = "(all)"
@@ -110,10 +110,9 @@ def _has_table(con, name: str) -> bool:
 def profile_sql(sp: StoredPassport, metric: MetricSpec, period, *, max_cardinality=200,
                 con=None) -> str:
     """The one statement computing the hour-of-week profile of every slice."""
+    cards = cardinalities(con, sp) if con is not None else {}
     dims = [d for d in sp.manifest.all_dimensions
-            if con is None or con.execute(
-                f"SELECT count(*) FROM {sp.schema}.{q('dict_' + d)}").fetchone()[0]
-            <= max_cardinality]
+            if con is None or cards[d] <= max_cardinality]
     secs = int(sp.manifest.grain_td.total_seconds())
     den = q(metric.denominator) if metric.kind == "ratio" else "1.0"
     sets = ", ".join(["(b)"] + [f"(b, {q(d)})" for d in dims])

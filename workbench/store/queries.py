@@ -68,6 +68,13 @@ def _num_den(metric: MetricSpec) -> tuple[str, str]:
     return num, den
 
 
+def cardinalities(con: duckdb.DuckDBPyConnection, sp: StoredPassport,
+                  dims: Iterable[str] | None = None) -> dict[str, int]:
+    """Number of distinct values of each dimension (the size of its dictionary table)."""
+    return {d: int(con.execute(f"SELECT count(*) FROM {sp.schema}.{q('dict_' + d)}")
+                   .fetchone()[0]) for d in (dims or sp.manifest.all_dimensions)}
+
+
 def grouping_labels(sp: StoredPassport, dims: Sequence[str], alias: str = "g") -> tuple[str, str]:
     """SQL naming each GROUPING SETS row by its dimension and decoded value.
 
@@ -293,9 +300,8 @@ def slice_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: Met
     more than ``max_cardinality`` values are left out (scan them by
     localization instead). Columns: ``dimension, value, ts, num, den, rows``.
     """
-    dims = [d for d in (dimensions or sp.manifest.all_dimensions)
-            if con.execute(f"SELECT count(*) FROM {sp.schema}.{q('dict_' + d)}").fetchone()[0]
-            <= max_cardinality]
+    cards = cardinalities(con, sp, dimensions)
+    dims = [d for d, n in cards.items() if n <= max_cardinality]
     secs = int(sp.manifest.grain_td.total_seconds())
     num, den = _num_den(metric)
     where = ["TRUE"]
