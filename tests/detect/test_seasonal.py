@@ -48,6 +48,37 @@ def test_level_shift_onset_found(shifted):
     assert res.p_value < 1e-6
 
 
+def test_onset_set_brackets_the_onset_and_widens_with_less_volume(shifted):
+    frame, truth, res = shifted
+    lo, hi = res.params["onset_set"]
+    assert lo <= res.onset <= hi and lo <= truth.onset <= hi
+    assert res.params["earlier_steps"] == 0  # one clean step: nothing earlier is invented
+    small, t_small = _series(11, kind="ratio", incident="shift", effect=-0.15, level=800,
+                             hours_before_end=60, model_error=0.01)
+    r_small = detect_divergence(small, kind="ratio", better="higher")
+    assert r_small.significant
+    lo_s, hi_s = r_small.params["onset_set"]
+    assert (hi_s - lo_s) > (hi - lo)  # fewer events, a flatter likelihood of the onset
+
+
+def test_staged_change_is_dated_from_its_first_step():
+    """10% off for 30 hours, then 40% off: the scan alone dates it from the big step;
+    the search for an earlier adjacent step (binary segmentation) finds the first."""
+    rng = np.random.default_rng(7)
+    frame, _ = simulate_series(rng, kind="sum", level=3000, model_error=0.0, trend=0.0)
+    n = len(frame)
+    i1, i2 = n - 60, n - 30
+    keep = np.ones(n)
+    keep[i1:i2], keep[i2:] = 0.9, 0.6
+    frame = frame.assign(num=rng.binomial(frame["num"].to_numpy().astype(np.int64),
+                                          keep).astype(float))
+    off = detect_divergence(frame, kind="sum", config=DetectConfig(staged_lookback="0h"))
+    assert off.significant and abs((off.onset - frame.index[i2]) / H) <= 2
+    res = detect_divergence(frame, kind="sum")
+    assert res.significant and abs((res.onset - frame.index[i1]) / H) <= 2
+    assert res.params["earlier_steps"] >= 1 and res.end == frame.index[-1]
+
+
 @pytest.mark.parametrize("seed,kind", [(101, "sum"), (102, "ratio"), (103, "sum")])
 def test_sum_and_ratio_shift_onset(seed, kind):
     frame, truth = _series(seed, kind=kind, incident="shift", effect=0.25, level=2000,

@@ -160,3 +160,29 @@ def test_dose_response_of_a_staged_rollout(rng):
     assert effects[0] > effects[1] > effects[2]  # deeper with every dose
     assert d.slope == pytest.approx(-0.6, abs=0.1)
     assert "effect grows with the exposed share" in d.evidence()
+
+
+def test_a_switch_off_in_between_cuts_the_ramp(rng):
+    """A 1% step, then the flag switched off for everyone, then 10% -> 50% -> 100%:
+    the 1% step is not part of the ramp, which is dated from the 10% step. Without
+    the switch-off the same 1% step is the ramp's first."""
+    scope = {"platform": "web"}
+    t0, off = ONSET - pd.Timedelta("4D"), ONSET - pd.Timedelta("3D")
+    t1, t2, t3 = ONSET, ONSET + pd.Timedelta("16h"), ONSET + pd.Timedelta("30h")
+    fn = _series(scope, 0.6, rng, start="2026-11-04", hours=24 * 17,
+                 doses=[(t1, 0.1), (t2, 0.5), (t3, 1.0)])
+    steps = [{"id": f"s{i}", "ts": t, "scope": scope, "kind": "flag", "target": "f",
+              "rollout": r} for i, (t, r) in enumerate([(t0, 1), (t1, 10), (t2, 50), (t3, 100)])]
+    switch_off = {"id": "off", "ts": off, "scope": {}, "kind": "flag", "target": "f",
+                  "rollout": 0}
+    from workbench.events.rank import CandidateCause
+
+    cause = CandidateCause("s3", "flag", "f", t3, scope, 100.0, 0.9, 0, 1, 0.3, None, ())
+    kw = dict(kind="ratio", grain=GRAIN, end=ONSET + pd.Timedelta("70h"), direction_sign=-1.0)
+    d = dose_response(_changes(steps + [switch_off]), cause, fn, **kw)
+    assert [s["change_id"] for s in d.steps] == ["s1", "s2", "s3"]
+    assert d.consistent and d.first_step == t1
+    assert d.steps[-1]["t"] < -10  # each step's own t against the pre-period's noise
+    whole = dose_response(_changes(steps), cause, fn, **kw)
+    assert [s["change_id"] for s in whole.steps] == ["s0", "s1", "s2", "s3"]
+    assert whole.first_step == t0

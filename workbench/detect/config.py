@@ -72,6 +72,12 @@ class DetectConfig:
         about 10% a week; 0 for no prior). Shrinks a trend the data barely
         support -- two weeks of a low-volume series easily show a spurious 20%
         a week, extrapolated days ahead -- and leaves a well-measured one alone.
+    staged_lookback : duration
+        How far before a detected onset an earlier, smaller step of the same
+        divergence is looked for (a staged rollout: 10% then 50% then 100%). The
+        scan finds the largest step; binary segmentation on the span before it
+        finds an earlier one adjacent to it, in the same direction, significant
+        on its own (Sidak-corrected over the starts tried). ``0`` turns it off.
     scan_tests_per_bucket : float
         Effective number of independent tests per scanned bucket used in the
         Sidak correction ``p = 1 - (1 - p_window) ** (k * n_scanned)``, calibrated
@@ -98,9 +104,10 @@ class DetectConfig:
     trend: bool = True
     trend_prior_sd: float = 0.1
     scan_tests_per_bucket: float = 2.0
+    staged_lookback: pd.Timedelta = pd.Timedelta("3D")
 
     def __post_init__(self):
-        for name in ("scan", "min_history", "weekly_min_history"):
+        for name in ("scan", "min_history", "weekly_min_history", "staged_lookback"):
             object.__setattr__(self, name, _as_timedelta(name, getattr(self, name)))
         if not 0.0 < self.alpha < 1.0:
             raise UsageError(f"DetectConfig.alpha must be in (0, 1); got {self.alpha!r}")

@@ -43,6 +43,16 @@ Method
    autocorrelation), a BIC-like price for the extra change point, so a bounded
    episode ends where the series returns to baseline and a persistent shift
    runs to the end.
+   The onset comes with a confidence set: the starts whose profile deviance
+   is within ``2 log(2 / 0.05)`` of the best (Siegmund 1988; the constant is
+   Hinkley's 1970 random-walk tail, the location not being a regular
+   parameter); it is wide when the first hours carry few events. A staged
+   change (10%, then 50%, then 100% of traffic) makes the scan pick its largest
+   step; binary segmentation (Vostrikova 1981) then looks for an earlier step
+   adjacent to the window, in the same direction, significant on its own
+   against a baseline fitted before both, and dates the divergence from it
+   (one step back at most: a still smaller first step is dated too loosely by
+   the data; the change log's rollout steps date it, ``workbench.events``).
 5. **Score.** The window's signed z combines three variances: sampling noise
    times ``phi`` (through the deviance, near-normal even for a handful of
    events), the autocorrelation inflation of a sum of ``L`` buckets, and the
@@ -75,7 +85,13 @@ application in spontaneous abortion epidemiology. Stat. Med. 4, 469-488.
 McCullagh, P. and Nelder, J. A. (1989). Generalized Linear Models, 2nd ed.
 Noufaily, A. et al. (2013). An improved algorithm for outbreak detection in
 multiple surveillance systems. Stat. Med. 32, 1206-1222.
+Hinkley, D. V. (1970). Inference about the change-point in a sequence of random
+variables. Biometrika 57, 1-17.
 Page, E. S. (1954). Continuous inspection schemes. Biometrika 41, 100-115.
+Siegmund, D. (1988). Confidence sets in change-point problems. Int. Statist. Rev.
+56, 165-176.
+Vostrikova, L. Yu. (1981). Detecting "disorder" in multidimensional random
+processes. Soviet Math. Dokl. 24, 55-59.
 Siegmund, D. and Venkatraman, E. S. (1995). Using the generalized likelihood
 ratio statistic for sequential detection of a change-point. Ann. Statist. 23,
 255-271.
@@ -528,6 +544,47 @@ def _onset_within(pred: _Prediction, y, den, present, a, b, min_length, binomial
 
 
 # --------------------------------------------------------------------------- detector
+def _onset_set(pred: _Prediction, fit: _Fit, y, den, present, lo, onset, b, min_length,
+               binomial, cc=0.0, level: float = 0.95):
+    """The onsets a likelihood-ratio test does not reject, as ``(first, last)``.
+
+    With the window's end fixed, the profile of the segment deviance over its
+    start is the likelihood of the change point's location; the set of starts
+    within ``c`` of the best (scaled by ``phi`` and the long-run autocorrelation
+    inflation) is a confidence set for the onset (Siegmund 1988, "Confidence
+    sets in change-point problems", Int. Statist. Rev. 56). The location is not
+    a regular parameter, so ``c`` is not a chi-square quantile: the likelihood
+    ratio of a change point behaves like twice the maximum of a two-sided random
+    walk with negative drift (Hinkley 1970), whose tail is ``2 exp(-c / 2)``, so
+    ``c = 2 log(2 / (1 - level))`` (7.4 at 95%). It is
+    wide where the first hours after the onset carry few events (a night), and
+    tells a caller whether another estimate of the onset (a slice's, a
+    change's time) is compatible with this series.
+    """
+    lo = int(max(lo, 0))
+    hi = int(b - min_length + 1)
+    if hi < lo:
+        return onset, onset
+    starts = np.arange(lo, hi + 1)
+    z2 = _segment_z2(pred, y, den, present, starts, np.array([b]), min_length, binomial,
+                     cc)[:, 0]
+    if not np.isfinite(z2).any():
+        return onset, onset
+    scale = fit.phi * _long_run_inflation(fit)
+    best = float(z2[starts == onset][0]) if np.any(starts == onset) else float(np.nanmax(z2))
+    ok = np.isfinite(z2) & (best - z2 <= 2.0 * np.log(2.0 / (1.0 - level)) * scale)
+    ok[starts == onset] = True
+    # the contiguous run of accepted starts around the estimate
+    k = int(np.flatnonzero(starts == onset)[0]) if np.any(starts == onset) else int(np.argmax(z2))
+    i0 = k
+    while i0 > 0 and ok[i0 - 1]:
+        i0 -= 1
+    i1 = k
+    while i1 < len(ok) - 1 and ok[i1 + 1]:
+        i1 += 1
+    return int(starts[i0]), int(starts[i1])
+
+
 def _single_threaded_blas():
     """Limit BLAS to one thread while detecting, when ``threadpoolctl`` is installed.
 
@@ -600,6 +657,7 @@ class SeasonalDetector:
         iterations = 0
 
         error = None  # residual correlation (c, a), estimated once per detection
+        staged_steps, staged_set = 0, None
 
         def fit_excluding(a, b, *, before_only=False):
             nonlocal error
@@ -676,8 +734,26 @@ class SeasonalDetector:
             m = cfg.scan_tests_per_bucket * n_scanned
             p_value = float(-np.expm1(m * np.log1p(-min(p_local, 1.0 - 1e-16))))
             searched = True
+            if p_value < cfg.alpha and cfg.staged_lookback > pd.Timedelta(0):
+                # one earlier step at most: a third, weaker one is dated too loosely by
+                # the data (a rollout's first small step is for the change log to date)
+                step = self._earlier_step(fit_excluding, design, y, den, present, a, b,
+                                          max(first + buckets(cfg.min_history), 0),
+                                          buckets(cfg.staged_lookback), binomial, cc, cfg,
+                                          float(np.sign(stats["z"])))
+                if step is not None:
+                    a = onset = step[0]
+                    staged_set = step[1:]
+                    staged_steps += 1
+                    fit = fit_excluding(a, b)
+                    pred = _predict(fit, design, y, den, present, binomial)
+                    stats = self._window_stats(pred, fit, design, y, den, present, a, b,
+                                               binomial, cc)
 
         significant = bool(p_value < cfg.alpha)
+        set_lo = max(a - buckets(3 * _DAY), first) if window is None else a
+        s0, s1 = staged_set or _onset_set(pred, fit, y, den, present, set_lo, onset, b,
+                                          cfg.min_length, binomial, cc)
         obs, base = stats["observed"], stats["baseline"]
         below = obs < base
         direction = "bad" if (below == (better == "higher")) else "good"
@@ -690,6 +766,8 @@ class SeasonalDetector:
             "grain": grain,
             "window": [index[a], index[b]],
             "onset_estimate": index[onset],
+            "onset_set": [index[s0], index[s1]],
+            "earlier_steps": staged_steps,
             "searched": searched,
             "n_scanned_onsets": n_scanned,
             "scan_start": index[starts[0]] if searched else None,
@@ -726,6 +804,43 @@ class SeasonalDetector:
             params=params,
             expected=expected,
         )
+
+    def _earlier_step(self, fit_excluding, design, y, den, present, a, b, earliest, lookback,
+                      binomial, cc, cfg, sign) -> tuple[int, int, int] | None:
+        """Start of an earlier step adjacent to the window ``[a, b]`` and the 95%
+        set of that start (the step's segment ``[start, a - 1]`` profiled), or None.
+
+        Binary segmentation (Vostrikova 1981) on the span before the onset: the
+        baseline is fitted on the history before ``a - lookback`` (so neither
+        step bends it), the segments ``[s, a - 1]`` are scanned, and the best
+        one counts when it moves the same way as the window and its z is
+        significant after a Sidak correction over the starts tried (the same
+        calibration as the main scan).
+        """
+        lo = max(a - lookback, earliest)
+        if a - lo < max(cfg.min_length, 2):
+            return None
+        try:
+            fit = fit_excluding(lo, b, before_only=True)
+        except UsageError:
+            return None
+        pred = _predict(fit, design, y, den, present, binomial)
+        starts = np.arange(lo, a)
+        z2 = _segment_z2(pred, y, den, present, starts, np.array([a - 1]), cfg.min_length,
+                         binomial, cc)[:, 0]
+        if not np.isfinite(z2).any():
+            return None
+        s = int(starts[int(np.argmax(z2))])
+        st = self._window_stats(pred, fit, design, y, den, present, s, a - 1, binomial, cc)
+        if np.sign(st["z"]) != sign:
+            return None
+        p_local = 2.0 * ndtr(-abs(st["z"]))
+        m = cfg.scan_tests_per_bucket * len(starts)
+        p = float(-np.expm1(m * np.log1p(-min(p_local, 1.0 - 1e-16))))
+        if p >= cfg.alpha:
+            return None
+        return (s, *_onset_set(pred, fit, y, den, present, lo, s, a - 1, cfg.min_length,
+                               binomial, cc))
 
     @staticmethod
     def _window_stats(pred, fit, design, y, den, present, a, b, binomial, cc) -> dict:

@@ -593,22 +593,36 @@ def dose_response(changes: pd.DataFrame, cause: CandidateCause, series: RankSeri
     the mean log ratio exposed/unexposed over the step's interval is compared
     with the week before the first step; a real cause shows an effect that
     grows with the exposed share (proportional for a share-diluted effect).
+    The ramp is the run of rising steps through the cause with the same
+    targeting, cut where the flag was switched off for a wider targeting in
+    between (a 1% step before a global switch-off is not part of a later ramp);
+    the divergence is dated from its first step (``first_step``). Each step's
+    ``t`` is its effect over a standard error from the pre-period's noise.
     """
-    same = changes[(changes["target"] == cause.target) & changes["rollout"].notna()]
-    same = same[(same["ts"] >= cause.ts - lookback) & (same["ts"] <= end)]
-    same = same[[sc == cause.scope for sc in same["scope"]]]  # the same targeting only
+    rows = changes[(changes["target"] == cause.target) & changes["rollout"].notna()]
+    rows = rows[(rows["ts"] >= cause.ts - lookback) & (rows["ts"] <= end)]
+    same = rows[[sc == cause.scope for sc in rows["scope"]]]  # the same targeting only
     if len(same) < 2:
         return None
     same = same.sort_values("ts").reset_index(drop=True)
+    # A switch-off of the flag over a wider targeting (everyone, or a scope the
+    # cause's scope lies in) ends any ramp before it: exposure went back to zero.
+    own = cause.scope or {}
+    resets = rows[[(r == 0) and isinstance(sc, dict) and sc != own and
+                   all(own.get(k) == v for k, v in sc.items())
+                   for sc, r in zip(rows["scope"], rows["rollout"])]]["ts"]
     # keep the ramp through the cause: strictly rising exposure before and after it
     at = same.index[same["id"].astype(str) == cause.change_id]
     if len(at) == 0:
         return None
     i0 = i1 = int(at[0])
     roll = same["rollout"].to_numpy(dtype=float)
-    while i0 > 0 and roll[i0 - 1] < roll[i0]:
+    ts_ = same["ts"]
+    while i0 > 0 and roll[i0 - 1] < roll[i0] and not (
+            (resets > ts_.iloc[i0 - 1]) & (resets <= ts_.iloc[i0])).any():
         i0 -= 1
-    while i1 < len(same) - 1 and roll[i1 + 1] > roll[i1]:
+    while i1 < len(same) - 1 and roll[i1 + 1] > roll[i1] and not (
+            (resets > ts_.iloc[i1]) & (resets <= ts_.iloc[i1 + 1])).any():
         i1 += 1
     same = same.iloc[i0:i1 + 1]
     if len(same) < 2:
@@ -630,15 +644,24 @@ def dose_response(changes: pd.DataFrame, cause: CandidateCause, series: RankSeri
     # hour-of-day profile of the pre-period removes daily shape differences
     prof = pre.groupby(pre.index.hour).mean()
     resid = d - prof.reindex(d.index.hour).to_numpy()
+    # a step's standard error from the pre-period's noise, widened for its lag-1
+    # autocorrelation (the long-run variance of an AR(1) mean)
+    r_pre = resid[(resid.index < first) & (resid.index >= first - lookback)].to_numpy()
+    sd_pre = float(np.std(r_pre, ddof=1)) if len(r_pre) > 2 else float("nan")
+    r1 = float(np.clip(np.corrcoef(r_pre[:-1], r_pre[1:])[0, 1], 0.0, 0.9)) \
+        if len(r_pre) > 3 and np.ptp(r_pre) > 0 else 0.0
+    lr = (1.0 + r1) / (1.0 - r1)
     bounds = list(same["ts"].dt.floor(grain)) + [end]
     steps = []
     for i, row in enumerate(same.itertuples(index=False)):
         seg = resid[(resid.index >= bounds[i]) & (resid.index < bounds[i + 1])]
         if len(seg) == 0:
             continue
+        se = sd_pre * np.sqrt(lr / len(seg))
         steps.append({"change_id": str(row.id), "ts": row.ts.isoformat(),
                       "rollout": float(row.rollout), "effect": float(np.expm1(seg.mean())),
-                      "n": int(len(seg))})
+                      "n": int(len(seg)),
+                      "t": float(seg.mean() / se) if se > 0 else None})
     if len(steps) < 2:
         return None
     x = np.array([st["rollout"] / 100.0 for st in steps])

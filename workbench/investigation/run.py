@@ -165,6 +165,10 @@ class Investigation:
         if d.get("onset"):
             lines.append(f"Divergence: onset {d['onset']}, window {d['window'][0]} .. "
                          f"{d['window'][1]}")
+            if d.get("onset_interval") and d["onset_interval"][0] != d["onset_interval"][1]:
+                lines.append(f"  onset from the {d.get('onset_source', 'scan')}; the data "
+                             f"alone place it in {d['onset_interval'][0]} .. "
+                             f"{d['onset_interval'][1]} (95% likelihood-ratio set)")
             lines.append(f"  baseline {_num(d['baseline'])} -> observed {_num(d['observed'])} "
                          f"({d['relative_change']:+.1%}), score {d.get('score', 0):.1f}")
         else:
@@ -716,6 +720,13 @@ def _mix_slices(leaves: pd.DataFrame, dims: list[str], manifest) -> list[dict]:
     return out
 
 
+def _dose_step_id(dose, grain) -> str:
+    """The rollout step the dose-response analysis dates the divergence from."""
+    first = [st["change_id"] for st in dose.steps
+             if pd.Timestamp(st["ts"]).floor(grain) == dose.first_step]
+    return first[0] if first else dose.steps[0]["change_id"]
+
+
 def _fmt_filter(f: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in f.items()) or "the whole feed"
 
@@ -873,10 +884,13 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                                  causes=[], data_quality=dq_all, rate_mix=None, external=None,
                                  **base_inv)
         scope, det, series = found
+        onset_from = f"scan of {_fmt_filter(scope)}"
         base_inv["detection"] = det
         say(f"divergence in {_fmt_filter(scope)} (score {det.score:.1f})")
     else:
         scope = {}
+        onset_from = "scan of the total"
+    onset_set = det.params.get("onset_set")
 
     onset, end = pd.Timestamp(det.onset), pd.Timestamp(det.end)
     obs = (onset, end + grain)
@@ -931,9 +945,14 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     leaves, loc, slices = _localize_window(obs, base)
     # The top slice carries the signal undiluted: its onset is sharper than the
     # total's. Re-estimate there and, if it moved, localize again on that window.
-    refined = _refine_onset(st, sp, spec, slices, full_idx, grain, det)
+    # (not for a mix shift: its slices' rates did not move, a bump in one of them is noise)
+    mix_first = spec.kind == "ratio" and not scope and _is_mix_shift(
+        decompose_rate_mix(leaves, dimensions=list(leaf_dims)))
+    refined = None if mix_first else _refine_onset(st, sp, spec, slices, full_idx, grain, det)
     if refined is not None:
         det_slice = refined
+        onset_set = det_slice.params.get("onset_set")
+        onset_from = f"scan of the top slice {_fmt_filter(slices[0]['filter'])}"
         onset, end = pd.Timestamp(det_slice.onset), pd.Timestamp(det_slice.end)
         say(f"onset refined on the top slice: {_iso(onset)} .. {_iso(end)}")
         obs = (onset, end + grain)
@@ -1047,7 +1066,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         say(f"dose-response: the divergence began with the first rollout step "
             f"{_iso(dose.first_step)}")
         onset = dose.first_step
-        base_inv["params"]["onset_from_first_dose"] = dose.steps[0]["change_id"]
+        onset_from = f"first rollout step with an effect ({_dose_step_id(dose, grain)})"
+        base_inv["params"]["onset_from_first_dose"] = _dose_step_id(dose, grain)
         # rank again from the first dose: the ramp's first row is now aligned
         ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                                direction_sign=sign, leaves=leaves, top_slices=slices,
@@ -1066,6 +1086,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                   onset - pd.Timedelta("24h") <= f.start < onset]
         if starts:
             onset = min(starts)
+            onset_from = "start of the data-quality defect that explains it"
         gap = next((f for f in overlapping if f.slice), None)
         if gap is not None:
             slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
@@ -1085,6 +1106,22 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                 c["evidence"] = c["evidence"] + [
                     f"confidence scaled by {scale:.2f}: the verdict is {verdict}"]
     causes.sort(key=lambda c: -c["confidence"])
+    # A change the evidence names as the cause, at a time the data cannot tell from
+    # the scan's onset (inside its 95% set), dates the divergence: the scan's own
+    # estimate wanders inside a flat likelihood (a night, a small slice), the
+    # change's time does not. Ranked first, then dated, so the dating adds no blame.
+    if verdict == "change" and causes and onset_set and onset_from.startswith("scan"):
+        t_top = pd.Timestamp(causes[0]["ts"]).floor(grain)
+        # (one grain of slack: the set's edges fall between buckets)
+        if pd.Timestamp(onset_set[0]) - grain <= t_top <= pd.Timestamp(onset_set[1]) + grain \
+                and t_top != onset:
+            onset_from = (f"time of {causes[0]['change_id']}, inside the 95% set of the "
+                          f"{onset_from}")
+            causes[0]["evidence"] = list(causes[0]["evidence"]) + [
+                f"the divergence is dated from this change: the scan put the onset at "
+                f"{_iso(onset)}, and the data alone allow {_iso(onset_set[0])} .. "
+                f"{_iso(onset_set[1])}"]
+            onset = t_top
     for c in causes:
         _as_hypothesis(c, spec.name, slices)
     verification = None
@@ -1095,6 +1132,9 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     base_inv["params"]["next_step"] = _next_step(verdict, causes, slices, data_quality)
     div = _div_dict(det)
     div["onset"], div["window"] = _iso(onset), [_iso(onset), _iso(end)]
+    if onset_set:  # the 95% likelihood-ratio set of the scan's onset (Siegmund 1988)
+        div["onset_interval"] = [_iso(onset_set[0]), _iso(onset_set[1])]
+    div["onset_source"] = onset_from
     if scope:
         div["scope"] = scope
     if ranking.stability is not None:
