@@ -186,3 +186,41 @@ def test_a_switch_off_in_between_cuts_the_ramp(rng):
     whole = dose_response(_changes(steps), cause, fn, **kw)
     assert [s["change_id"] for s in whole.steps] == ["s0", "s1", "s2", "s3"]
     assert whole.first_step == t0
+
+
+def test_a_change_inside_the_onset_set_is_aligned(rng):
+    """The scan put the onset at 14:00 but its 95% set runs to 19:00: the scoped flag at
+    18:00 that holds the divergence is then a candidate like one at 14:00 would be."""
+    scope = {"country": "BR"}
+    late = ONSET + pd.Timedelta("4h")
+    lv = _leaves(scope, 0.5, rng)
+    ch = _changes([{"id": "late", "ts": late, "scope": scope, "kind": "flag"},
+                   {"id": "global", "ts": ONSET, "scope": {}}])
+    kw = dict(onset=ONSET, end=ONSET + pd.Timedelta("30h"), grain=GRAIN, kind="ratio",
+              direction_sign=-1.0, leaves=lv,
+              top_slices=[{"filter": scope, "explained_share": 1.0}],
+              series=_series(scope, 0.5, rng, change_ts=late))
+    point = {c.change_id: c for c in rank_changes(ch, **kw).causes}
+    assert point.get("late") is None or point["late"].confidence < 0.05
+    ranked = rank_changes(ch, onset_set=(ONSET - pd.Timedelta("2h"), ONSET + pd.Timedelta("5h")),
+                          **kw)
+    top = ranked.causes[0]
+    assert top.change_id == "late" and top.confidence > 0.5 and top.lag_grains == 0
+    assert top.evidence[0].startswith("inside the onset's 95% set")
+
+
+def test_a_wide_onset_set_does_not_align_a_change_a_day_early(rng):
+    """A weak divergence's set can span a day; alignment reaches 6 grains into it, not
+    to a flag 20 hours early whose difference-in-differences holds the real shift."""
+    scope = {"country": "BR"}
+    early = ONSET - pd.Timedelta("20h")
+    lv = _leaves(scope, 0.5, rng)
+    ch = _changes([{"id": "early", "ts": early, "scope": scope, "kind": "flag"}])
+    res = rank_changes(ch, onset=ONSET, end=ONSET + pd.Timedelta("30h"), grain=GRAIN,
+                       kind="ratio", direction_sign=-1.0, leaves=lv,
+                       top_slices=[{"filter": scope, "explained_share": 1.0}],
+                       series=_series(scope, 0.5, rng),
+                       onset_set=(ONSET - pd.Timedelta("24h"), ONSET + pd.Timedelta("6h")))
+    c = res.causes[0]
+    assert c.lag_grains == 14  # counted from the set's edge, 6 grains before the onset
+    assert not c.evidence[0].startswith("inside the onset's 95% set")

@@ -32,7 +32,7 @@ def test_staged_rollout_is_dated_from_its_first_felt_step(tmp_path):
     div = d["divergence"]
     assert d["verdict"] == "change" and d["causes"][0]["change_id"] in truth["culprit_ids"]
     assert _hours(div["onset"], truth["onset"]) <= 2  # the 10% step, not the 1% or the 100%
-    assert "rollout step" in div["onset_source"]
+    assert div["onset_source"].startswith("first step of the rollout")
     lo, hi = div["onset_interval"]
     assert pd.Timestamp(lo) <= pd.Timestamp(hi)
 

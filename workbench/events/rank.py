@@ -61,6 +61,11 @@ class RankConfig:
     joint_k, joint_window:
         At most ``joint_k`` scoped candidates landing within ``joint_window`` of
         the leading one are fitted jointly (:mod:`workbench.events.joint`).
+    onset_set_reach:
+        How far, in grains, the onset's 95% set may stretch alignment on either
+        side of the estimate. A weak divergence has a set spanning a day; a
+        change a day early would then be "aligned", and its difference-in-
+        differences, whose post-period holds the real shift, would agree.
     """
 
     lookback: pd.Timedelta = pd.Timedelta("24h")
@@ -74,6 +79,7 @@ class RankConfig:
     did_post_max: pd.Timedelta = pd.Timedelta("48h")
     joint_k: int = 4
     joint_window: pd.Timedelta = pd.Timedelta("24h")
+    onset_set_reach: int = 6
 
 
 @dataclass(frozen=True)
@@ -261,6 +267,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                  config: RankConfig | None = None,
                  prior: Callable[[object], tuple[float, str | None]] | None = None,
                  panel: RankPanel | None = None,
+                 onset_set: tuple[pd.Timestamp, pd.Timestamp] | None = None,
                  ) -> RankingResult:
     """Rank changes near ``onset`` as causes of the divergence.
 
@@ -285,6 +292,10 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     focus:
         The slice the divergence was detected in, when it was not the total:
         scope shares are then shares of that slice's deviation.
+    onset_set:
+        The onsets the data do not reject (the detector's 95% set). A change
+        inside it is aligned with the onset (lag 0); outside, its lag is counted
+        from the nearer edge. Without it the lag is counted from ``onset``.
     panel:
         ``panel(scopes, start, end)`` returns the metric per atom of the scopes;
         enables the joint model of concurrent changes, whose effect (each change
@@ -297,7 +308,11 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         ``external``, to 1).
     """
     cfg = config or RankConfig()
-    lo, hi = onset - cfg.lookback, onset + max(cfg.lookahead, 3 * grain)
+    s_lo, s_hi = (pd.Timestamp(onset_set[0]), pd.Timestamp(onset_set[1])) \
+        if onset_set is not None else (onset, onset)
+    reach = cfg.onset_set_reach * grain
+    s_lo, s_hi = max(min(s_lo, onset), onset - reach), min(max(s_hi, onset), onset + reach)
+    lo, hi = s_lo - cfg.lookback, max(s_hi, onset + max(cfg.lookahead, 3 * grain))
     cand = changes[(changes["ts"] >= lo) & (changes["ts"] <= hi)]
     window = (lo, hi)
     if len(cand) == 0:
@@ -326,7 +341,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     boot: list[tuple] = []  # what a resample needs to re-score each candidate
     for ch in cand.itertuples(index=False):
         scope = ch.scope if isinstance(ch.scope, dict) else {}
-        lag = (onset - ch.ts.floor(grain)) / grain  # 14:20 takes effect in the 14:00 bucket
+        t_ch = ch.ts.floor(grain)  # 14:20 takes effect in the 14:00 bucket
+        lag = (s_lo - t_ch) / grain if t_ch < s_lo else \
+            ((s_hi - t_ch) / grain if t_ch > s_hi else 0.0)
         f_align = alignment(lag, cfg)
         m = scope_mask(leaves, scope)
         s = float(dev[m].sum() / total_dev) if total_dev else 0.0
@@ -365,6 +382,14 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         if not np.isfinite(f_align):
             llr = -np.inf  # took effect after the onset: cannot be the cause
         ev = _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus)
+        if s_lo < s_hi and not s_lo <= t_ch <= s_hi:  # the lag is from the set's edge
+            ev = (ev[0].replace("the estimated onset", "the onset").replace(
+                "the onset", f"the onset's 95% set ({s_lo:%m-%d %H:%M}..{s_hi:%m-%d %H:%M})"),
+                ) + ev[1:]
+        if s_lo < s_hi and s_lo <= t_ch <= s_hi and t_ch != onset:
+            ev = (f"inside the onset's 95% set ({s_lo:%m-%d %H:%M}..{s_hi:%m-%d %H:%M} at "
+                  f"most {cfg.onset_set_reach} grains either side): the data cannot tell "
+                  "this time from the estimated onset",) + ev[1:]
         if scope and coverage < 0.9:
             ev = ev + (f"only {coverage:.0%} of the scope's traffic is in the diverging "
                        "slices: the rest of the scope behaves as before",)

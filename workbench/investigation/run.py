@@ -1059,14 +1059,14 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                            direction_sign=sign, leaves=leaves, top_slices=slices,
                            series=series_fn, data_end=data_last, focus=scope or None, prior=prior,
-                           panel=panel_fn)
+                           panel=panel_fn, onset_set=onset_set)
     timings["rank"] = time.perf_counter() - t
     dose = getattr(ranking, "dose", None)
     if dose is not None and dose.consistent and dose.first_step < onset:
         say(f"dose-response: the divergence began with the first rollout step "
             f"{_iso(dose.first_step)}")
         onset = dose.first_step
-        onset_from = f"first rollout step with an effect ({_dose_step_id(dose, grain)})"
+        onset_from = f"first step of the rollout ({_dose_step_id(dose, grain)})"
         base_inv["params"]["onset_from_first_dose"] = _dose_step_id(dose, grain)
         # rank again from the first dose: the ramp's first row is now aligned
         ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
@@ -1111,10 +1111,14 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     # estimate wanders inside a flat likelihood (a night, a small slice), the
     # change's time does not. Ranked first, then dated, so the dating adds no blame.
     if verdict == "change" and causes and onset_set and onset_from.startswith("scan"):
+        from ..events.rank import RankConfig
+
         t_top = pd.Timestamp(causes[0]["ts"]).floor(grain)
+        reach = RankConfig().onset_set_reach * grain  # as far as the ranking aligned it
+        s_lo = max(pd.Timestamp(onset_set[0]), onset - reach)
+        s_hi = min(pd.Timestamp(onset_set[1]), onset + reach)
         # (one grain of slack: the set's edges fall between buckets)
-        if pd.Timestamp(onset_set[0]) - grain <= t_top <= pd.Timestamp(onset_set[1]) + grain \
-                and t_top != onset:
+        if s_lo - grain <= t_top <= s_hi + grain and t_top != onset:
             onset_from = (f"time of {causes[0]['change_id']}, inside the 95% set of the "
                           f"{onset_from}")
             causes[0]["evidence"] = list(causes[0]["evidence"]) + [
