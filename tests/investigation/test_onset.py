@@ -57,3 +57,22 @@ def test_the_named_cause_dates_a_flat_onset(tmp_path):
     assert div["onset_source"].startswith(f"time of {top['change_id']}")
     assert _hours(div["onset"], truth["onset"]) <= 1
     assert any(e.startswith("the divergence is dated from this change") for e in top["evidence"])
+
+
+def test_a_window_given_bounds_the_slice_scan_too(tmp_path):
+    """Sessions did not diverge in total on 18 November; the slice scan must look inside
+    that window, not report Italy's bump three days before it."""
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "sample_data" / "demo"
+    inv = investigate(demo, metric="sessions", window="2026-11-18T00:00Z/2026-11-19T00:00Z",
+                      db=tmp_path / "s.duckdb", artifact_dir=None)
+    div = inv.to_dict()["divergence"]
+    if div.get("onset"):
+        assert pd.Timestamp("2026-11-18T00:00Z") <= pd.Timestamp(div["onset"]) \
+            < pd.Timestamp("2026-11-19T00:00Z")
+        assert div["onset_source"].endswith("within the window given")
+    else:
+        assert inv.verdict == "none"
+    full = investigate(demo, metric="sessions", db=tmp_path / "s.duckdb", artifact_dir=None)
+    assert full.verdict != "none"  # the scan over all the data does find a divergence

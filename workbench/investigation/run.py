@@ -464,12 +464,13 @@ def _refine_onset(st, sp, spec, slices, full_idx, grain, det):
     return d
 
 
-def _slice_scan(st, sp, spec, full_idx, grain, queries: dict):
+def _slice_scan(st, sp, spec, full_idx, grain, queries: dict, window=None):
     """The most significant divergence among single-dimension slices, if any.
 
     Every value of every dimension (up to 60 values) is tested with the same
     detector; the level is Bonferroni-corrected for the number of slices, so
-    scanning many slices does not manufacture alarms.
+    scanning many slices does not manufacture alarms. With a ``window`` (the
+    user's), each slice is tested over that window only.
     """
     from ..detect import DetectConfig, detect_divergence
     from ..store import slice_series
@@ -479,11 +480,12 @@ def _slice_scan(st, sp, spec, full_idx, grain, queries: dict):
     groups = list(r.frame.groupby(["dimension", "value"], sort=False))
     if not groups:
         return None
-    cfg = DetectConfig(alpha=SCAN_ALPHA / len(groups))
+    cfg = DetectConfig(alpha=(SCAN_ALPHA if window is None else 0.05) / len(groups))
     best = None
     for (d, v), g in groups:
         x = g.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
-        res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg)
+        res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg,
+                                window=window)
         if res.significant and res.onset is not None and \
                 (best is None or abs(res.score) > abs(best[1].score)):
             best = ({d: str(v)}, res, g)
@@ -496,7 +498,7 @@ def _slice_scan(st, sp, spec, full_idx, grain, queries: dict):
 
 
 def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates: int = 5,
-                    spans: tuple[str, ...] = ("1D", "3D", "7D")):
+                    spans: tuple[str, ...] = ("1D", "3D", "7D"), window=None):
     """A divergence hidden in a conjunction (iOS 5.0, or NL x android).
 
     The most recent span (the last day, three days, week) is compared with the
@@ -505,7 +507,8 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
     localizer (FDR-controlled over every slice of the lattice) proposes at most
     ``candidates`` slices per span, and each distinct one is confirmed by the
     detector on its own series at a Bonferroni-corrected level (over every
-    candidate of every span).
+    candidate of every span). With a ``window`` (the user's) it is the one span,
+    and each candidate is tested over it.
     """
     from ..detect import DetectConfig, detect_divergence
     from ..localize import localize
@@ -521,6 +524,9 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
     cards = cardinalities(st.con, sp, dims)
     large = float(np.prod([max(c, 1) for c in cards.values()], dtype=float)) > LARGE_LEAVES
     picks: list[dict] = []
+    if window is not None:
+        spans = (window[1] - window[0],)
+        end = window[1]
     for span in spans:
         w = pd.Timedelta(span)
         if end - 2 * week - w < full_idx[0]:
@@ -542,12 +548,14 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
                 picks.append(f)
     if not picks:
         return None
-    cfg = DetectConfig(alpha=SCAN_ALPHA / (candidates * len(spans) + len(dims) * 10))
+    cfg = DetectConfig(alpha=(SCAN_ALPHA if window is None else 0.05)
+                       / (candidates * len(spans) + len(dims) * 10))
     best = None
     for f in picks:
         ser = metric_series(st.con, sp, spec, filter=f).frame
         x = ser.set_index("ts")[["num", "den", "rows"]].reindex(full_idx)
-        res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg)
+        res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg,
+                                window=window)
         if res.significant and res.onset is not None and \
                 (best is None or abs(res.score) > abs(best[1].score)):
             best = (f, res, ser[["ts", "num", "den", "rows", "value"]])
@@ -873,9 +881,9 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                                  **base_inv)
         say("no divergence in total; scanning every dimension value")
         t = time.perf_counter()
-        found = _slice_scan(st, sp, spec, full_idx, grain, queries)
+        found = _slice_scan(st, sp, spec, full_idx, grain, queries, window=win)
         if found is None:
-            found = _localized_scan(st, sp, spec, full_idx, grain, queries)
+            found = _localized_scan(st, sp, spec, full_idx, grain, queries, window=win)
         timings["slice_scan"] = time.perf_counter() - t
         if found is None:
             say("no significant divergence")
@@ -884,12 +892,13 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                                  causes=[], data_quality=dq_all, rate_mix=None, external=None,
                                  **base_inv)
         scope, det, series = found
-        onset_from = f"scan of {_fmt_filter(scope)}"
+        onset_from = f"scan of {_fmt_filter(scope)}" + ("" if win is None else
+                                                         " within the window given")
         base_inv["detection"] = det
         say(f"divergence in {_fmt_filter(scope)} (score {det.score:.1f})")
     else:
         scope = {}
-        onset_from = "scan of the total"
+        onset_from = "scan of the total" if win is None else "scan of the total within the window given"
     onset_set = det.params.get("onset_set")
 
     onset, end = pd.Timestamp(det.onset), pd.Timestamp(det.end)
