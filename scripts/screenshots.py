@@ -33,8 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from workbench.ui.harness import (free_port, run_all_cells, start_process,  # noqa: E402
-                                  stop_process, write_lab_notebooks, write_lab_settings)
+from workbench.ui.harness import (SAME_END_JS, free_port, run_all_cells,  # noqa: E402
+                                  start_process, stop_process, write_lab_notebooks,
+                                  write_lab_settings)
 
 DEMO = REPO / "sample_data" / "demo"
 CHROMIUM = "/usr/bin/chromium"
@@ -63,7 +64,6 @@ TITLE_JS = """(frag) => {
         m.text.startsWith("conversion_rate ·") && m.text.includes(frag)) return true;
   return false;
 }"""
-
 
 def settle(page) -> None:
     """Two animation frames and no layout work pending: what is drawn is on screen."""
@@ -129,7 +129,12 @@ def shoot_app(browser, out: Path, tmp: Path) -> list[Path]:
                                timeout=60_000)
         page.get_by_text("Evidence", exact=True).first.click()
         expect(page.locator(".wb-effect")).to_contain_text("Effect of chg-0431")
-        page.wait_for_function(FIGURE_JS, arg="Observed vs expected", timeout=60_000)
+        expect(page.locator(".wb-status")).not_to_contain_text("Replay:")
+        # The observed-vs-expected plot shows the whole data again: it ends where the
+        # live timeline ends (not at the replay time).
+        page.wait_for_function(SAME_END_JS, arg=["Observed vs expected",
+                                                 "conversion_rate · everything"],
+                               timeout=60_000)
         snap("app_evidence.png")
         page.get_by_text("Hypotheses", exact=True).first.click()
         card = page.locator(".wb-selected")

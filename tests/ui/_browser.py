@@ -61,3 +61,35 @@ def wait_timeline(page: Page, frag: str, *, changed_from: str | None = None,
     page.wait_for_function(TIMELINE_WAIT_JS, arg=[f"{metric} ·", frag, changed_from, exact],
                            timeout=timeout)
     return timeline(page, metric)
+
+
+from workbench.ui.harness import LAST_TS_FN as _LAST_TS  # noqa: E402
+from workbench.ui.harness import LAST_TS_JS  # noqa: E402,F401
+
+
+#: Samples what the page shows on every animation frame (between two messages from the
+#: server, never half-way through one) and records each frame where the timeline shows
+#: the live investigation (titled exactly ``<metric> · everything``, no "as of") while
+#: the evidence's observed-vs-expected plot ends at another time than the timeline.
+WATCH_EVIDENCE_JS = """(metric) => {""" + _LAST_TS + """
+  window.__wbMismatch = [];
+  window.__wbFrames = 0;
+  const live = metric + " · everything";
+  const liveTitle = () => {
+    const docs = (window.Bokeh && window.Bokeh.documents) || [];
+    for (const d of docs) for (const m of (d.all_models || []))
+      if (m && m.title && m.title.text === live) return true;
+    return false;
+  };
+  const tick = () => {
+    window.__wbFrames += 1;
+    if (liveTitle()) {
+      const tl = lastTs(live), cf = lastTs("Observed vs expected");
+      if (tl !== null && cf !== null && tl !== cf)
+        window.__wbMismatch.push([new Date(tl).toISOString(), new Date(cf).toISOString()]);
+    }
+    window.__wbRaf = requestAnimationFrame(tick);
+  };
+  window.__wbRaf = requestAnimationFrame(tick);
+  return true;
+}"""

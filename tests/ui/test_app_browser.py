@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from ._browser import WAIT, timeline, wait_timeline
+from ._browser import LAST_TS_JS, METRIC, WAIT, WATCH_EVIDENCE_JS, timeline, wait_timeline
 
 pytestmark = pytest.mark.browser
 
@@ -175,4 +175,48 @@ def test_replay_steps_and_plays(page: Page, server):
     expect(label).to_contain_text("now:")
     wait_timeline(page, "everything", exact=True)  # no "as of": all the data
     expect(page.locator(".wb-hypotheses").get_by_text(f"#1 {TOP_CAUSE}")).to_be_visible()
+    no_page_errors(page)
+
+
+def test_back_to_now_after_a_replay_shows_all_the_data_in_the_evidence(page: Page, server):
+    """After a replay, "Now" brings every view back to the whole data at once.
+
+    The evidence tab's observed-vs-expected plot is derived from the shown moment
+    like the timeline; the page must never show the live timeline beside an
+    evidence plot still cut at the replay time (each animation frame is checked,
+    from the first step to the end), and the status line must not keep naming
+    the replay step.
+    """
+    open_app(page, server)
+    cf = "Observed vs expected"
+    live_end = page.evaluate(LAST_TS_JS, f"{METRIC} · everything")
+    page.wait_for_function(f"(p) => ({LAST_TS_JS})(p) === {live_end}", arg=cf, timeout=WAIT)
+    page.evaluate(WATCH_EVIDENCE_JS, METRIC)
+    label = page.locator(".wb-replay-label")
+    status = page.locator(".wb-status")
+    # Three steps: one hour after the onset, the data cut there.
+    for i in range(1, 4):
+        page.get_by_role("button", name="Step ▶").click()
+        expect(label).to_contain_text(f"step {i}/6", timeout=REPLAY)
+    wait_timeline(page, "as of 2026-11-18 15:00", timeout=REPLAY)
+    expect(label).not_to_contain_text("computing", timeout=REPLAY)
+    expect(status).to_contain_text("Replay: 2026-11-18 15:00")
+    # The evidence follows the replay (it is cut at the replay time too).
+    page.wait_for_function(f"(p) => {{ const v = ({LAST_TS_JS})(p); "
+                           f"return v !== null && v < {live_end}; }}", arg=cf, timeout=REPLAY)
+    page.get_by_role("button", name="Now").click()
+    expect(label).to_contain_text("now:")
+    wait_timeline(page, "everything", exact=True)
+    page.get_by_text("Evidence", exact=True).first.click()
+    expect(page.locator(".wb-effect")).to_contain_text(f"Effect of {TOP_CAUSE}")
+    page.wait_for_function(f"(p) => ({LAST_TS_JS})(p) === {live_end}", arg=cf, timeout=WAIT)
+    # Two more frames painted after the plot got there (the sampler ran in between).
+    frames = page.evaluate("() => window.__wbFrames")
+    page.wait_for_function(f"() => window.__wbFrames >= {frames + 2}")
+    mismatch = page.evaluate("() => { cancelAnimationFrame(window.__wbRaf); "
+                             "return window.__wbMismatch; }")
+    assert not mismatch, (f"{len(mismatch)} frame(s) showed the live timeline (ending "
+                          f"{mismatch[0][0]}) beside evidence ending {mismatch[0][1]}")
+    # The status line under the header says where the page is, not the last step.
+    expect(status).not_to_contain_text("Replay:")
     no_page_errors(page)

@@ -86,3 +86,28 @@ def test_search_finds_changes_and_slices(data):
     s = data.search("app_version 5.2")
     assert "slice" in set(s["type"])
     assert data.search("").empty
+
+
+def test_dimension_values_group_the_leaves_once(demo_inv, monkeypatch):
+    """The slice selector asks for every dimension's values on each click: the answer
+    for a dimension and filter is grouped from the leaves table once, then cached."""
+    data = InvestigationData(demo_inv)
+    lv = data.leaves()
+    grouped = []
+    real_mask = InvestigationData._mask
+
+    def counting_mask(lv_, filt):
+        grouped.append(dict(filt or {}))
+        return real_mask(lv_, filt)
+
+    monkeypatch.setattr(InvestigationData, "_mask", staticmethod(counting_mask))
+    first = data.values("platform")
+    assert first[0] in set(lv["platform"]) and len(first) == lv["platform"].nunique()
+    for _ in range(3):
+        assert data.values("platform") == first
+        assert data.values("app_version", {"platform": "ios"}) == \
+            data.values("app_version", {"platform": "ios"})
+    assert grouped == [{}, {"platform": "ios"}]
+    # A caller changing its list does not change the cached answer.
+    data.values("platform").append("x")
+    assert data.values("platform") == first

@@ -5,7 +5,9 @@ outputs): ``quickstart.ipynb`` with its parameters injected (the demo passport,
 a temporary store and library), ``ui_workbench.ipynb`` reading the same from the
 environment. Each test opens a notebook, runs all cells, changes a widget and
 sees the Bokeh timeline follow (title and data), with no traceback in any
-output.
+output; the views-alone notebook also has a widget in one cell update another
+cell, with no error in the browser console (where Panel forwards the kernel's
+tracebacks) either.
 """
 from __future__ import annotations
 
@@ -60,3 +62,60 @@ def test_quickstart_shows_the_workbench_and_a_widget_updates_the_plot(page: Page
     expect(workbench.locator(".wb-crumbs")).to_contain_text("everything › platform=ios, "
                                                             "app_version=5.2")
     no_tracebacks(notebook)
+
+
+#: Words of the errors a model shared between two cells' documents makes (BokehJS in
+#: the console, Bokeh or Panel in the kernel): "... is already in a doc", "Models must
+#: be owned by only a single document", a reference one document does not know.
+CROSS_DOC = ("already in a doc", "single document", "reference isn't known",
+             "unknown reference", "Error rendering Bokeh", "Traceback")
+
+
+def test_views_alone_in_cells_update_across_cells_without_errors(page: Page, jupyterlab):
+    """notebooks/ui_workbench.ipynb: one view per cell over one shared state.
+
+    A widget in one cell (the timeline's slice selector, the slice list) changes
+    the state; the timeline in the first cell and the drill path in the second
+    follow, and no cell's document ever receives a model of another cell's
+    (which BokehJS and the kernel report as an error).
+    """
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    notebook = run_all(page, jupyterlab, "ui_workbench.ipynb")
+    # The last cell prints the selected cause: every cell above it has run.
+    expect(notebook.get_by_text("('chg-").first).to_be_attached(timeout=RUN)
+    first = wait_timeline(page, "platform=ios", timeout=RUN)  # the cell drilled to iOS
+    assert first["data"], first
+    select = notebook.locator("select").filter(
+        has=page.locator("option[value='platform=ios, app_version=5.2']"))
+    expect(select).to_have_count(1)
+    crumbs = notebook.locator(".wb-crumbs")
+    before = first
+    # The timeline cell's own widget, several times, back and forth: each change updates
+    # the plot in that cell and the drill path, list and cards in the cells below.
+    for label in ("platform=ios, app_version=5.2", "everything", "platform=ios, app_version=5.2",
+                  "everything"):
+        select.select_option(label=label)
+        before = wait_timeline(page, label, changed_from=before["data"], exact=True,
+                               timeout=WAIT)
+        assert before["title"] == f"conversion_rate · {label}", before
+        expect(crumbs).to_contain_text(label)
+    # A widget of another cell: a row of the slice list drills the timeline above.
+    notebook.locator(".wb-slices").get_by_role("button", name="platform=ios",
+                                               exact=True).click()
+    after = wait_timeline(page, "platform=ios", changed_from=before["data"], exact=True,
+                          timeout=WAIT)
+    expect(select).to_have_value("platform=ios")
+    expect(crumbs).to_contain_text("everything › platform=ios")
+    assert after["data"] != before["data"]
+    no_tracebacks(notebook)
+    outputs = " ".join(notebook.locator(".jp-OutputArea-output").all_inner_texts())
+    seen = [w for w in CROSS_DOC if w in outputs]
+    assert not seen, f"cell outputs report {seen}"
+    bad = [m for m in console if any(w.lower() in m.lower() for w in CROSS_DOC)]
+    assert not bad, bad
+    # The kernel's own log (its stderr goes to Lab's) has no such error either.
+    log = jupyterlab["log"].read_text()
+    assert not [w for w in CROSS_DOC[:3] if w in log], log[-4000:]

@@ -99,6 +99,23 @@ def test_replay_shows_what_was_knowable(state):
     assert state.data is state.live and not state.playing
 
 
+def test_now_after_a_replay_shows_all_the_data_everywhere(state):
+    """Every frame derived from the shown moment follows it back to now, with the status."""
+    live_end = state.live.data_range()[1].tz_localize(None)
+    state.replay_index = 1  # twelve hours after the onset: a cause with a scope
+    snap_end = state.data.data_range()[1].tz_localize(None)
+    assert snap_end < live_end
+    assert state.counterfactual["ts"].max() == snap_end
+    assert state.counterfactual.attrs["filter"] == state.selected_cause["scope"]
+    assert state.message.startswith("Replay:")
+    state.go_live()
+    assert state.data is state.live
+    assert state.timeline["ts"].max() == live_end
+    assert state.counterfactual["ts"].max() == live_end
+    assert not state.counterfactual_busy
+    assert state.message.startswith("Now (all data)") and "Replay" not in state.message
+
+
 def test_play_advances_only_when_the_step_is_ready(state):
     state.toggle_play()
     assert state.playing and state.replay_index == 0

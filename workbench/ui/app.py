@@ -116,11 +116,15 @@ class WorkbenchApp:
             time.sleep(0.1)
         return fut.result()
 
-    def warm(self, *, replay: bool = True) -> None:
+    def warm(self, *, replay: bool = False) -> None:
         """Start the first investigation now, on a thread, so the first page is quick.
 
-        With ``replay``, the replay steps are computed next (on the replay worker,
-        one step at a time), so pressing play later does not wait.
+        With ``replay``, the replay steps are computed next (in the replay child
+        process, one step at a time). Off by default: each step is a whole
+        investigation (about 25 s of CPU on 10M rows), and on a two-core machine
+        computing them while people click slices slowed every click (10M rows:
+        p50 1.63 s without, 1.88 s with). A session starts them when its replay is
+        first used (step or play), nearest step first.
         """
         def run():
             try:

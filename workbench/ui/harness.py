@@ -112,7 +112,12 @@ def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 6) 
     On a loaded machine Lab can ask which kernel to use after the kernel already
     showed idle, and that dialog swallows the command: the dialog is answered
     (the preselected kernel) whenever it shows, and the command repeated until
-    the first code cell is running or done. Returns whether a run started.
+    the first code cell is running or done, at most ``tries`` times and within
+    ``timeout_ms``; answering a dialog does not count as a try (the dialog can show
+    again after being answered, and each time it takes the command). Lab's
+    ``autoStartDefaultKernel`` setting is not used instead: with it Lab started a
+    kernel and shut it down a second later, and sometimes left the notebook with no
+    kernel at all. Returns whether a run started.
     """
     from playwright.sync_api import expect
 
@@ -121,11 +126,22 @@ def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 6) 
     # any code cell queued or run ("[*]" or "[n]"): on a loaded machine the first one
     # may already be done by the time this looks
     started = notebook.locator(".jp-CodeCell .jp-InputPrompt").filter(has_text=STARTED).first
-    for _ in range(tries):
-        expect(idle.or_(accept).first).to_be_attached(timeout=timeout_ms)
+    dialog = page.locator(".jp-Dialog")
+    deadline = time.monotonic() + timeout_ms / 1000
+    runs = 0
+    while runs < tries and time.monotonic() < deadline:
+        left = max(1_000, int(1000 * (deadline - time.monotonic())))
+        expect(idle.or_(accept).first).to_be_attached(timeout=left)
         if accept.is_visible():
+            # Answering a dialog is not a try: only a Run All that started nothing is.
+            try:
+                text = dialog.first.inner_text(timeout=5_000)
+            except Exception:  # it closed meanwhile
+                continue
+            print("run_all_cells: answering a Lab dialog:", " ".join(text.split())[:200])
             accept.click()
             continue
+        runs += 1
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         try:
@@ -134,3 +150,33 @@ def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 6) 
         except AssertionError:
             continue  # no cell started: a dialog took the command; answer it, run again
     return False
+
+
+# The last time on the x axis of the figure titled ``prefix...`` (any renderer with a
+# ``ts`` column; ms since the epoch), or null when it has no data yet.
+LAST_TS_FN = """
+  const lastTs = (prefix) => {
+    const docs = (window.Bokeh && window.Bokeh.documents) || [];
+    let last = null;
+    for (const d of docs) for (const m of (d.all_models || [])) {
+      const t = m && m.title;
+      if (!t || typeof t.text !== "string" || !t.text.startsWith(prefix)) continue;
+      for (const r of (m.renderers || [])) {
+        const s = r && r.data_source && r.data_source.data;
+        const ts = s && (s.get ? s.get("ts") : s.ts);
+        if (ts && ts.length) {
+          const v = Number(ts[ts.length - 1]);
+          if (last === null || v > last) last = v;
+        }
+      }
+    }
+    return last;
+  };
+"""
+LAST_TS_JS = "(prefix) => {" + LAST_TS_FN + " return lastTs(prefix); }"
+
+#: The figures titled ``a...`` and ``b...`` both have data and end at the same time.
+SAME_END_JS = "([a, b]) => {" + LAST_TS_FN + """
+  const x = lastTs(a), y = lastTs(b);
+  return x !== null && x === y;
+}"""

@@ -10,10 +10,12 @@ answer (the detector, the localization and the ranking only see the cut data).
 The cost is one ``investigate()`` per step (about two to five seconds on the demo
 passport), so snapshots are computed off the event loop, nearest step first, and
 the views say which steps are ready. The background precomputation
-(:meth:`ReplayEngine.start`) runs each step in a child process at a lower CPU
-priority: a thread in the server's process would hold the interpreter lock for
-seconds at a time and slow every click on the page while it works, and on a
-two-core machine the page's work should win. A step asked for directly
+(:meth:`ReplayEngine.start`) starts when a session first uses the replay (not when
+the server starts) and runs each step in a child process at a lower CPU priority:
+a thread in the server's process would hold the interpreter lock for seconds at a
+time and slow every click on the page while it works, and on a two-core machine
+the page's work should win. If the child dies, the precomputation skips the step
+rather than computing it in the server. A step asked for directly
 (:meth:`ReplayEngine.snapshot`) waits for the child already on it, or computes
 in-process when no child is.
 """
@@ -217,11 +219,16 @@ class ReplayEngine:
                 self._passport = load_passport(self.live.passport_dir)
             return self._passport
 
-    def snapshot(self, t: pd.Timestamp, *, in_child: bool = False) -> InvestigationData:
+    def snapshot(self, t: pd.Timestamp, *, in_child: bool = False,
+                 fallback: bool = True) -> InvestigationData:
         """The investigation as it would have run at ``t`` (blocking; cached).
 
         ``in_child`` computes it in the low-priority child process (the background
         precomputation); otherwise in this process, unless a child is on it already.
+        Without ``fallback`` a step the child could not run (it died, or could not
+        start) raises instead of being computed in this process: the background
+        precomputation must never run whole investigations beside the server's
+        requests (a step asked for by a user still is computed here).
         """
         if t in self._snapshots:
             return self._snapshots[t]
@@ -230,7 +237,7 @@ class ReplayEngine:
             if t in self._snapshots:
                 return self._snapshots[t]
             try:
-                snap = self._compute(t, in_child=in_child)
+                snap = self._compute(t, in_child=in_child, fallback=fallback)
             except Exception as exc:
                 self._errors[t] = f"{type(exc).__name__}: {exc}"
                 raise
@@ -240,7 +247,8 @@ class ReplayEngine:
     def _step_dir(self, t: pd.Timestamp) -> Path:
         return self.workdir / f"step-{t:%Y%m%dT%H%M}"
 
-    def _compute(self, t: pd.Timestamp, *, in_child: bool = False) -> InvestigationData:
+    def _compute(self, t: pd.Timestamp, *, in_child: bool = False,
+                 fallback: bool = True) -> InvestigationData:
         step_dir = self._step_dir(t)
         inv = None
         if in_child:
@@ -255,6 +263,8 @@ class ReplayEngine:
                     raise  # the step itself failed: the same would happen here
                 if isinstance(exc, BrokenProcessPool):
                     _shutdown_step_processes()  # a fresh child next time
+                if not fallback:
+                    raise
                 # No child to run it (shut down, or it died): compute it here.
                 log.info("replay step %s in-process: %s", t, exc)
                 shutil.rmtree(step_dir, ignore_errors=True)
@@ -319,9 +329,11 @@ class ReplayEngine:
             if self._closed:
                 return
             try:
-                self.snapshot(t, in_child=True)
-            except Exception:
-                pass  # recorded in self.error(t); the view says so
+                self.snapshot(t, in_child=True, fallback=False)
+            except Exception as exc:
+                # Recorded in self.error(t) (the view says so); a step the user opens
+                # is tried again then.
+                log.info("replay step %s not precomputed: %s", t, exc)
             for cb in list(self._listeners):
                 try:
                     cb(t)

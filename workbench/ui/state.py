@@ -149,7 +149,10 @@ class WorkbenchState(param.Parameterized):
                                doc="Index of the selected candidate cause (j/k).")
     decisions = param.List(default=[], doc="Confirm/refute decisions, oldest first.")
     counterfactual = param.DataFrame(default=None, allow_None=True,
-                                     doc="Timeline of the selected cause's scope.")
+                                     doc="Timeline of the selected cause's scope, from the "
+                                         "shown moment's data (None while computing).")
+    counterfactual_busy = param.Boolean(default=False,
+                                        doc="The selected cause's timeline is loading.")
 
     # ----------------------------------------------------------------- replay
     replay_steps = param.List(default=[], doc="Replay times (UTC).")
@@ -447,21 +450,49 @@ class WorkbenchState(param.Parameterized):
         self._spawn("compare", lambda: {"a": (fa, data.timeline(fa)), "b": (fb, data.timeline(fb))},
                     lambda r: setattr(self, "compare_frames", r))
 
-    @param.depends("data", "hypothesis", watch=True)
-    def _refresh_counterfactual(self) -> None:
-        data = self.data
-        cause = self.selected_cause
-        if data is None:
-            return
-        scope = dict(cause.get("scope") or {}) if cause else {}
-        self._spawn("counterfactual", lambda: data.timeline(scope),
-                    lambda fr: setattr(self, "counterfactual", fr))
-
     @param.depends("data", watch=True)
     def _clamp_hypothesis(self) -> None:
+        # Declared before the refreshes that read the selected cause, so they see it
+        # clamped to the new data's candidates.
         n = len(self.data.causes) if self.data is not None else 0
         if self.hypothesis >= max(n, 1):
             self.hypothesis = max(n - 1, 0)
+
+    @param.depends("data", "hypothesis", watch=True)
+    def _refresh_counterfactual(self) -> None:
+        """The selected cause's scope over time, from the shown moment's data.
+
+        Like the timeline, it is derived from ``data``: when the frame is cached
+        (always so for the live investigation once shown, and for a replay step
+        warmed by :meth:`_show_replay_step`) it is set here, in the same update
+        as ``data``. A frame still to compute is cleared first, so the evidence
+        never shows another moment's data beside this moment's text.
+        """
+        data = self.data
+        if data is None:
+            return
+        scope = self._cause_scope(data)
+        if data.has_timeline(scope):
+            with self._lock:
+                self._gen["counterfactual"] = self._gen.get("counterfactual", 0) + 1
+            self.counterfactual_busy = False
+            self.counterfactual = data.timeline(scope)
+            return
+        self.counterfactual, self.counterfactual_busy = None, True
+
+        def apply(frame):
+            self.counterfactual, self.counterfactual_busy = frame, False
+
+        self._spawn("counterfactual", lambda: data.timeline(scope), apply,
+                    failed=lambda e: setattr(self, "counterfactual_busy", False))
+
+    def _cause_scope(self, data: InvestigationData, hypothesis: int | None = None) -> dict:
+        """Scope of the cause selected (``hypothesis``, clamped) among ``data``'s causes."""
+        causes = data.causes
+        if not causes:
+            return {}
+        h = self.hypothesis if hypothesis is None else hypothesis
+        return dict(causes[min(max(h, 0), len(causes) - 1)].get("scope") or {})
 
     # ================================================================= slice actions
     def drill_to(self, filt: dict) -> None:
@@ -603,7 +634,14 @@ class WorkbenchState(param.Parameterized):
                 self._gen["replay"] = self._gen.get("replay", 0) + 1
             self.replay_busy = False
             if self.live is not None and self.data is not self.live:
-                self.data = self.live
+                live = self.live
+                # What the views derive from the live data is cached (it was shown
+                # before the replay), so they switch back in this one update; a frame
+                # not cached (a slice first opened during the replay) loads as usual.
+                self.data = live
+                self.message = (f"Now (all data): verdict {live.inv.verdict}"
+                                + (f", top cause {live.causes[0]['change_id']}"
+                                   if live.causes else ""))
             return
         if i >= len(self.replay_steps):
             self.replay_index = -1
@@ -614,14 +652,32 @@ class WorkbenchState(param.Parameterized):
         self.message = (f"Replay: {self.replay_label(i)}"
                         + ("" if eng.ready(t) else " (computing…)"))
 
+        def work():
+            snap = eng.snapshot(t)
+            # What the views derive from the step (the shown slice's timeline and list,
+            # the selected cause's timeline) is computed here too, so the step lands
+            # in one update: no view keeps the previous moment while the others move.
+            self._warm(snap)
+            return snap
+
         def apply(snap):
             self.replay_busy = False
             self.replay_ready = eng.n_ready()
             self.data = snap
             self.message = f"Replay: {self.replay_label(i)}: verdict {snap.inv.verdict}"
 
-        self._spawn("replay", lambda: eng.snapshot(t), apply,
+        self._spawn("replay", work, apply,
                     failed=lambda e: setattr(self, "replay_busy", False))
+
+    def _warm(self, data: InvestigationData) -> None:
+        """Compute (or find cached) the frames the views derive from ``data``."""
+        filt = dict(self.slice_filter)
+        try:
+            data.timeline(filt)
+            data.ranked_slices(filt)
+            data.timeline(self._cause_scope(data))
+        except Exception as exc:  # the refresh that needs it reports it
+            log.info("warming %s failed: %s", data.as_of or "now", exc)
 
     def step_replay(self, delta: int = 1) -> None:
         """One replay step forward (or back); past the last step is now."""
@@ -631,10 +687,11 @@ class WorkbenchState(param.Parameterized):
             return
         self.start_replay()
         i = self.replay_index
-        if delta > 0:
-            self.replay_index = -1 if i == n - 1 else (0 if i < 0 else i + 1)
-        else:
-            self.replay_index = n - 1 if i < 0 else max(i - 1, 0)
+        with _held():  # a cached step (or now) changes every view: one message
+            if delta > 0:
+                self.replay_index = -1 if i == n - 1 else (0 if i < 0 else i + 1)
+            else:
+                self.replay_index = n - 1 if i < 0 else max(i - 1, 0)
 
     def toggle_play(self) -> None:
         """Play or pause the replay (key space)."""
@@ -654,15 +711,18 @@ class WorkbenchState(param.Parameterized):
         i = self.replay_index
         if i >= 0 and (self.replay_busy or self.data is None or self.data.as_of is None):
             return  # still computing the shown step
-        if i == len(self.replay_steps) - 1:
-            self.replay_index = -1
-            self.playing = False
-            return
-        self.replay_index = i + 1
+        with _held():
+            if i == len(self.replay_steps) - 1:
+                self.replay_index = -1
+                self.playing = False
+                return
+            self.replay_index = i + 1
 
     def go_live(self) -> None:
-        self.playing = False
-        self.replay_index = -1
+        """Back to the live investigation (all data): every view in one update."""
+        with _held():
+            self.playing = False
+            self.replay_index = -1
 
     # ================================================================= search
     def search(self, query: str | None = None) -> pd.DataFrame:
@@ -695,7 +755,8 @@ class WorkbenchState(param.Parameterized):
         """Block until no background work is pending (scripts and tests)."""
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < timeout:
-            if not (self.busy or self.timeline_busy or self.replay_busy):
+            if not (self.busy or self.timeline_busy or self.replay_busy
+                    or self.counterfactual_busy):
                 return True
             time.sleep(0.05)
         return False

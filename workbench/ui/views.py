@@ -43,10 +43,44 @@ _CARD = {"border": "1px solid #e5e7eb", "border-radius": "8px", "padding": "2px 
 _CARD_SELECTED = {**_CARD, "border": "2px solid #dc2626", "background": "#fef2f2"}
 
 
+class _OwnDocument:
+    """Mixin for markup panes: build the Bokeh properties with the pane's own document.
+
+    Panel turns its built-in stylesheets (``markdown.css``, ``loading.css``) into
+    ``ImportedStyleSheet`` models cached per Bokeh document, but it looks the cache up
+    with the *current* document: the one whose widget sent the event being handled,
+    not the one the updated pane lives in (panel 1.9, ``Layoutable._process_param_change``;
+    holoviz/panel#7884). A markup pane rebuilds all its properties on every update,
+    stylesheets included. In a notebook each cell output is a document of its own, so a
+    widget in one cell that changed a pane in another (the slice selector above, the
+    drill path below) handed the first cell's stylesheet model to the second cell
+    ("ImportedStyleSheet ... is already in a doc"), and from then on every update of
+    the second cell failed. With the pane's own document current, each cell's panes
+    get that cell's stylesheet models. Served, every view is in the session's one
+    document and nothing changes.
+    """
+
+    def _get_properties(self, doc):
+        from panel.io.state import set_curdoc, state
+
+        if doc is None or state.curdoc is doc:
+            return super()._get_properties(doc)
+        with set_curdoc(doc):
+            return super()._get_properties(doc)
+
+
+class _Markdown(_OwnDocument, pn.pane.Markdown):
+    """``pn.pane.Markdown`` that keeps to its own document (see :class:`_OwnDocument`)."""
+
+
+class _Alert(_OwnDocument, pn.pane.Alert):
+    """``pn.pane.Alert`` that keeps to its own document (see :class:`_OwnDocument`)."""
+
+
 def _md(obj="", **kw) -> pn.pane.Markdown:
     """A Markdown pane carrying the workbench styles (each pane has its own shadow root)."""
     kw.setdefault("stylesheets", [_CSS])
-    return pn.pane.Markdown(obj, **kw)
+    return _Markdown(obj, **kw)
 
 
 def _hv(obj, **kw) -> pn.pane.HoloViews:
@@ -654,7 +688,7 @@ class CausalView(_View):
         st.param.watch(self._refresh, ["data", "hypothesis", "counterfactual"])
         size = ({"sizing_mode": "fixed", "width": self.plot_width} if self.plot_width
                 else {})
-        return pn.Column(self._text, _hv(cf, **size),
+        return pn.Column(self._text, _hv(cf, loading=st.param.counterfactual_busy, **size),
                          _hv(forest, **size),
                          pn.Card(self._queries, title="Show the queries", collapsed=True,
                                  sizing_mode="stretch_width"),
@@ -822,7 +856,7 @@ class Workbench(_View):
                                           visible=st.param.busy, active=st.param.busy)
         status = _md(st.param.message, css_classes=["wb-status"], margin=(0, 10),
                      styles={"color": "#6b7280", "font-size": "12px"})
-        self._alert = pn.pane.Alert("", alert_type="danger", visible=False,
+        self._alert = _Alert("", alert_type="danger", visible=False,
                                     sizing_mode="stretch_width", css_classes=["wb-alert"])
         dismiss = pn.widgets.Button(name="Dismiss", width=80, visible=False)
         dismiss.on_click(lambda e: setattr(st, "error", ""))
