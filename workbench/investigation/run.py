@@ -898,7 +898,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         say(f"divergence in {_fmt_filter(scope)} (score {det.score:.1f})")
     else:
         scope = {}
-        onset_from = "scan of the total" if win is None else "scan of the total within the window given"
+        onset_from = "scan of the total" + ("" if win is None else " within the window given")
     onset_set = det.params.get("onset_set")
 
     onset, end = pd.Timestamp(det.onset), pd.Timestamp(det.end)
