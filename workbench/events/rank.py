@@ -139,6 +139,9 @@ class RankingResult:
     window: tuple[pd.Timestamp, pd.Timestamp]
     dose: "DoseResponse | None" = None
     stability: float | None = None  # share of resamples keeping the same top hypothesis
+    # the onsets a change was aligned with: the detector's set, capped at
+    # ``RankConfig.onset_set_reach`` either side (just the onset without a set)
+    aligned: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
     @property
     def top(self) -> CandidateCause | None:
@@ -316,7 +319,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     cand = changes[(changes["ts"] >= lo) & (changes["ts"] <= hi)]
     window = (lo, hi)
     if len(cand) == 0:
-        return RankingResult((), 1.0, window, None, 1.0)
+        return RankingResult((), 1.0, window, None, 1.0, (s_lo, s_hi))
 
     dev = leaf_deviation(leaves, kind)
     if focus:  # the divergence was found in a slice: shares are shares of its deviation
@@ -381,11 +384,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         llr = f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
         if not np.isfinite(f_align):
             llr = -np.inf  # took effect after the onset: cannot be the cause
-        ev = _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus)
-        if s_lo < s_hi and not s_lo <= t_ch <= s_hi:  # the lag is from the set's edge
-            ev = (ev[0].replace("the estimated onset", "the onset").replace(
-                "the onset", f"the onset's 95% set ({s_lo:%m-%d %H:%M}..{s_hi:%m-%d %H:%M})"),
-                ) + ev[1:]
+        set_txt = f"the onset's 95% set ({s_lo:%m-%d %H:%M}..{s_hi:%m-%d %H:%M})"
+        ev = _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus,
+                       ref=set_txt if s_lo < s_hi else None)  # the lag is from the set's edge
         if s_lo < s_hi and s_lo <= t_ch <= s_hi and t_ch != onset:
             ev = (f"inside the onset's 95% set ({s_lo:%m-%d %H:%M}..{s_hi:%m-%d %H:%M} at "
                   f"most {cfg.onset_set_reach} grains either side): the data cannot tell "
@@ -434,7 +435,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         if dose is not None:
             causes[0] = replace(top, evidence=top.evidence + (dose.evidence(),),
                                 features={**top.features, "dose_response": dose.to_dict()})
-    return RankingResult(tuple(causes), float(w_ext / z), window, dose, stability)
+    return RankingResult(tuple(causes), float(w_ext / z), window, dose, stability, (s_lo, s_hi))
 
 
 def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain: pd.Timedelta,
@@ -595,6 +596,12 @@ class DoseResponse:
     first_step: pd.Timestamp
     consistent: bool
 
+    @property
+    def first_step_id(self) -> str:
+        """The change that starts the ramp (the step at ``first_step``)."""
+        at = [st["change_id"] for st in self.steps if pd.Timestamp(st["ts"]) >= self.first_step]
+        return at[0] if at else self.steps[0]["change_id"]
+
     def to_dict(self) -> dict:
         return {"target": self.target, "steps": list(self.steps), "slope": self.slope,
                 "r": self.r, "first_step": self.first_step.isoformat(),
@@ -705,19 +712,22 @@ def _fmt_scope(scope: dict) -> str:
     return ", ".join(f"{k}={'|'.join(v) if isinstance(v, list) else v}" for k, v in scope.items())
 
 
-def _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus) -> tuple[str, ...]:
+def _evidence(ch, lag, grain, s, c, scope, effect, top_slices, loc_focus,
+              ref: str | None = None) -> tuple[str, ...]:
+    """Evidence lines; ``ref`` names what the lag is counted from (the onset's set)."""
     ev = []
     hours = lag * grain / pd.Timedelta("1h")
+    onset, est = (ref, ref) if ref else ("the onset", "the estimated onset")
     if lag < -3:
-        ev.append(f"took effect {abs(hours):.0f}h after the onset: cannot explain it")
+        ev.append(f"took effect {abs(hours):.0f}h after {onset}: cannot explain it")
     elif lag < -1:
-        ev.append(f"took effect {abs(hours):.0f}h after the estimated onset: only if the onset "
+        ev.append(f"took effect {abs(hours):.0f}h after {est}: only if the onset "
                   "estimate is early")
     elif lag < 1:
         ev.append("onset within 1 grain of the change" if lag >= 0
-                  else "change within 1 grain after the estimated onset")
+                  else f"change within 1 grain after {est}")
     else:
-        ev.append(f"change {hours:.0f}h before the onset")
+        ev.append(f"change {hours:.0f}h before {onset}")
     if top_slices:
         top = top_slices[0].get("filter", {})
         if scope == top:

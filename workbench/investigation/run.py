@@ -728,13 +728,6 @@ def _mix_slices(leaves: pd.DataFrame, dims: list[str], manifest) -> list[dict]:
     return out
 
 
-def _dose_step_id(dose, grain) -> str:
-    """The rollout step the dose-response analysis dates the divergence from."""
-    first = [st["change_id"] for st in dose.steps
-             if pd.Timestamp(st["ts"]).floor(grain) == dose.first_step]
-    return first[0] if first else dose.steps[0]["change_id"]
-
-
 def _fmt_filter(f: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in f.items()) or "the whole feed"
 
@@ -1075,8 +1068,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         say(f"dose-response: the divergence began with the first rollout step "
             f"{_iso(dose.first_step)}")
         onset = dose.first_step
-        onset_from = f"first step of the rollout ({_dose_step_id(dose, grain)})"
-        base_inv["params"]["onset_from_first_dose"] = _dose_step_id(dose, grain)
+        onset_from = f"first step of the rollout ({dose.first_step_id})"
+        base_inv["params"]["onset_from_first_dose"] = dose.first_step_id
         # rank again from the first dose: the ramp's first row is now aligned
         ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                                direction_sign=sign, leaves=leaves, top_slices=slices,
@@ -1119,13 +1112,10 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     # the scan's onset (inside its 95% set), dates the divergence: the scan's own
     # estimate wanders inside a flat likelihood (a night, a small slice), the
     # change's time does not. Ranked first, then dated, so the dating adds no blame.
-    if verdict == "change" and causes and onset_set and onset_from.startswith("scan"):
-        from ..events.rank import RankConfig
-
+    if verdict == "change" and causes and onset_set and onset_from.startswith("scan") \
+            and ranking.aligned is not None:
         t_top = pd.Timestamp(causes[0]["ts"]).floor(grain)
-        reach = RankConfig().onset_set_reach * grain  # as far as the ranking aligned it
-        s_lo = max(pd.Timestamp(onset_set[0]), onset - reach)
-        s_hi = min(pd.Timestamp(onset_set[1]), onset + reach)
+        s_lo, s_hi = ranking.aligned  # as far as the ranking aligned changes
         # (one grain of slack: the set's edges fall between buckets)
         if s_lo - grain <= t_top <= s_hi + grain and t_top != onset:
             onset_from = (f"time of {causes[0]['change_id']}, inside the 95% set of the "
