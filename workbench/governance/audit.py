@@ -44,18 +44,16 @@ Examples
 """
 from __future__ import annotations
 
-import contextlib
 import getpass
 import hashlib
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import WorkbenchError
+from .durable import append_line, end_on_complete_line, file_lock, now_iso, replace_whole
+from .durable import is_torn as _is_torn
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "ts", "actor", "action", "subject", "details", "prev_hash", "hash")
@@ -186,20 +184,8 @@ class AuditLog:
     def head_path(self) -> Path:
         return self.path.with_name(self.path.name + ".head")
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as lf:
-            try:
-                import fcntl
-            except ImportError:  # pragma: no cover - not POSIX: single writer assumed
-                yield
-                return
-            fcntl.flock(lf.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lf.fileno(), fcntl.LOCK_UN)
+    def _locked(self):
+        return file_lock(self._lock_path)
 
     def append(self, action: str, *, actor: str | None = None, subject: str = "",
                details: dict | None = None, ts: str | None = None) -> AuditRecord:
@@ -235,15 +221,7 @@ class AuditLog:
                    "action": action, "subject": str(subject), "details": details,
                    "prev_hash": prev}
             rec["hash"] = record_hash(rec)
-            line = (canonical_json(rec) + "\n").encode("utf-8")
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                view = memoryview(line)
-                while view:  # one write for a regular file, unless a signal cuts it short
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(self.path, (canonical_json(rec) + "\n").encode("utf-8"))
             _write_head(self.head_path, seq, rec["hash"])
         return AuditRecord(**rec)
 
@@ -372,15 +350,6 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
 
 
 # --------------------------------------------------------------------------- helpers
-def _is_torn(raw: bytes) -> bool:
-    """Whether an unterminated last line is not a whole JSON value (a cut-short write)."""
-    try:
-        json.loads(raw)
-    except ValueError:
-        return True
-    return False
-
-
 def _end_on_complete_line(path: Path, head_path: Path) -> None:
     """Before appending (under the lock): drop a last line cut short by a crash.
 
@@ -388,32 +357,14 @@ def _end_on_complete_line(path: Path, head_path: Path) -> None:
     whole was cut short by someone else, and appending stops there. A whole
     record that only lacks its newline gets one.
     """
-    if not path.is_file():
-        return
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        f.seek(0)
-        data = f.read()
-        start = data.rfind(b"\n") + 1
-        tail = data[start:]
-        if not _is_torn(tail):
-            f.write(b"\n")
-        else:
-            complete = data[:start].count(b"\n")
-            head = _read_head(head_path)
-            if head is not None and int(head.get("seq", -1)) > complete:
-                raise AuditError(f"{path}: the last record is damaged; run "
-                                 f"`workbench audit verify --log {path}` before appending")
-            f.truncate(start)
-            warnings.warn(f"{path}: removed an incomplete last record of {len(tail)} bytes "
-                          "left by an interrupted append", AuditWarning, stacklevel=4)
-        f.flush()
-        os.fsync(f.fileno())
+    def refuse_if_anchored(complete: int) -> None:
+        head = _read_head(head_path)
+        if head is not None and int(head.get("seq", -1)) > complete:
+            raise AuditError(f"{path}: the last record is damaged; run "
+                             f"`workbench audit verify --log {path}` before appending")
+
+    end_on_complete_line(path, category=AuditWarning, what="record",
+                         before_truncate=refuse_if_anchored, stacklevel=5)
 
 
 def _check_line(raw: bytes, n: int, prev: str) -> str | None:
@@ -489,12 +440,7 @@ def _last_record(path: Path) -> dict | None:
 
 def _write_head(path: Path, seq: int, h: str) -> None:
     """Replace the head anchor whole: a crash leaves the old head or the new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps({"seq": seq, "hash": h}) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace_whole(path, json.dumps({"seq": seq, "hash": h}) + "\n")
 
 
 def _read_head(path: Path) -> dict | None:
@@ -507,5 +453,4 @@ def _read_head(path: Path) -> dict | None:
         return {"seq": -1, "hash": None}
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+_now = now_iso

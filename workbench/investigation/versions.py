@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import UsageError, WorkbenchError
+from ..governance.durable import append_line, end_on_complete_line, file_lock, fsync_dir, now_iso
 from ..governance.audit import AuditError, AuditLog, default_actor, read_audit, verify_audit
 from . import memory as _memory
 
@@ -331,8 +332,7 @@ def audit_path(root: str | Path | None = None) -> Path:
     return library_root(root) / AUDIT_FILE
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+_now = now_iso
 
 
 def _ts(s: str | None) -> datetime | None:
@@ -354,20 +354,7 @@ def _dur(s: float | None) -> str:
     return f"{s / 3600:.1f}h"
 
 
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lf:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            yield
-            return
-        fcntl.flock(lf.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lf.fileno(), fcntl.LOCK_UN)
+_flock = file_lock
 
 
 def _scan_jsonl(path: Path) -> tuple[list[tuple[int, dict]], str | None, str | None]:
@@ -413,57 +400,13 @@ def _read_jsonl(path: Path, *, numbered: bool = False) -> list:
 
 def _end_on_complete_line(path: Path) -> None:
     """Before appending: drop a last line cut short by a crash (or end a whole one)."""
-    if not path.is_file():
-        return
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        start = _last_line_start(f, size)
-        f.seek(start)
-        tail = f.read()
-        try:
-            json.loads(tail)
-        except ValueError:
-            f.truncate(start)
-            warnings.warn(f"{_display(path)}: removed an incomplete last line of {len(tail)} "
-                          "bytes left by an interrupted write", LibraryWarning, stacklevel=4)
-        else:
-            f.seek(0, os.SEEK_END)
-            f.write(b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _last_line_start(f, size: int) -> int:
-    """Offset of the first byte after the last newline of a binary file (0 if none)."""
-    pos, block = size, 4096
-    while pos > 0:
-        step = min(block, pos)
-        pos -= step
-        f.seek(pos)
-        chunk = f.read(step)
-        i = chunk.rfind(b"\n")
-        if i >= 0:
-            return pos + i + 1
-    return 0
+    end_on_complete_line(path, category=LibraryWarning, shown=_display(path), stacklevel=5)
 
 
 def _append_jsonl(path: Path, obj: dict) -> None:
     """Append one line with a single ``write`` (callers hold the folder lock)."""
     _end_on_complete_line(path)
-    line = (json.dumps(obj, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(line)
-        while view:  # a regular file takes it in one write unless a signal cuts it short
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(path, (json.dumps(obj, sort_keys=True, default=str) + "\n").encode("utf-8"))
 
 
 def _test_pause() -> None:
@@ -478,17 +421,7 @@ def _test_pause() -> None:
         time.sleep(float(delay))
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - not POSIX
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on a folder
-        pass
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir
 
 
 def _stage(path: Path, data: bytes) -> Path:
