@@ -39,3 +39,113 @@ def test_lazy_attributes_resolve():
     assert callable(wb.investigate) and callable(wb.load_passport)
     with pytest.raises(AttributeError):
         wb.no_such_thing  # noqa: B018
+
+
+# --------------------------------------------------------------------------- import cycles
+def _modules() -> dict[str, "Path"]:
+    from pathlib import Path
+
+    import workbench
+
+    root = Path(workbench.__file__).parent
+    out = {}
+    for p in sorted(root.rglob("*.py")):
+        parts = ("workbench",) + p.relative_to(root).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return out
+
+
+def _type_checking_lines(tree) -> set[int]:
+    """Lines under ``if TYPE_CHECKING:`` (never run) or ``if __name__ == "__main__":`` (run
+    only when the file is the program, as ``__main__``, never when it is imported)."""
+    import ast
+
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        test = ast.unparse(node.test) if isinstance(node, ast.If) else ""
+        if "TYPE_CHECKING" in test or test.replace("'", '"') == '__name__ == "__main__"':
+            for sub in node.body:
+                lines.update(range(sub.lineno, (sub.end_lineno or sub.lineno) + 1))
+    return lines
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the workbench modules it imports, at top level or inside functions.
+
+    ``from .x import name`` is an edge to ``x.name`` when that is a module, else
+    to ``x``; imports that never run on import (``if TYPE_CHECKING:``, ``if
+    __name__ == "__main__":``) are left out.
+    """
+    import ast
+
+    mods = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_lines(tree)
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) in skip:
+                continue
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[:len(base) - (node.level - 1)]
+                    mod = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in mods else mod
+                           for a in node.names]
+            else:
+                continue
+            graph[name].update(t for t in targets if t in mods and t != name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan 1972)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_sees_a_cycle_through_a_function_import():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_among_the_modules():
+    graph = import_graph()
+    assert graph["workbench.investigation.run"]  # the walk sees imports at all
+    assert cycles(graph) == []

@@ -7,6 +7,13 @@ never imported by the core.
 >>> import workbench as wb
 >>> inv = wb.investigate("sample_data/demo", metric="conversion_rate")   # doctest: +SKIP
 >>> print(inv.summary())                                                 # doctest: +SKIP
+
+Saving, reopening and listing investigations (the library), and settings:
+
+>>> with wb.set_options(library="investigations"):                     # doctest: +SKIP
+...     info = wb.save_investigation(inv, message="first look")
+...     again = wb.reopen_investigation(None, info.version_id)
+...     wb.list_investigations()
 """
 from __future__ import annotations
 
@@ -15,6 +22,12 @@ __version__ = "0.1.0"
 _LAZY = {
     "investigate": ("workbench.investigation", "investigate"),
     "Investigation": ("workbench.investigation", "Investigation"),
+    "save_investigation": ("workbench.investigation", "save_investigation"),
+    "reopen_investigation": ("workbench.investigation", "reopen"),
+    "rerun_investigation": ("workbench.investigation", "rerun_investigation"),
+    "list_investigations": ("workbench.investigation", "list_investigations"),
+    "set_options": ("workbench.options", "set_options"),
+    "get_options": ("workbench.options", "get_options"),
     "load_passport": ("workbench.passport", "load_passport"),
     "Passport": ("workbench.passport", "Passport"),
     "Store": ("workbench.store", "Store"),

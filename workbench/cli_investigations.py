@@ -187,7 +187,8 @@ def cmd_diff(a) -> int:
 
 def cmd_reopen(a) -> int:
     from .investigation import versions
-    from .investigation.artifact import reproduction_check, saved_digest
+    from .investigation.library.notebook import reproduction_check, saved_digest
+    from .investigation.run import reopen
 
     root = versions.library_root(a.root)
     if a.execute:
@@ -198,7 +199,7 @@ def cmd_reopen(a) -> int:
             print(rep.summary())
         return 0 if rep.reproduced else 1
     detail = versions.show_version(root, a.ref)
-    inv = versions.reopen(root, a.ref)
+    inv = reopen(root, a.ref)
     check = reproduction_check(inv, saved_digest(detail.answer))
     info = None
     if not a.no_save:

@@ -14,6 +14,7 @@ import pytest
 import workbench as wb
 from workbench.investigation import Investigation
 from workbench.investigation import versions as V
+from workbench.investigation.run import reopen
 
 HOOKED = hasattr(Investigation, "save") and "memory" in inspect.signature(wb.investigate).parameters
 needs_hooks = pytest.mark.skipif(not HOOKED, reason="issue-6 hooks in run.py/rank.py not applied")
@@ -63,7 +64,7 @@ def test_resolved_past_investigation_is_prior_evidence_and_suggested(ios_passpor
     assert inv.to_dict()["similar"][0]["investigation_id"] == past.investigation_id
 
     # the saved notebook pins the memory: re-running it gives the same ranking, with the prior
-    again = V.reopen(library, inv.investigation_id, pin_memory=True)
+    again = reopen(library, inv.investigation_id, pin_memory=True)
     assert [c["change_id"] for c in again.causes] == [c["change_id"] for c in inv.causes]
     assert [c["evidence"] for c in again.causes[:1]] == [top["evidence"]]
     # without the memory, no prior

@@ -145,7 +145,7 @@ def test_rebuild_equals_incremental_index(resolved_ios, android_inv, library):
     mdb = M.memory_path(library)
     before = sorted(M.load_records(mdb), key=lambda r: r["investigation_id"])
     mdb.unlink()
-    assert M.rebuild_memory(library) == 2
+    assert V.rebuild_memory(library) == 2
     after = sorted(M.load_records(mdb), key=lambda r: r["investigation_id"])
     assert before == after
 

@@ -12,6 +12,7 @@ import workbench as wb
 from workbench.errors import UsageError
 from workbench.governance import read_audit, verify_audit
 from workbench.investigation import versions as V
+from workbench.investigation.run import reopen
 
 
 def test_save_writes_an_immutable_version(ios_inv, library):
@@ -182,7 +183,7 @@ def test_diff_of_changed_answers_names_ranks_confidence_and_evidence():
 
 def test_reopen_reruns_and_saves_the_next_version(ios_inv, library):
     a = V.save_investigation(ios_inv, message="first", root=library)
-    inv = V.reopen(library, a.version_id)
+    inv = reopen(library, a.version_id)
     assert inv.investigation_id == a.investigation_id and inv.based_on == a.version_id
     assert [c["change_id"] for c in inv.causes] == [c["change_id"] for c in ios_inv.causes]
     b = V.save_investigation(inv, message="reopened", root=library)

@@ -17,6 +17,7 @@ import pytest
 from workbench import cli_investigations
 from workbench.governance import read_audit, verify_audit
 from workbench.investigation import versions as V
+from workbench.investigation.run import reopen
 
 
 def run(capsys, *argv) -> tuple[int, str]:
@@ -76,7 +77,7 @@ def test_a_hand_edited_version_file_is_detected(two_versions, capsys, suffix):
     # reading the tampered version refuses with the same line; v1 is still fine
     for read in (lambda: V.show_version(lib, b.version_id),
                  lambda: V.diff_versions(lib, b.version_id),
-                 lambda: V.reopen(lib, b.version_id)):
+                 lambda: reopen(lib, b.version_id)):
         with pytest.raises(V.LibraryError) as err:
             read()
         assert str(err.value) == expected

@@ -24,6 +24,7 @@ import pytest
 
 from workbench.investigation import artifact as A
 from workbench.investigation import versions as V
+from workbench.investigation.run import reopen
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "sample_data" / "demo"
@@ -118,7 +119,7 @@ def test_cli_artifact_reexecutes_to_the_same_top_cause(tmp_path, truth):
     assert Path(json.loads(r2.stdout)["artifact"]).name == "v0002.ipynb"
     V.record_decision(lib, info.investigation_id, hypothesis=top, status="confirmed",
                       note="payment step broken on iOS 5.2", author="ana")
-    inv = V.reopen(lib, info.investigation_id)
+    inv = reopen(lib, info.investigation_id)
     v3 = V.save_investigation(inv, message="flag new_checkout_flow on iOS 5.2 broke payment",
                               author="ana", root=lib)
     d = V.diff_versions(lib, info.version_id, v3.version_id)

@@ -1,4 +1,4 @@
-"""workbench/ui/narrative.py: same facts, three readers."""
+"""workbench/ui/narrative.py: same facts, three readers (told by investigation/render.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +31,14 @@ def test_no_change_is_blamed_without_a_change_verdict(demo_inv):
 
 def test_next_step_by_kind_and_confidence():
     flag = {"kind": "flag", "target": "f", "scope": {"platform": "ios"}, "confidence": 0.9}
-    assert next_step(flag, "change").startswith("Turn flag f off for platform=ios")
+    assert next_step(flag, "change") == "Revert flag f for platform=ios."
     unsure = {**flag, "confidence": 0.2}
     assert next_step(unsure, "change").startswith("Not sure enough to act")
-    assert "backfill" in next_step(flag, "data_quality")
+    assert next_step(flag, "data_quality").startswith("Repair the data feed")
+
+
+def test_the_ui_advice_is_the_answers(demo_inv):
+    """The story's advice is the cause's next step of the JSON answer (one source)."""
+    op = narrate(demo_inv, "operator")
+    step = demo_inv.top_cause["next_step"]
+    assert f"- **Do now**: {step[0].upper()}{step[1:]}." in op

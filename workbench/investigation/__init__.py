@@ -1,10 +1,11 @@
 """The Investigation: one run from passport to verdict, its evidence and its artifact."""
 from .memory import prior_evidence, search_investigations, similar_investigations
-from .run import Investigation, default_db, investigate, stderr_progress
+from .result import Investigation
+from .run import default_db, investigate, reopen, rerun_investigation, stderr_progress
 from .versions import (VersionInfo, diff_versions, investigation_stats, list_investigations,
-                       record_decision, reopen, save_investigation, show_version)
+                       record_decision, save_investigation, show_version)
 
 __all__ = ["Investigation", "VersionInfo", "default_db", "diff_versions", "investigate",
            "investigation_stats", "list_investigations", "prior_evidence", "record_decision",
-           "reopen", "save_investigation", "search_investigations", "show_version",
-           "similar_investigations", "stderr_progress"]
+           "reopen", "rerun_investigation", "save_investigation", "search_investigations",
+           "show_version", "similar_investigations", "stderr_progress"]

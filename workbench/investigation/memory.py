@@ -164,12 +164,11 @@ def index_investigation(memory_db: str | Path, rec: dict) -> None:
     _PATTERN_CACHE.clear()
 
 
-def rebuild_memory(root: str | Path, records: Iterable[dict] | None = None,
+def rebuild_memory(root: str | Path, records: Iterable[dict],
                    memory_db: str | Path | None = None) -> int:
-    """Recreate the index from the library's folders; returns the number indexed."""
-    if records is None:
-        from .versions import iter_memory_records
-        records = iter_memory_records(root)
+    """Recreate the index from ``records`` (one per investigation of the library at ``root``;
+    :func:`workbench.investigation.versions.rebuild_memory` reads them); returns the number
+    indexed."""
     path = Path(memory_db) if memory_db is not None else memory_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect(path, read_only=False)

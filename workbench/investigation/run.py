@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -29,10 +28,20 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .._format import fmt_filter, iso, jsonable
 from ..errors import UsageError
+from ..options import get_options
 from ..passport import Passport, load_passport
+from .hypothesis import as_hypothesis as _as_hypothesis
+from .hypothesis import is_mix_shift as _is_mix_shift
+from .hypothesis import next_step as _next_step
+from .result import Investigation, LibraryRecord
+
+_iso = iso
 
 Progress = Callable[[str], None]
+#: ``investigate(artifact_dir=...)`` left out: the library of ``set_options``, if any
+FROM_OPTIONS: Any = type("FromOptions", (), {"__repr__": lambda self: "<from set_options>"})()
 
 #: Level of each of the three scans for an unknown divergence (total, every
 #: single-dimension slice, localized conjunctions), Bonferroni-split within a scan.
@@ -56,200 +65,6 @@ def stderr_progress(prefix: str = "workbench") -> Progress:
 
 def _quiet(_msg: str) -> None:
     return None
-
-
-@dataclass
-class Investigation:
-    """The result of :func:`investigate`: everything the answer is made of.
-
-    ``to_dict()`` is the JSON answer of the spec (extended with extra keys);
-    ``summary()`` is the readable table the CLI prints.
-    """
-
-    passport: str
-    metric: str
-    metric_kind: str
-    better: str
-    verdict: str
-    divergence: dict
-    slices: list[dict]
-    causes: list[dict]
-    data_quality: list[dict]
-    rate_mix: dict | None
-    provenance: list[dict]
-    queries: dict[str, str]
-    db: str
-    artifact: str | None = None
-    external: float | None = None
-    baseline: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
-    series: pd.DataFrame | None = field(default=None, repr=False)
-    detection: Any = field(default=None, repr=False)
-    localization: Any = field(default=None, repr=False)
-    ranking: Any = field(default=None, repr=False)
-    # The investigations library (investigation/versions.py sets these when saving).
-    investigation_id: str | None = None
-    version: int | None = None
-    library: str | None = None
-    passport_dir: str | None = None
-    based_on: str | None = None
-    decisions: list[dict] = field(default_factory=list)
-    clock: dict = field(default_factory=dict)
-    similar: list = field(default_factory=list, repr=False)
-    # DoWhy verification of the top causes (workbench.causal.VerificationReport), or None
-    verification: Any = field(default=None, repr=False)
-
-    @property
-    def top_cause(self) -> dict | None:
-        return self.causes[0] if self.causes else None
-
-    def to_dict(self) -> dict:
-        return {
-            "metric": self.metric,
-            "divergence": self.divergence,
-            "verdict": self.verdict,
-            "slices": self.slices,
-            "causes": self.causes,
-            "data_quality": self.data_quality,
-            "artifact": self.artifact,
-            "passport": self.passport,
-            "rate_mix": self.rate_mix,
-            "baseline": self.baseline,
-            "external": self.external,
-            "provenance": self.provenance,
-            "queries": self.queries,
-            "next_step": self.params.get("next_step"),
-            "params": self.params,
-            "timings": self.timings,
-            "investigation": {"id": self.investigation_id, "version": self.version},
-            "similar": [s.to_dict() for s in self.similar],
-            "verification": None if self.verification is None else self.verification.to_dict(),
-        }
-
-    def save(self, message: str, *, author: str | None = None, root=None):
-        """Save as a new immutable version in the investigations library.
-
-        Returns the :class:`~workbench.investigation.versions.VersionInfo`
-        (``inv-...@vNNNN``); see :func:`~workbench.investigation.versions.save_investigation`.
-        """
-        from .versions import save_investigation
-
-        return save_investigation(self, message=message, author=author, root=root)
-
-    def confirm(self, change_id: str, *, note: str | None = None, author: str | None = None):
-        """Confirm a hypothesis: journaled, audited, carried by the next save."""
-        from .versions import decide
-
-        return decide(self, change_id, "confirmed", note=note, author=author)
-
-    def refute(self, change_id: str, *, note: str | None = None, author: str | None = None):
-        """Refute a hypothesis: journaled, audited, carried by the next save."""
-        from .versions import decide
-
-        return decide(self, change_id, "refuted", note=note, author=author)
-
-    def to_json(self, **kw) -> str:
-        return json.dumps(self.to_dict(), default=_json_default, **kw)
-
-    def to_frame(self) -> pd.DataFrame:
-        """Ranked causes as a frame (the hypothesis table)."""
-        return pd.DataFrame(self.causes)
-
-    def summary(self) -> str:
-        from .versions import note_shown
-
-        note_shown(self)  # time-to-diagnose: when the top cause was first shown
-        d = self.divergence
-        lines = [f"Investigation of {self.metric} in {self.passport}", ""]
-        if d.get("onset"):
-            lines.append(f"Divergence: onset {d['onset']}, window {d['window'][0]} .. "
-                         f"{d['window'][1]}")
-            if d.get("onset_interval") and d["onset_interval"][0] != d["onset_interval"][1]:
-                lines.append(f"  onset from the {d.get('onset_source', 'scan')}; the data "
-                             f"alone place it in {d['onset_interval'][0]} .. "
-                             f"{d['onset_interval'][1]} (95% likelihood-ratio set)")
-            lines.append(f"  baseline {_num(d['baseline'])} -> observed {_num(d['observed'])} "
-                         f"({d['relative_change']:+.1%}), score {d.get('score', 0):.1f}")
-        else:
-            lines.append("Divergence: none significant")
-        lines.append(f"Verdict: {self.verdict.upper()}")
-        if self.params.get("next_step"):
-            lines.append(f"Next step: {self.params['next_step']}")
-        lines.append("")
-        if self.data_quality:
-            lines.append("Data quality:")
-            for f in self.data_quality:
-                lines.append(f"  [{f['severity']}] {f['check']}: {f['detail']}")
-                if f.get("bearing"):
-                    lines.append(f"      -> {f['bearing']}")
-            lines.append("")
-        if self.slices:
-            lines.append("Slices (most explanatory first):")
-            lines.append(f"  {'slice':44s} {'explained':>9s} {'baseline':>10s} {'observed':>10s}")
-            for s in self.slices[:5]:
-                name = ", ".join(f"{k}={v}" for k, v in s["filter"].items()) or "(everything)"
-                lines.append(f"  {name[:44]:44s} {s['explained_share']:>9.0%} "
-                             f"{_num(s['baseline']):>10s} {_num(s['observed']):>10s}")
-            lines.append("")
-        if self.rate_mix:
-            rm = self.rate_mix
-            lines.append(f"Rate vs mix: rate {rm.get('rate_effect', 0):+.4g}, "
-                         f"mix {rm.get('mix_effect', 0):+.4g} "
-                         f"(mix share {rm.get('mix_share', 0):.0%})")
-            lines.append("")
-        if self.causes:
-            lines.append("Candidate causes (confidence is a posterior; the rest is "
-                         f"'outside the log': {self.external:.0%}):")
-            for c in self.causes[:5]:
-                lines.append(f"  {c['confidence']:5.0%}  {c['change_id']}  {c['kind']:7s} "
-                             f"{c['target']}  @ {c['ts']}")
-                for e in c["evidence"]:
-                    lines.append(f"           - {e}")
-            lines.append("")
-        elif d.get("onset") and self.verdict in ("change", "external"):
-            lines.append("No change in the log near the onset.")
-        if self.similar:
-            lines.append("Similar past investigations:")
-            lines += [f"  {s.line()}" for s in self.similar]
-            lines.append("")
-        if self.artifact:
-            lines.append(f"Artifact: {self.artifact}")
-        lines.append(f"Store: {self.db}")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:  # a readable repr in notebooks and the REPL
-        top = self.top_cause
-        return (f"<Investigation {self.metric} verdict={self.verdict} "
-                f"onset={self.divergence.get('onset')} "
-                f"top={top['change_id'] + ' ' + format(top['confidence'], '.0%') if top else None}>")
-
-
-def _num(x) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "-"
-    return f"{x:.4g}"
-
-
-def _json_default(o):
-    if isinstance(o, (pd.Timestamp, datetime)):
-        return o.isoformat()
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if not np.isfinite(o) else float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    return str(o)
-
-
-def _iso(t) -> str | None:
-    if t is None:
-        return None
-    t = pd.Timestamp(t)
-    return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_window(window) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -279,9 +94,9 @@ def default_db(passport_dir: str | Path) -> Path:
 
 
 def investigate(passport: str | Path | Passport, *, metric: str, window=None,
-                db: str | Path | None = None, artifact_dir: str | Path | None = "investigations",
+                db: str | Path | None = None, artifact_dir: Any = FROM_OPTIONS,
                 progress: Progress | None = None, memory: str | Path | None = None,
-                memory_asof: str | None = None, verify: bool = False) -> Investigation:
+                memory_asof: str | None = None, verify: bool | None = None) -> Investigation:
     """Investigate the most significant divergence of ``metric`` in a passport.
 
     Parameters
@@ -296,7 +111,10 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     db:
         The DuckDB store file; default ``PASSPORT/.workbench/store.duckdb``.
     artifact_dir:
-        Where the notebook artifact is written (None: no artifact).
+        The library the run is saved into as a version (a notebook artifact);
+        None: not saved. By default, ``workbench.set_options(library=...)``,
+        and nothing is saved when no library was set (a Python run does not
+        become a version of another investigation behind the user's back).
     progress:
         Called with a message at each step (the CLI prints them on stderr).
     memory:
@@ -310,7 +128,8 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         counterfactual, gcm mechanism attribution; ``workbench.causal``):
         ``Investigation.verification``, and lines added to each verified
         cause's evidence. Costs ~1-2 s plus DoWhy's import (~5 s, once per
-        process); skipped with a note when DoWhy is not installed.
+        process); skipped with a note when DoWhy is not installed. Default:
+        ``workbench.set_options(verify=...)`` (False).
 
     Examples
     --------
@@ -325,6 +144,11 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     loaded_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    opts = get_options()
+    if artifact_dir is FROM_OPTIONS:
+        artifact_dir = opts["library"]
+    if verify is None:
+        verify = opts["verify"]
     if memory is None and artifact_dir is not None:
         memory = Path(artifact_dir) / "memory.duckdb"
     t = time.perf_counter()
@@ -343,102 +167,99 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     skipped = [Path(b.file).name for b in report.batches if b.status == "duplicate"
                and report.loaded_rows > 0]
     with Store(db_path, read_only=True) as st:
-        inv = _analyse(st, pp, spec, win, say, timings, skipped, memory=memory,
-                       memory_asof=memory_asof, verify=verify)
-    inv.clock = {"loaded_at": loaded_at}
-    inv.passport_dir = str(Path(pp.directory).resolve())
+        found = _analyse(st, pp, spec, win, say, timings, skipped, memory=memory,
+                         memory_asof=memory_asof, verify=verify)
     t = time.perf_counter()
     with Store(db_path) as st:
-        inv.baseline = _record_baseline(st, pp, spec, inv)
-    inv.divergence["baseline_version"] = inv.baseline.get("id")
+        baseline = _record_baseline(st, pp, spec, found["divergence"], found["detection"])
+    found["divergence"]["baseline_version"] = baseline.get("id")
     timings["baseline_snapshot"] = time.perf_counter() - t
-    say(f"baseline version {inv.baseline.get('id')}")
-    inv.db = str(db_path)
-    inv.provenance = [p.to_dict() for p in pp.provenance]
-    inv.timings["total"] = time.perf_counter() - t_all
+    say(f"baseline version {baseline.get('id')}")
+    timings["total"] = time.perf_counter() - t_all
+    # assembled once, from everything the run found; never edited after
+    inv = Investigation(**{**found, "baseline": baseline, "db": str(db_path),
+                           "provenance": [p.to_dict() for p in pp.provenance],
+                           "passport_dir": str(Path(pp.directory).resolve()),
+                           "record": LibraryRecord(clock={"loaded_at": loaded_at})})
     if artifact_dir is not None:
-        from .artifact import write_artifact
-        inv.artifact = str(write_artifact(inv, pp, artifact_dir, window=window))
+        write_artifact(inv, pp, artifact_dir, window=window)  # fills inv.record
         say(f"artifact written: {inv.artifact}")
     return inv
 
 
-def _next_step(verdict: str, causes: list[dict], slices: list[dict], dq: list[dict]) -> str:
-    """What to do now, for the verdict as a whole."""
-    where = ", ".join(f"{k}={v}" for k, v in (slices[0]["filter"] if slices else {}).items()) \
-        or "the whole population"
-    if verdict == "change" and causes:
-        return causes[0]["next_step"]
-    if verdict == "data_quality":
-        return (f"repair the data feed for {where} (see data quality) and re-run; do not act "
-                "on the metric until then")
-    if verdict == "mix_shift":
-        return (f"no rollback: rates are stable; the traffic mix moved toward {where}. Report "
-                "the metric per segment, or reweight to the usual mix")
-    if verdict == "external":
-        return (f"no change in the log explains it: look for outside events affecting {where} "
-                "(campaigns, partners, outages) and add their source to the change log")
-    return "nothing to do: no significant divergence"
+# --------------------------------------------------------------------------- re-runs
+def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=None,
+                        memory_asof: str | None = None):
+    """Re-run a saved investigation: ``investigate`` without saving a new version.
 
-
-def _as_hypothesis(c: dict, metric: str, slices: list[dict]) -> dict:
-    """Give a ranked cause its hypothesis fields: status, tests run, next step.
-
-    ``supported`` at confidence >= 0.5; ``refuted`` when a test rules it out
-    (took effect after the divergence began, the effect began before it, or its
-    scope holds none of the divergence); ``open`` otherwise.
+    ``memory`` and ``memory_asof`` pin the prior evidence learned from past
+    investigations to what it was when the version was saved, so a re-run
+    reproduces the saved ranking even after later investigations were
+    resolved. They are passed on when ``investigate`` takes them (the ranking
+    uses priors), and ignored otherwise.
     """
-    from ..events import CandidateCause  # noqa: F401  (documents the source of the fields)
+    import inspect
 
-    eff = c.get("effect") or {}
-    tests = [{"test": "alignment", "result": f"lag {c['lag_grains']:+.0f} grains"},
-             {"test": "scope", "result": f"{c['scope_share']:.0%} of the divergence, "
-                                         f"{c['traffic_share']:.0%} of traffic"}]
-    refuted = []
-    if c["lag_grains"] < -3:
-        refuted.append("took effect after the divergence began")
-    if c["scope"] and c["scope_share"] <= 0.05:
-        refuted.append("its scope holds none of the divergence")
-    if eff:
-        tests.append({"test": "difference-in-differences",
-                      "result": f"{eff['estimate']:+.1%} (t={eff['t_stat']:.1f})"})
-        if abs(eff.get("pre_t_stat", 0)) >= 3 and \
-                abs(eff.get("pre_estimate", 0)) >= 0.5 * abs(eff["estimate"]):
-            refuted.append("the effect began before the change")
-            tests.append({"test": "event-study lead", "result": "pre-trend: refutes"})
-        else:
-            tests.append({"test": "event-study lead", "result": "no pre-trend"})
-    if c["confidence"] >= 0.5:
-        status = "supported"
-    elif refuted or c["confidence"] < 0.01:
-        refuted = refuted or ["posterior below 1%: the evidence is far weaker than for the "
-                              "leading hypotheses"]
-        status = "refuted"
-    else:
-        status = "open"
-    where = ", ".join(f"{k}={v if not isinstance(v, list) else '|'.join(v)}"
-                      for k, v in (c["scope"] or {}).items()) or "everywhere"
-    kind, target = c["kind"], c["target"]
-    if status == "supported":
-        rollout = c.get("rollout")
-        if kind == "flag" and rollout is not None and rollout < 100:
-            step = (f"hold the rollout of {target} at {rollout:.0f}% (or set it to 0%) and "
-                    f"watch {metric} in {where}")
-        else:
-            step = {"flag": f"revert flag {target} for {where}",
-                    "deploy": f"roll back {target} to its previous version",
-                    "config": f"restore the previous value of {target}",
-                    "infra": f"revert the infrastructure change on {target}",
-                    "experiment": f"stop experiment {target} and check its assignment (SRM)",
-                    "external": f"communicate the impact of {target}; nothing to roll back",
-                    }.get(kind, f"revert {target}")
-    elif status == "open":
-        step = (f"run an A/B test (or a holdout) of {target} in {where} to separate it from "
-                "the other candidates, or add instrumentation to the affected step")
-    else:
-        step = "none: " + "; ".join(refuted)
-    c["status"], c["tests"], c["next_step"] = status, tests, step
-    return c
+    accepted = inspect.signature(investigate).parameters
+    kw = {}
+    if "memory" in accepted:
+        kw["memory"] = memory
+    if "memory_asof" in accepted:
+        kw["memory_asof"] = memory_asof
+    return investigate(passport, metric=metric, window=window, db=db, artifact_dir=None, **kw)
+
+
+def write_artifact(inv, passport, artifact_dir, *, window=None) -> Path:
+    """Save ``inv`` as a new version in the investigations library ``artifact_dir``.
+
+    Called by :func:`~workbench.investigation.investigate`; returns the
+    version's notebook path (``artifact_dir/inv-.../vNNNN.ipynb``). ``window``
+    is taken from ``inv.params`` (kept in the signature for callers).
+    """
+    from .versions import save_investigation
+
+    info = save_investigation(inv, root=artifact_dir, passport_dir=passport.directory)
+    return Path(info.path)
+
+
+def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
+           pin_memory: bool = False):
+    """Re-run a saved version from its parameters; the result saves as the next version.
+
+    Parameters
+    ----------
+    ref:
+        The version (:func:`resolve_version`).
+    db:
+        Another store (default: the saved one).
+    pin_memory:
+        Use the prior evidence as it was when the version was saved (what
+        executing its notebook does); by default the re-run learns from every
+        investigation resolved since.
+
+    Returns
+    -------
+    Investigation
+        Attached to the same investigation (``inv.save`` or
+        :func:`save_investigation` adds a version whose parent is the latest).
+    """
+    from .versions import _checked, _memory, library_root, resolve_version
+
+    root = library_root(root)
+    info = _checked(root, resolve_version(root, ref))
+    if not Path(info.passport_dir).is_dir():
+        raise UsageError(f"{info.version_id}: its passport {info.passport_dir} is gone; "
+                         "restore it or run the notebook with another `passport` parameter")
+    nb = json.loads(Path(info.path).read_text(encoding="utf-8"))
+    params = nb.get("metadata", {}).get("workbench", {}).get("params", {})
+    inv = rerun_investigation(info.passport_dir, metric=info.metric, window=info.window,
+                              db=db if db is not None else params.get("db"),
+                              memory=str(_memory.memory_path(root)),
+                              memory_asof=params.get("memory_asof") if pin_memory else None)
+    rec = inv.record  # the re-run is attached to the investigation it re-runs
+    rec.investigation_id, rec.library, rec.based_on = info.investigation_id, str(root), \
+        info.version_id
+    return inv
 
 
 def _refine_onset(st, sp, spec, slices, full_idx, grain, det):
@@ -687,26 +508,6 @@ def _change_scope_dims(st, name: str, onset) -> set[str]:
     return {k for sc in near["scope"] if isinstance(sc, dict) for k in sc}
 
 
-def _is_mix_shift(rm) -> bool:
-    """The mix explains the change and rates barely moved.
-
-    At high volume a rate drift of a few percent of the change is statistically
-    significant yet explains nothing; the verdict follows magnitudes: the mix
-    carries at least 75% of the change and the rate effect, in the direction of
-    the change, at most 25% of it (rates moving *against* the change cannot
-    explain it: the mix then explains more than all of it). The localizer's own
-    hint (which also asks for a non-significant rate effect) is accepted as well.
-    """
-    if getattr(rm, "verdict_hint", "") == "mix_shift":
-        return True
-    signed = float(getattr(rm, "total_change", 0.0) or 0.0)
-    total = abs(signed)
-    if total == 0:
-        return False
-    return (float(rm.mix_share) >= 0.75
-            and float(rm.rate_effect) * np.sign(signed) <= 0.25 * total)
-
-
 def _mix_slices(leaves: pd.DataFrame, dims: list[str], manifest) -> list[dict]:
     """Where the traffic moved: localize the denominator as an additive measure."""
     from ..localize import localize
@@ -729,7 +530,7 @@ def _mix_slices(leaves: pd.DataFrame, dims: list[str], manifest) -> list[dict]:
 
 
 def _fmt_filter(f: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in f.items()) or "the whole feed"
+    return fmt_filter(f, everything="the whole feed")
 
 
 def _defect_divergence(st, sp, spec, qrep, full_idx, grain):
@@ -755,7 +556,7 @@ def _defect_divergence(st, sp, spec, qrep, full_idx, grain):
     return None
 
 
-def _record_baseline(st, pp: Passport, spec, inv: "Investigation") -> dict:
+def _record_baseline(st, pp: Passport, spec, divergence: dict, det) -> dict:
     """Store (or reuse) the versioned baseline the conclusion was drawn against.
 
     It is fitted on the history before the onset (all history when nothing
@@ -766,11 +567,10 @@ def _record_baseline(st, pp: Passport, spec, inv: "Investigation") -> dict:
 
     sp = st.passport(pp.name)
     lo, hi = time_range(st.con, sp)
-    end = pd.Timestamp(inv.divergence["onset"]) if inv.divergence.get("onset") else \
+    end = pd.Timestamp(divergence["onset"]) if divergence.get("onset") else \
         hi + sp.manifest.grain_td
     if end <= lo:
         return {}
-    det = inv.detection
     params = {"detector": getattr(det, "method", None)}
     b = fit_baseline(st, pp.name, spec.name, period=(lo, end), params=params,
                      note=f"fitted for an investigation of {spec.name}")
@@ -802,7 +602,8 @@ def _seasonal_fill(series: pd.DataFrame, weeks=(1, 2, 3)) -> pd.DataFrame:
 
 def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
              skipped: list[str], *, memory=None, memory_asof: str | None = None,
-             verify: bool = False) -> Investigation:
+             verify: bool = False) -> dict:
+    """Every field of the answer but the store's and the library's (a dict for Investigation)."""
     from ..detect import detect_divergence
     from ..events import rank_changes
     from ..localize import decompose_rate_mix, localize
@@ -841,7 +642,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     timings["detect"] = time.perf_counter() - t
 
     base_inv = dict(passport=pp.name, metric=spec.name, metric_kind=spec.kind,
-                    better=spec.better, provenance=[], queries=queries, db="",
+                    better=spec.better, queries=queries,
                     timings=timings, series=series, detection=det,
                     params={"window": None if win is None else [_iso(w) for w in win]})
     srm_findings = _srm_findings(pp)
@@ -865,7 +666,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
             div["scope"] = dict(f.slice)
             base_inv["params"]["next_step"] = _next_step(
                 "data_quality", [], [{"filter": dict(f.slice)}], dq)
-            return Investigation(verdict="data_quality", divergence=div,
+            return dict(verdict="data_quality", divergence=div,
                                  slices=[{"filter": dict(f.slice), "explained_share": 1.0,
                                           "baseline": _f(det_f.baseline),
                                           "observed": _f(det_f.observed),
@@ -881,7 +682,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         if found is None:
             say("no significant divergence")
             base_inv["params"]["next_step"] = _next_step("none", [], [], dq_all)
-            return Investigation(verdict="none", divergence=_div_dict(det), slices=[],
+            return dict(verdict="none", divergence=_div_dict(det), slices=[],
                                  causes=[], data_quality=dq_all, rate_mix=None, external=None,
                                  **base_inv)
         scope, det, series = found
@@ -1142,14 +943,14 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         div["scope"] = scope
     if ranking.stability is not None:
         div["top_cause_stability"] = ranking.stability
-    inv = Investigation(verdict=verdict, divergence=div, slices=slices,
-                        causes=causes, data_quality=data_quality,
-                        rate_mix=None if rm is None else _safe_dict(rm),
-                        external=ranking.external, localization=loc, ranking=ranking,
-                        verification=verification, **base_inv)
+    found = dict(verdict=verdict, divergence=div, slices=slices,
+                 causes=causes, data_quality=data_quality,
+                 rate_mix=None if rm is None else _safe_dict(rm),
+                 external=ranking.external, localization=loc, ranking=ranking,
+                 verification=verification, **base_inv)
     say(f"verdict {verdict}; top cause "
         f"{causes[0]['change_id'] + ' ' + format(causes[0]['confidence'], '.0%') if causes else '-'}")
-    return inv
+    return found
 
 
 def _verify_causes(st, pp, sp, spec, causes: list[dict], *, onset, end, grain, sign,
@@ -1196,8 +997,7 @@ def _srm_findings(pp: Passport) -> list[dict]:
 
 
 def _safe_dict(obj) -> dict:
-    d = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-    return json.loads(json.dumps(d, default=_json_default))
+    return jsonable(obj.to_dict() if hasattr(obj, "to_dict") else dict(obj))
 
 
 def _gap_slice(f, slices) -> dict:

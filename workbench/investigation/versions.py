@@ -78,7 +78,13 @@ from typing import Any, Iterator
 from ..errors import UsageError, WorkbenchError
 from ..governance.durable import append_line, end_on_complete_line, file_lock, fsync_dir, now_iso
 from ..governance.audit import AuditError, AuditLog, default_actor, read_audit, verify_audit
+from .._format import fmt_filter, jsonable, pct
+from ..options import get_options
 from . import memory as _memory
+from .render import answer_lines as _answer_lines
+
+_pct = pct
+_fmt_filter = fmt_filter
 
 ENV_ROOT = "WORKBENCH_INVESTIGATIONS"
 DEFAULT_ROOT = "investigations"
@@ -322,9 +328,12 @@ class LibraryReport:
 
 # --------------------------------------------------------------------------- library
 def library_root(root: str | Path | None = None) -> Path:
-    """The library folder: ``root``, else ``$WORKBENCH_INVESTIGATIONS``, else ``investigations``."""
+    """The library folder: ``root``, else ``set_options(library=...)``, else
+    ``$WORKBENCH_INVESTIGATIONS``, else ``investigations``."""
     if root is not None:
         return Path(root)
+    if get_options()["library"] is not None:
+        return Path(get_options()["library"])
     return Path(os.environ.get(ENV_ROOT) or DEFAULT_ROOT)
 
 
@@ -528,9 +537,7 @@ def passport_dir_of(inv) -> str:
 
 
 def _jsonable(obj) -> Any:
-    from .run import _json_default
-
-    return json.loads(json.dumps(obj, default=_json_default))
+    return jsonable(obj)
 
 
 def canonical_answer(inv, *, decisions: list[dict] | None = None,
@@ -553,46 +560,6 @@ def canonical_answer(inv, *, decisions: list[dict] | None = None,
     d["actions"] = list(actions or [])
     d["similar"] = list(similar or [])
     return d
-
-
-def _answer_lines(a: dict) -> list[str]:
-    div = a.get("divergence") or {}
-    lines = [f"Verdict: {str(a.get('verdict', '-')).upper()}   metric {a.get('metric')} in "
-             f"{a.get('passport')}"]
-    if div.get("onset"):
-        rc = div.get("relative_change")
-        lines.append(f"Divergence: onset {div['onset']}, {_num(div.get('baseline'))} -> "
-                     f"{_num(div.get('observed'))}" + (f" ({rc:+.1%})" if rc is not None else ""))
-    else:
-        lines.append("Divergence: none significant")
-    for s in (a.get("slices") or [])[:3]:
-        lines.append(f"  slice {_fmt_filter(s.get('filter'))}: explains "
-                     f"{_pct(s.get('explained_share'))}")
-    for i, c in enumerate((a.get("causes") or [])[:5], 1):
-        lines.append(f"  #{i} {c['change_id']} {_pct(c.get('confidence'))} {c.get('kind')} "
-                     f"{c.get('target')}")
-    for d in a.get("decisions") or []:
-        lines.append(f"  decision: {d['hypothesis']} {d['status']} by {d.get('author')}"
-                     + (f": {d['note']}" if d.get("note") else ""))
-    for d in a.get("actions") or []:
-        lines.append(f"  action: {d['action']} {d.get('target') or ''} by {d.get('author')}")
-    for d in a.get("notes") or []:
-        lines.append(f"  note by {d.get('author')}: {d['text']}")
-    for s in a.get("similar") or []:
-        lines.append(f"  {s.get('line', s.get('investigation_id'))}")
-    return lines
-
-
-def _num(x) -> str:
-    return "-" if x is None else f"{x:.4g}"
-
-
-def _pct(x) -> str:
-    return "-" if x is None else f"{x:.0%}"
-
-
-def _fmt_filter(f) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (f or {}).items()) or "(everything)"
 
 
 # --------------------------------------------------------------------------- ledger state
@@ -686,7 +653,7 @@ def save_investigation(inv, *, message: str | None = None, author: str | None = 
     >>> save_investigation(inv, message="first look").version_id  # doctest: +SKIP
     'inv-20261124-211853-3fa2@v0001'
     """
-    from .artifact import build_notebook, notebook_text
+    from .library.notebook import build_notebook, notebook_text
 
     root = library_root(root if root is not None else _inv_attr(inv, "library"))
     root.mkdir(parents=True, exist_ok=True)
@@ -841,14 +808,10 @@ def _max_file_version(folder: Path) -> int:
 
 
 def _attach(inv, root: Path, iid: str, n: int, path: Path, similar, pdir: str) -> None:
-    # Investigation is a plain (non-slots) dataclass: these attributes ride along
-    # until run.py declares them as fields (see the hooks in the module report).
-    inv.investigation_id = iid
-    inv.version = n
-    inv.library = str(root)
-    inv.artifact = str(path)
-    inv.similar = list(similar)
-    inv.passport_dir = pdir
+    """Record where ``inv`` is kept; the answer itself is frozen (``inv.record``)."""
+    rec = inv.record
+    rec.investigation_id, rec.version, rec.library = iid, n, str(root)
+    rec.artifact, rec.similar = str(path), list(similar)
 
 
 def _similar_for(root: Path, inv, iid: str):
@@ -908,7 +871,7 @@ def _file_problems(folder: Path, info: VersionInfo) -> list[str]:
 
 
 def _regenerated_hash(notebook: Path, i: int) -> str:
-    from .artifact import notebook_text
+    from .library.notebook import notebook_text
 
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     text = (notebook_text(nb) if i == 1 else
@@ -1115,12 +1078,18 @@ def iter_memory_records(root: str | Path) -> Iterator[dict]:
         yield memory_record(root, folder.name)
 
 
+def rebuild_memory(root: str | Path | None = None) -> int:
+    """Recreate the memory index of the library from its folders; returns the number indexed."""
+    root = library_root(root)
+    return _memory.rebuild_memory(root, iter_memory_records(root))
+
+
 def _reindex(root: Path, iid: str) -> None:
     mdb = _memory.memory_path(root)
     stale = root / _memory.STALE_MARK
     try:
         if stale.exists():
-            _memory.rebuild_memory(root)
+            _memory.rebuild_memory(root, iter_memory_records(root))
         else:
             _memory.index_investigation(mdb, memory_record(root, iid))
     except _memory.MemoryLocked:
@@ -1481,61 +1450,16 @@ def decide(inv, hypothesis: str, status: str, *, note: str | None = None,
     lib = library_root(root if root is not None else _inv_attr(inv, "library"))
     e = record_decision(lib, inv.investigation_id, hypothesis=hypothesis, status=status,
                         note=note, author=author)
-    decisions = list(_inv_attr(inv, "decisions") or [])
-    decisions.append({"ts": e.ts, "author": e.author, **e.details})
-    inv.decisions = decisions
+    inv.record.decisions.append({"ts": e.ts, "author": e.author, **e.details})
     return e
 
 
 def note_shown(inv, *, at: str | None = None) -> None:
     """Record when the top cause was first shown (call it from displays; cheap after once)."""
-    clock = dict(_inv_attr(inv, "clock") or {})
+    clock = inv.record.clock
     if clock.get("top_cause_shown_at") or not inv.causes:
         return
     clock["top_cause_shown_at"] = at or _now()
-    inv.clock = clock
-
-
-# --------------------------------------------------------------------------- reopen
-def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
-           pin_memory: bool = False):
-    """Re-run a saved version from its parameters; the result saves as the next version.
-
-    Parameters
-    ----------
-    ref:
-        The version (:func:`resolve_version`).
-    db:
-        Another store (default: the saved one).
-    pin_memory:
-        Use the prior evidence as it was when the version was saved (what
-        executing its notebook does); by default the re-run learns from every
-        investigation resolved since.
-
-    Returns
-    -------
-    Investigation
-        Attached to the same investigation (``inv.save`` or
-        :func:`save_investigation` adds a version whose parent is the latest).
-    """
-    from .artifact import rerun_investigation
-
-    root = library_root(root)
-    info = _checked(root, resolve_version(root, ref))
-    if not Path(info.passport_dir).is_dir():
-        raise UsageError(f"{info.version_id}: its passport {info.passport_dir} is gone; "
-                         "restore it or run the notebook with another `passport` parameter")
-    nb = json.loads(Path(info.path).read_text(encoding="utf-8"))
-    params = nb.get("metadata", {}).get("workbench", {}).get("params", {})
-    inv = rerun_investigation(info.passport_dir, metric=info.metric, window=info.window,
-                              db=db if db is not None else params.get("db"),
-                              memory=str(_memory.memory_path(root)),
-                              memory_asof=params.get("memory_asof") if pin_memory else None)
-    inv.investigation_id = info.investigation_id
-    inv.library = str(root)
-    inv.based_on = info.version_id
-    inv.passport_dir = info.passport_dir
-    return inv
 
 
 def reproduce_version(root: str | Path | None, ref: str, *, timeout: int = 600,
@@ -1553,7 +1477,7 @@ def reproduce_version(root: str | Path | None, ref: str, *, timeout: int = 600,
     except ImportError:
         raise UsageError("executing notebooks needs nbclient and nbformat: "
                          "pip install 'workbench[notebooks]'") from None
-    from .artifact import MIME_REPRODUCTION
+    from .library.notebook import MIME_REPRODUCTION
 
     root = library_root(root)
     info = _checked(root, resolve_version(root, ref))

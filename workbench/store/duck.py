@@ -30,6 +30,7 @@ import duckdb
 import pandas as pd
 
 from ..errors import StoreError
+from ..options import duckdb_settings
 from ..passport import Manifest, Passport, parse_grain, sha256_file
 
 META = "wb_meta"
@@ -141,6 +142,8 @@ class Store:
         self.con.execute("SET TimeZone='UTC'")
         # long scans would draw DuckDB's bar over our own progress lines
         self.con.execute("SET enable_progress_bar=false")
+        for name, value in duckdb_settings():  # workbench.set_options(memory_limit=, threads=)
+            self.con.execute(f"SET {name} = ?", [value])
         if not read_only:
             self._init_meta()
 

@@ -254,22 +254,7 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m workbench.ui.app PASSPORT [--db PATH] [--port N] [--metric NAME]``."""
-    from ..cli_serve import add_arguments
-    from ..errors import WorkbenchError
+if __name__ == "__main__":  # ``python -m workbench.ui.app ...`` is ``workbench serve ...``
+    from workbench.cli import main as _cli_main
 
-    p = add_arguments(argparse.ArgumentParser(
-        prog="python -m workbench.ui.app", description="Serve the Divergence Workbench."))
-    a = p.parse_args(argv)
-    if not a.passport and not a.db:
-        p.error("give a passport directory or --db PATH")
-    try:
-        return run(a)
-    except WorkbenchError as exc:
-        print(f"workbench: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli_main(["serve", *sys.argv[1:]]))

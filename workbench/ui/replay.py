@@ -31,11 +31,12 @@ import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
-from .data import InvestigationData
+if TYPE_CHECKING:  # data.py builds the engine; a snapshot is made with type(live)
+    from .data import InvestigationData
 
 __all__ = ["ReplayEngine", "default_steps", "step_label"]
 
@@ -272,8 +273,8 @@ class ReplayEngine:
         if inv is None:
             shutil.rmtree(step_dir, ignore_errors=True)
             inv = _investigate_cut(self._load_passport(), self.live.metric, t, step_dir)
-        return InvestigationData(inv, db=str(step_dir / "store.duckdb"), as_of=t,
-                                 passport_dir=self.live.passport_dir)
+        return type(self.live)(inv, db=str(step_dir / "store.duckdb"), as_of=t,
+                               passport_dir=self.live.passport_dir)
 
     def precompute(self, *, first: pd.Timestamp | None = None,
                    on_step: Callable[[pd.Timestamp, InvestigationData | None], None] | None = None,

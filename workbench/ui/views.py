@@ -18,6 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from .._format import confidence, pct
 from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
@@ -103,21 +104,10 @@ def _when(iso) -> str:
 
 
 def _pct(x, fmt="+.1%") -> str:
-    try:
-        return format(float(x), fmt) if x is not None and pd.notna(x) else "n/a"
-    except (TypeError, ValueError):
-        return "n/a"
+    return pct(x, fmt, missing="n/a")
 
 
-def _conf(x) -> str:
-    """A confidence: one decimal near the ends, and never a rounded 100% or 0%."""
-    if x is None:
-        return "n/a"
-    if 0.999 < x < 1:
-        return ">99.9%"
-    if 0 < x < 0.001:
-        return "<0.1%"
-    return f"{x:.1%}" if 0.99 < x < 1 or 0 < x < 0.01 else f"{x:.0%}"
+_conf = confidence
 
 
 class _View(pn.viewable.Viewer):
