@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     inv.add_argument("--no-verify", action="store_true",
                      help="skip the DoWhy verification of the top causes (saves ~5 s)")
+    inv.add_argument("--detector", help="divergence detector: a name of the workbench.detectors "
+                                        "plug-in group (default: seasonal)")
+    inv.add_argument("--localizer", help="slice finder: a name of the workbench.localizers "
+                                         "plug-in group (default: search)")
 
     sc = sub.add_parser("scan", help="what diverged? every metric and slice, one story per onset")
     sc.add_argument("passport")
@@ -95,7 +99,7 @@ def _cmd_investigate(a) -> int:
     inv = investigate(a.passport, metric=a.metric, window=a.window, db=a.db,
                       artifact_dir=None if a.no_artifact else a.out,
                       progress=None if a.quiet else stderr_progress(),
-                      verify=not a.no_verify)
+                      verify=not a.no_verify, detector=a.detector, localizer=a.localizer)
     if a.json:
         print(inv.to_json(indent=1))
     else:

@@ -98,7 +98,7 @@ def check_source(source: Any, *, deterministic: bool = True) -> ContractReport:
               f"name must be a lowercase identifier, got {name!r}")
     for meth in ("describe", "sample_input", "to_passport"):
         c.require(callable(getattr(src, meth, None)), f"has no method {meth}()",
-                  "see the Source API in workbench.registry")
+                  "see the Source API in workbench.sources")
     desc = src.describe()
     c.require(isinstance(desc, str) and desc.strip(), "describe() must return a non-empty string")
     c.ok("name and describe()")
@@ -196,7 +196,7 @@ def _check_provenance(c: _Checker, pp, name: str, sha256_file) -> set[str]:
                               f"sources.{table} records sha256 {i['sha256'][:12]}... for "
                               f"{p}, but the file hashes differently")
     c.require(tables, "passport.yaml sources has no contribution by this plug-in",
-              "record provenance with PassportWriter (workbench.registry)")
+              "record provenance with PassportWriter (workbench.sources)")
     c.require("events" in tables or "changes" in tables,
               "the plug-in wrote neither events nor changes")
     return tables

@@ -1,35 +1,13 @@
 """The library wired into the pipeline: ``inv.save/confirm/refute``, priors in the ranking,
 similar investigations in the summary, and the ``workbench`` command dispatching to
 ``investigations`` and ``audit``.
-
-These need the small hooks in run.py, events/rank.py and cli.py listed in the
-issue-6 report; until they are applied the tests are skipped (with that reason).
 """
 from __future__ import annotations
 
-import inspect
-
-import pytest
-
 import workbench as wb
-from workbench.investigation import Investigation
 from workbench.investigation import versions as V
 from workbench.investigation.run import reopen
 
-HOOKED = hasattr(Investigation, "save") and "memory" in inspect.signature(wb.investigate).parameters
-needs_hooks = pytest.mark.skipif(not HOOKED, reason="issue-6 hooks in run.py/rank.py not applied")
-
-
-def _cli_hooked() -> bool:
-    from workbench import cli
-
-    try:
-        return "investigations" in cli._parser()._subparsers._group_actions[0].choices
-    except (AttributeError, IndexError):
-        return False
-
-
-@needs_hooks
 def test_save_confirm_refute_on_the_object(ios_passport, library):
     inv = wb.investigate(ios_passport, metric="sessions", artifact_dir=library)
     assert inv.version == 1 and inv.clock["loaded_at"] <= V.list_versions(
@@ -43,7 +21,6 @@ def test_save_confirm_refute_on_the_object(ios_passport, library):
     assert inv.to_dict()["investigation"] == {"id": inv.investigation_id, "version": 2}
 
 
-@needs_hooks
 def test_resolved_past_investigation_is_prior_evidence_and_suggested(ios_passport,
                                                                    android_passport, library):
     past = wb.investigate(ios_passport, metric="sessions", artifact_dir=library)
@@ -72,7 +49,6 @@ def test_resolved_past_investigation_is_prior_evidence_and_suggested(ios_passpor
     assert not any("prior" in e for e in bare.causes[0]["evidence"])
 
 
-@pytest.mark.skipif(not _cli_hooked(), reason="issue-6 hook in cli.py not applied")
 def test_workbench_command_dispatches(ios_inv, library, capsys):
     from workbench import cli
 

@@ -6,7 +6,7 @@ one the leaf-by-leaf path gives: the iOS slice and the iOS flag.
 """
 from __future__ import annotations
 
-import workbench.investigation.run as run
+import workbench.investigation.slicing as slicing
 
 
 def test_large_passport_path_finds_the_slice_and_the_change(ios_passport, monkeypatch, tmp_path):
@@ -14,7 +14,7 @@ def test_large_passport_path_finds_the_slice_and_the_change(ios_passport, monkey
 
     small = wb.investigate(ios_passport, metric="sessions", artifact_dir=None,
                            db=tmp_path / "a.duckdb")
-    monkeypatch.setattr(run, "LARGE_LEAVES", 1)
+    monkeypatch.setattr(slicing, "LARGE_LEAVES", 1)
     large = wb.investigate(ios_passport, metric="sessions", artifact_dir=None,
                            db=tmp_path / "b.duckdb")
     assert "GROUP BY" not in large.queries["leaves"]  # fact rows went to the localizer

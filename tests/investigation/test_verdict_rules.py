@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from workbench.investigation.run import _is_mix_shift
+from workbench.investigation.hypothesis import is_mix_shift as _is_mix_shift
 
 
 def _rm(total, rate, mix, hint="rate"):
@@ -36,7 +36,7 @@ def test_concentration_slice_names_the_value_holding_the_divergence():
     import numpy as np
     import pandas as pd
 
-    from workbench.investigation.run import _concentration_slice
+    from workbench.investigation.slicing import _concentration_slice
 
     rng = np.random.default_rng(7)
     rows = [(p, c) for p in ("web", "ios", "android") for c in ("DE", "FR", "US", "BR")]

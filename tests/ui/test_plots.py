@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -40,7 +41,13 @@ def test_empty_inputs_render(data):
                plots.slice_heatmap(pd.DataFrame(), "a", "b"),
                plots.rate_mix_bars(pd.DataFrame(), "d", metric="m"),
                plots.effect_plot([]), plots.counterfactual_plot(None, metric="m", filt={})):
-        hv.render(el)
+        fig = hv.render(el)
+        # an empty input shows nothing made up: no points, or placeholders at zero
+        sources = [r.data_source.data for r in fig.renderers if hasattr(r, "data_source")]
+        assert sources, type(el).__name__
+        numbers = [np.asarray(v, dtype=float) for d in sources for v in d.values()
+                   if np.asarray(v).dtype.kind in "if"]
+        assert all(not np.nansum(np.abs(v)) for v in numbers), (type(el).__name__, sources)
 
 
 def test_slice_plots_render(data):

@@ -49,7 +49,7 @@ def template_path() -> Path | None:
     env = os.environ.get(TEMPLATE_ENV)
     if env:
         return Path(env)
-    p = Path(__file__).resolve().parents[2] / "notebooks" / TEMPLATE_NAME
+    p = Path(__file__).resolve().parents[3] / "notebooks" / TEMPLATE_NAME
     return p if p.is_file() else None
 
 

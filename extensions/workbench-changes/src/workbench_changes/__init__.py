@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import PassportError
-from workbench.registry import Source
+from workbench.sources import Source
 
 from workbench.passport.text import load_json
 from .deployments import check_deployments, deployments_of, read_deployments

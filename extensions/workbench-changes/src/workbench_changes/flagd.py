@@ -315,7 +315,7 @@ class FlagdProvider:
                      context_map: dict[str, str] | None = None) -> pd.DataFrame:
         """Change rows (passport columns plus ``source``) from a file or folder of revisions."""
         from workbench.passport import sha256_file
-        from workbench.registry import as_input_paths
+        from workbench.sources import as_input_paths
 
         files = as_input_paths(path, patterns=("*.json",))
         hashes = {str(f): sha256_file(f) for f in files}

@@ -40,7 +40,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.errors import PassportError, UsageError
-from workbench.registry import Source, as_input_paths
+from workbench.sources import Source, as_input_paths
 
 __version__ = "0.1.0"
 __all__ = ["OtelSource", "__version__"]

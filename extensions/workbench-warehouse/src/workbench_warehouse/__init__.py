@@ -39,7 +39,7 @@ from pathlib import Path
 import yaml
 
 from workbench.errors import PassportError
-from workbench.registry import Source
+from workbench.sources import Source
 
 from workbench.passport.text import decode_utf8, missing_keys
 
