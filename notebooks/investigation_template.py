@@ -44,7 +44,7 @@ saved = None  # the saved verdict, ranked causes and input hashes
 # ## Re-run the investigation from the data
 
 # %%
-from workbench.investigation.artifact import rerun_investigation
+from workbench.investigation import rerun_investigation
 
 # wb.investigate(...) without saving a new version, with the memory as it was
 inv = rerun_investigation(passport, metric=metric, window=window, db=db, memory=memory,
@@ -88,6 +88,6 @@ for name, sql in inv.queries.items():
 # hashes of the input files.
 
 # %%
-from workbench.investigation.artifact import reproduction_check
+from workbench.investigation import reproduction_check
 
 reproduction_check(inv, saved)

@@ -41,7 +41,8 @@ def test_saved_answer_texts_share_the_time_format(ios_inv):
 def test_role_stories_take_their_advice_from_hypothesis(ios_inv):
     op = R.narrate(ios_inv, "operator")
     do_now = next(l for l in op.splitlines() if l.startswith("- **Do now**"))
-    assert do_now == f"- **Do now**: {advice(ios_inv.top_cause, ios_inv.verdict, where='platform=ios')}"
+    step = advice(ios_inv.top_cause, ios_inv.verdict, where="platform=ios")
+    assert do_now == f"- **Do now**: {step}"
     assert "revert flag new_flow for platform=ios" in do_now.lower()
     pm = R.narrate(ios_inv, "product manager", impact={"delta": -1200.0, "hours": 30},
                    numerator="sessions")

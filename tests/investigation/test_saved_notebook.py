@@ -44,3 +44,18 @@ def test_a_notebook_saved_before_the_split_reexecutes(tmp_path):
     saved = json.loads(json.dumps(nb.metadata["workbench"]))
     assert check["reproduced"] is True, check
     assert check["top"] == check["saved_top"] == saved["answer"]["causes"][0]["change_id"]
+
+
+def test_new_notebooks_import_public_names_only():
+    """Versions saved from now on import from ``workbench.investigation``, not a module path."""
+    import re
+
+    from workbench.investigation.library.notebook import (_builtin_template, build_notebook,
+                                                          load_template)
+
+    for template in (_builtin_template(), load_template()):
+        nb = build_notebook({"metric": "m", "verdict": "none"}, {"passport": "p"},
+                            template=template)
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        imports = re.findall(r"^from (workbench[\w.]*) import", code, re.M)
+        assert imports and set(imports) == {"workbench.investigation"}, imports

@@ -131,8 +131,8 @@ def end_on_complete_line(path: str | Path, *, category: type[Warning] = UserWarn
                 f.seek(0)
                 before_truncate(f.read(start).count(b"\n"))
             f.truncate(start)
-            warnings.warn(f"{shown or path}: removed an incomplete last {what} of {len(tail)} bytes "
-                          "left by an interrupted write", category, stacklevel=stacklevel)
+            warnings.warn(f"{shown or path}: removed an incomplete last {what} of {len(tail)} "
+                          "bytes left by an interrupted write", category, stacklevel=stacklevel)
         f.flush()
         os.fsync(f.fileno())
 

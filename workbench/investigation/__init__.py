@@ -1,4 +1,5 @@
 """The Investigation: one run from passport to verdict, its evidence and its artifact."""
+from .library.notebook import reproduction_check
 from .memory import prior_evidence, search_investigations, similar_investigations
 from .result import Investigation
 from .run import default_db, investigate, reopen, rerun_investigation, stderr_progress
@@ -7,5 +8,6 @@ from .versions import (VersionInfo, diff_versions, investigation_stats, list_inv
 
 __all__ = ["Investigation", "VersionInfo", "default_db", "diff_versions", "investigate",
            "investigation_stats", "list_investigations", "prior_evidence", "record_decision",
-           "reopen", "rerun_investigation", "save_investigation", "search_investigations",
-           "show_version", "similar_investigations", "stderr_progress"]
+           "reopen", "reproduction_check", "rerun_investigation", "save_investigation",
+           "search_investigations", "show_version", "similar_investigations",
+           "stderr_progress"]

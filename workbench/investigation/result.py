@@ -28,7 +28,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -290,6 +290,6 @@ class Investigation:
 
     def __repr__(self) -> str:  # a readable repr in notebooks and the REPL
         top = self.top_cause
+        top_s = f"{top.change_id} {top.confidence:.0%}" if top else None
         return (f"<Investigation {self.metric} verdict={self.verdict} "
-                f"onset={self.divergence.get('onset')} "
-                f"top={top['change_id'] + ' ' + format(top['confidence'], '.0%') if top else None}>")
+                f"onset={self.divergence.get('onset')} top={top_s}>")

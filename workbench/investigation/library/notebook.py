@@ -93,12 +93,12 @@ def _builtin_template() -> dict:
                       "memory_asof = None", ["parameters"], "parameters"),
         _cell("markdown", "## The answer as saved", ["saved-answer"], "saved-answer"),
         _cell("code", "saved = None", ["saved"], "saved"),
-        _cell("code", "from workbench.investigation.artifact import rerun_investigation\n\n"
+        _cell("code", "from workbench.investigation import rerun_investigation\n\n"
                       "inv = rerun_investigation(passport, metric=metric, window=window, db=db, "
                       "memory=memory, memory_asof=memory_asof)\nprint(inv.summary())",
               cid="rerun"),
         _cell("markdown", "## Decisions", ["decisions"], "decisions"),
-        _cell("code", "from workbench.investigation.artifact import reproduction_check\n\n"
+        _cell("code", "from workbench.investigation import reproduction_check\n\n"
                       "reproduction_check(inv, saved)", cid="check"),
     ]
     return {"cells": cells, "metadata": {"kernelspec": dict(_KERNELSPEC)}, "nbformat": 4,
