@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._format import json_default
 from ..errors import WorkbenchError
 from .attribution import AttributionConfig, MechanismAttribution, attribute_mechanisms
 from .verify import CauseVerification, VerifyConfig, verify_cause
@@ -80,14 +81,7 @@ class VerificationReport:
         return json.loads(json.dumps(d, default=_json_default))
 
 
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, pd.Timestamp):
-        return o.isoformat()
-    return str(o)
+_json_default = json_default
 
 
 def _read_changes(con, sp) -> pd.DataFrame | None:

@@ -65,6 +65,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._format import fmt_filter, pct
+from .._format import iso as _iso
 from ..errors import UsageError
 from ._table import UnitTable, _ts as _ts_sql, build_unit_table, utc
 
@@ -226,20 +228,15 @@ class CauseVerification:
 
 
 # --------------------------------------------------------------------------- helpers
+def _pct(x: float) -> str:
+    return pct(x, "+.1%")
+
 
 def _r(x, nd: int = 6):
     if x is None:
         return None
     x = float(x)
     return round(x, nd) if np.isfinite(x) else None
-
-
-def _iso(t) -> str | None:
-    return None if t is None else pd.Timestamp(t).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _pct(x: float) -> str:
-    return f"{x:+.1%}"
 
 
 @dataclass
@@ -485,8 +482,7 @@ def _timing(tab: UnitTable, fit: _Fit, cfg: VerifyConfig, grain) -> RefuterResul
 
 
 def _fmt_filter(f: dict) -> str:
-    return ", ".join(f"{k}={'|'.join(map(str, v)) if isinstance(v, list) else v}"
-                     for k, v in f.items()) or "everything"
+    return fmt_filter(f, everything="everything")
 
 
 def _scope_overlap(con, sp, cause: dict, tab: UnitTable, *, slice: dict, onset, end,

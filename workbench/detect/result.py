@@ -8,18 +8,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .._format import iso as _iso
+
 __all__ = ["DivergenceResult", "json_safe"]
 
 EXPECTED_COLUMNS = ("observed", "expected", "lower", "upper")
-
-
-def _iso(ts) -> str | None:
-    if ts is None or (not isinstance(ts, str) and pd.isna(ts)):
-        return None
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return ts.tz_convert("UTC").isoformat().replace("+00:00", "Z")
 
 
 def json_safe(value):
