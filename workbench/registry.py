@@ -502,8 +502,10 @@ class PassportWriter:
         path = self._tmp / "events.parquet"
         if isinstance(data, tuple):
             con, sql = data
-            con.execute(f"COPY ({sql}) TO '{path.as_posix()}' (FORMAT parquet)")
-            rows = con.execute(f"SELECT count(*) FROM read_parquet('{path.as_posix()}')"
+            from .store.sql import lit
+
+            con.execute(f"COPY ({sql}) TO {lit(path.as_posix())} (FORMAT parquet)")
+            rows = con.execute("SELECT count(*) FROM read_parquet(?)", [path.as_posix()]
                                ).fetchone()[0]
         else:
             data.to_parquet(path, index=False)

@@ -94,11 +94,13 @@ def test_gap_repair_fills_from_the_baseline(tmp_path, rng):
 def test_impossible_values(tmp_path, rng):
     ev = make_events(rng, hours=24 * 3)
     ev.loc[5, "conversions"] = ev.loc[5, "sessions"] + 10
-    ev.loc[7, "sessions"] = -3
+    # a negative denominator is refused when the passport loads (issue 19); a negative
+    # numerator row, a correction, is allowed and reported here
+    ev.loc[7, "conversions"] = -3
     with _store(tmp_path, ev) as st:
         f = audit_quality(st.con, st.passport()).of("integrity")
         details = " | ".join(x.detail for x in f)
-        assert "1 rows have a negative sessions" in details
+        assert "1 rows have a negative conversions" in details
         assert "conversions above sessions" in details
 
 

@@ -19,10 +19,24 @@ moving a record breaks ``seq`` and the chain at that point. Deleting records
 small **head anchor** (``<log>.head``: the last ``seq`` and ``hash``), and
 :func:`verify_audit` checks the log against it.
 
-The log is tamper-*evident*, not tamper-proof: someone who can rewrite the
-whole file *and* its head can forge a consistent history. Copy the head hash
-somewhere the writer cannot change (a ticket, a commit, a chat message) to
-close that gap: :func:`verify_audit` accepts ``expected_head``.
+Without more, the log is tamper-*evident*, not tamper-proof: someone who can
+rewrite the whole file *and* its head can forge a consistent history (edit a
+record, recompute every hash after it, rewrite the head). Two anchors close
+that gap, both held where the library's editor cannot write:
+
+- **a signed head** (``WORKBENCH_AUDIT_KEY_FILE``: a file holding a secret key,
+  readable by the server, outside the library): the head carries an HMAC-SHA256
+  (Bellare, Canetti and Krawczyk, "Keying hash functions for message
+  authentication", CRYPTO 1996; RFC 2104) of its ``seq`` and ``hash``. A
+  re-chained log needs a new head, and a new head needs the key;
+- **an anchor file** (``WORKBENCH_AUDIT_ANCHOR``: a path outside the library),
+  opened with ``O_APPEND`` on every append and given one line ``{log, seq,
+  hash, mac}``. It keeps every head ever written, so it also catches a log cut
+  back to an older, validly signed head (a rollback).
+
+When either is configured, :func:`verify_audit` requires it (``signed`` in its
+report says the log matched a signed or anchored head). Copying the head hash
+somewhere else (a ticket, a commit) and passing it as ``expected_head`` works too.
 
 Appends take an exclusive lock (``fcntl.flock`` on ``<log>.lock``) so that
 concurrent writers never interleave or fork the chain.
@@ -47,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import hmac
 import json
 import os
 import warnings
@@ -148,6 +163,7 @@ class AuditReport:
     reason: str | None = None
     head_hash: str | None = None
     warnings: tuple[str, ...] = ()
+    signed: bool = False
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -244,6 +260,7 @@ class AuditLog:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            _anchor_append(self.path, seq, rec["hash"])
             _write_head(self.head_path, seq, rec["hash"])
         return AuditRecord(**rec)
 
@@ -368,7 +385,11 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
         return AuditReport(spath, False, n, None,
                            f"the expected head {expected_head[:16]}... is not in the log: "
                            "the history was rewritten")
-    return AuditReport(spath, True, n, head_hash=prev, warnings=notes)
+    unanchored = _anchor_problem(path, head, n)
+    if unanchored:
+        return AuditReport(spath, False, n, unanchored[0], unanchored[1])
+    return AuditReport(spath, True, n, head_hash=prev, warnings=notes,
+                       signed=bool(n) and (audit_key() is not None or anchor_path() is not None))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -491,7 +512,7 @@ def _write_head(path: Path, seq: int, h: str) -> None:
     """Replace the head anchor whole: a crash leaves the old head or the new, never half."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps({"seq": seq, "hash": h}) + "\n")
+        f.write(json.dumps(_head_body(seq, h)) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -509,3 +530,117 @@ def _read_head(path: Path) -> dict | None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --------------------------------------------------------------------------- anchors
+def audit_key() -> bytes | None:
+    """The HMAC key of the head signature, from the file ``$WORKBENCH_AUDIT_KEY_FILE``.
+
+    ``None`` when the variable is unset. The file holds at least 32 bytes of secret
+    (surrounding white space is ignored); keep it where the server can read it and the
+    people who edit the library cannot.
+    """
+    name = os.environ.get("WORKBENCH_AUDIT_KEY_FILE")
+    if not name:
+        return None
+    try:
+        key = Path(name).read_bytes().strip()
+    except OSError as exc:
+        raise AuditError(f"WORKBENCH_AUDIT_KEY_FILE={name}: cannot read the audit key "
+                         f"({exc.strerror})") from None
+    if len(key) < 32:
+        raise AuditError(f"WORKBENCH_AUDIT_KEY_FILE={name}: the key has {len(key)} bytes; "
+                         "expected at least 32 (e.g. `openssl rand -hex 32 > FILE`)")
+    return key
+
+
+def anchor_path() -> Path | None:
+    """The append-only anchor file ``$WORKBENCH_AUDIT_ANCHOR``, or ``None``."""
+    name = os.environ.get("WORKBENCH_AUDIT_ANCHOR")
+    return Path(name) if name else None
+
+
+def head_mac(key: bytes, seq: int, h: str) -> str:
+    """HMAC-SHA256 of a head (``seq`` and record hash) under ``key``, as hex."""
+    return hmac.new(key, canonical_json({"seq": int(seq), "hash": h}).encode("utf-8"),
+                    hashlib.sha256).hexdigest()
+
+
+def _head_body(seq: int, h: str) -> dict:
+    body: dict = {"seq": seq, "hash": h}
+    key = audit_key()
+    if key is not None:
+        body["mac"] = head_mac(key, seq, h)
+    return body
+
+
+def _check_outside(anchor: Path, log: Path) -> None:
+    if anchor.resolve().parent == log.resolve().parent:
+        raise AuditError(f"WORKBENCH_AUDIT_ANCHOR={anchor}: the anchor file sits next to the "
+                         "log it anchors; expected a place the library's editors cannot write")
+
+
+def _anchor_append(log: Path, seq: int, h: str) -> None:
+    """Add this head to the anchor file (``O_APPEND``: earlier lines are never rewritten)."""
+    anchor = anchor_path()
+    if anchor is None:
+        return
+    _check_outside(anchor, log)
+    body = {"log": str(log.resolve()), **_head_body(seq, h)}
+    anchor.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(anchor, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (canonical_json(body) + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_anchor(anchor: Path, log: Path) -> dict | None:
+    """The last line of the anchor file about ``log``."""
+    if not anchor.is_file():
+        return None
+    me, last = str(log.resolve()), None
+    with open(anchor, "rb") as f:
+        for raw in f:
+            try:
+                d = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(d, dict) and d.get("log") == me:
+                last = d
+    return last
+
+
+def _anchor_problem(path: Path, head: dict | None, n: int) -> tuple[int, str] | None:
+    """``(line, reason)`` when a configured key or anchor file does not vouch for the log."""
+    key = audit_key()
+    if key is not None and n:
+        mac = (head or {}).get("mac")
+        want = head_mac(key, int((head or {}).get("seq", -1)), str((head or {}).get("hash")))
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, want):
+            return n, ("the head anchor is not signed by the configured audit key "
+                       "(WORKBENCH_AUDIT_KEY_FILE): the log and its head were rewritten by "
+                       "someone without the key, or written before the key was set")
+    anchor = anchor_path()
+    if anchor is not None:
+        _check_outside(anchor, path)
+        last = _last_anchor(anchor, path)
+        if last is None:
+            if n:
+                return n, (f"the anchor file {anchor} has no entry for this log: its records "
+                           "were not written through the workbench")
+            return None
+        seq = int(last.get("seq", 0))
+        if seq > n:
+            return n + 1, (f"the log ends after {n} records but the anchor file {anchor} "
+                           f"saw record {seq}: records at the end were deleted")
+        if _hash_at(path, seq) != last.get("hash"):
+            return seq, (f"record {seq} differs from the hash the anchor file {anchor} "
+                         "recorded when it was written: the log was rewritten")
+        # one record past the anchor with the head not moved is an append cut short
+        # between its write and its anchor line; more, or a head past it, is not
+        if n > seq and (n > seq + 1 or int((head or {}).get("seq", 0)) > seq):
+            return seq + 1, (f"records after #{seq} are not in the anchor file {anchor}: "
+                             "they were not written through the workbench")
+    return None

@@ -31,18 +31,9 @@ import pandas as pd
 
 from ..errors import StoreError
 from ..passport import Manifest, Passport, parse_grain, sha256_file
+from .sql import bound_connection, lit, q
 
 META = "wb_meta"
-
-
-def q(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value) -> str:
-    """Quote an SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def schema_name(passport_name: str) -> str:
@@ -141,6 +132,7 @@ class Store:
         self.con.execute("SET TimeZone='UTC'")
         # long scans would draw DuckDB's bar over our own progress lines
         self.con.execute("SET enable_progress_bar=false")
+        bound_connection(self.con)
         if not read_only:
             self._init_meta()
 

@@ -35,6 +35,7 @@ from typing import Callable
 
 import pandas as pd
 
+from ..store.sql import lit, q
 from .data import InvestigationData
 
 __all__ = ["ReplayEngine", "default_steps", "step_label"]
@@ -113,9 +114,9 @@ def _investigate_cut(pp, metric: str, t: pd.Timestamp, step_dir: Path):
     try:
         con.execute("SET TimeZone='UTC'")
         sel = pp.events_sql()
-        rename = f'* EXCLUDE (ts), ts AS "{tcol}"'
-        con.execute(f"COPY (SELECT {rename} FROM ({sel}) WHERE ts < TIMESTAMPTZ '{cut}') "
-                    f"TO '{events.as_posix()}' (FORMAT parquet)")
+        rename = f"* EXCLUDE (ts), ts AS {q(tcol)}"
+        con.execute(f"COPY (SELECT {rename} FROM ({sel}) WHERE ts < TIMESTAMPTZ {lit(cut)}) "
+                    f"TO {lit(events.as_posix())} (FORMAT parquet)")
     finally:
         con.close()
     changes = pp.changes
