@@ -242,6 +242,7 @@ class AuditLog:
             canonical_json(details)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit details for {action!r} are not plain JSON: {exc}") from None
+        _check_anchor_config(self.path)
         with self._locked():
             _end_on_complete_line(self.path, self.head_path)
             last = _last_record(self.path)
@@ -338,6 +339,7 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
     """
     path = Path(path)
     spath = str(path)
+    _check_anchor_config(path)
     head = _read_head(path.with_name(path.name + ".head"))
     if not path.exists():
         if head and head.get("seq"):
@@ -574,10 +576,20 @@ def _head_body(seq: int, h: str) -> dict:
     return body
 
 
+def _check_anchor_config(log: Path) -> None:
+    """A configured key that cannot be read, or an anchor file beside the log, is an error
+    before anything is written or trusted."""
+    audit_key()
+    anchor = anchor_path()
+    if anchor is not None:
+        _check_outside(anchor, log)
+
+
 def _check_outside(anchor: Path, log: Path) -> None:
-    if anchor.resolve().parent == log.resolve().parent:
+    if anchor.resolve().is_relative_to(log.resolve().parent):
         raise AuditError(f"WORKBENCH_AUDIT_ANCHOR={anchor}: the anchor file sits next to the "
-                         "log it anchors; expected a place the library's editors cannot write")
+                         "log it anchors (in its folder); expected a place the library's "
+                         "editors cannot write")
 
 
 def _anchor_append(log: Path, seq: int, h: str) -> None:
