@@ -282,10 +282,11 @@ def _validate_events_file(path: Path, directory: Path, manifest: Manifest) -> in
                                      "a timestamp such as 2026-11-18T14:00:00Z")}
     for m in manifest.measures:
         checks[m] = (_num_expr(m, types[m]), "a number")
-    counts = ", ".join(
-        f"count(*) FILTER (WHERE {expr} IS NULL AND {_q(c)} IS NOT NULL"
-        + (f" AND TRIM(CAST({_q(c)} AS VARCHAR)) <> ''" if c != manifest.time_column else "")
-        + ")" for c, (expr, _) in checks.items())
+    conds = {c: f"({expr} IS NULL AND {_q(c)} IS NOT NULL"
+                + (f" AND TRIM(CAST({_q(c)} AS VARCHAR)) <> ''" if c != manifest.time_column
+                   else "") + ")"
+             for c, (expr, _) in checks.items()}
+    counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in conds.values())
     null_ts = f"count(*) FILTER (WHERE {_q(manifest.time_column)} IS NULL)"
     try:
         res = con.execute(f"SELECT count(*), {null_ts}, {counts} FROM {src}").fetchone()
@@ -296,19 +297,15 @@ def _validate_events_file(path: Path, directory: Path, manifest: Manifest) -> in
         raise PassportError("has a header but no rows; expected at least one fact row",
                             file=fname)
     if n_null_ts:
-        row = con.execute(f"SELECT rn FROM (SELECT row_number() OVER () AS rn, "
-                      f"{_q(manifest.time_column)} AS v FROM {src}) WHERE v IS NULL "
-                      f"ORDER BY rn LIMIT 1").fetchone()[0]
+        row, _ = _first_bad(con, src, f"{_q(manifest.time_column)} IS NULL",
+                            manifest.time_column, [])
         raise PassportError("is empty; expected a timestamp", file=_row_file(fname, path, row),
                             row=row, column=manifest.time_column)
-    for (c, (expr, expected)), n in zip(checks.items(), bad):
+    for (c, (_, expected)), n in zip(checks.items(), bad):
         if n:
-            row, val = con.execute(
-                f"SELECT rn, v FROM (SELECT row_number() OVER () AS rn, {expr} AS x, "
-                f"CAST({_q(c)} AS VARCHAR) AS v FROM {src}) WHERE x IS NULL AND v IS NOT NULL "
-                f"AND TRIM(v) <> '' ORDER BY rn LIMIT 1").fetchone()
+            row, val = _first_bad(con, src, conds[c], c, [])
             more = f" ({n} bad values in all)" if n > 1 else ""
-            raise PassportError(f"cannot parse {val!r}; expected {expected}{more}",
+            raise PassportError(f"cannot parse {_show(val)}; expected {expected}{more}",
                                 file=_row_file(fname, path, row), row=row, column=c)
     _check_time_bounds(con, src, types, manifest, fname, path)
     _check_measure_values(con, src, types, manifest, fname, path)

@@ -170,7 +170,10 @@ def parse_manifest(directory: str | Path) -> Manifest:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise _err(f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        if mark is None and getattr(exc, "position", None) is not None:
+            where = f" at line {text.count(chr(10), 0, exc.position) + 1}"
+        what = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+        raise _err(f"is not valid YAML{where}: {' '.join(str(what).split())}") from None
     if not isinstance(raw, dict):
         raise _err(f"expected a YAML mapping at the top level, got {type(raw).__name__}")
 
