@@ -618,8 +618,8 @@ class PassportWriter:
             (stage / "passport.yaml").write_text(
                 yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=100),
                 encoding="utf-8")
-            try:
-                load_passport(stage)
+            try:  # the carried files are symlinks into the base passport
+                load_passport(stage, data_roots=(self.from_dir,))
             except PassportError as exc:
                 raise PassportError(f"the {self.plugin['name']} source produced a passport "
                                     f"that does not validate: {exc}",

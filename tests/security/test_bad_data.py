@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from workbench.errors import PassportError
+
 from ..conftest import make_events, write_passport
 from .conftest import WB, one_located_line, run
 
@@ -64,6 +66,20 @@ def test_investigate_on_a_far_future_stamp_stays_small(good, tmp_path):
     print(f"investigate on a far-future stamp: exit {code}, peak RSS {rss_kib / 1024:.0f} MiB")
     assert code == 2 and "outside the plausible range" in r.stderr
     assert rss_kib < 1024 * 1024
+
+
+def test_the_default_range_ends_with_tomorrow(monkeypatch):
+    from workbench.passport.load import time_bounds
+
+    monkeypatch.delenv("WORKBENCH_TIME_MAX", raising=False)
+    monkeypatch.delenv("WORKBENCH_TIME_MIN", raising=False)
+    lo, hi = time_bounds()
+    now = pd.Timestamp.now(tz="UTC")
+    assert lo == pd.Timestamp("1970-01-01", tz="UTC")
+    assert now + pd.Timedelta("1D") <= hi <= now + pd.Timedelta("2D")
+    monkeypatch.setenv("WORKBENCH_TIME_MAX", "soon")
+    with pytest.raises(PassportError, match="WORKBENCH_TIME_MAX='soon': expected a timestamp"):
+        time_bounds()
 
 
 def test_the_time_range_is_configurable(good):

@@ -116,7 +116,7 @@ def _rel(directory: Path, path: Path) -> str:
         return str(path)
 
 
-def data_roots() -> tuple[Path, ...]:
+def env_data_roots() -> tuple[Path, ...]:
     """Folders outside a passport its ``files:`` entries may point into.
 
     Listed in the environment variable ``WORKBENCH_DATA_ROOTS`` (absolute paths
@@ -127,14 +127,16 @@ def data_roots() -> tuple[Path, ...]:
     return tuple(Path(r).resolve() for r in raw.split(os.pathsep) if r.strip())
 
 
-def _contained(directory: Path, path: Path, key: str) -> Path:
+def _contained(directory: Path, path: Path, key: str,
+               roots: tuple[Path, ...] = ()) -> Path:
     """``path`` resolved (symlinks followed) if it lies in the passport folder or a data root.
 
     Anything else (``..`` out of the folder, an absolute path, a symlink leaving
     it) is a located error naming ``key`` (``files.events``, ``events.csv``...).
     """
     real = path.resolve()
-    for root in (directory.resolve(),) + data_roots():
+    allowed = (directory.resolve(),) + tuple(Path(r).resolve() for r in roots)
+    for root in allowed + env_data_roots():
         if real.is_relative_to(root):
             return path
     raise PassportError(f"{key} points outside the passport folder (to {real}); expected a "
@@ -143,18 +145,19 @@ def _contained(directory: Path, path: Path, key: str) -> Path:
                         else str(directory))
 
 
-def _find_table_files(directory: Path, manifest: Manifest, table: str) -> list[Path]:
+def _find_table_files(directory: Path, manifest: Manifest, table: str,
+                      roots: tuple[Path, ...] = ()) -> list[Path]:
     exts = _TABLE_EXTS[table]
     if table in manifest.files:
         p = directory / manifest.files[table]
-        _contained(directory, p, f"key 'files.{table}' ({manifest.files[table]})")
+        _contained(directory, p, f"key 'files.{table}' ({manifest.files[table]})", roots)
         if not p.exists():
             raise PassportError(f"key 'files.{table}' names {manifest.files[table]}, "
                                 f"which does not exist in {directory}", file=MANIFEST)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix in exts and q.is_file())
             for q in found:
-                _contained(directory, q, f"key 'files.{table}' ({_rel(directory, q)})")
+                _contained(directory, q, f"key 'files.{table}' ({_rel(directory, q)})", roots)
             if not found:
                 raise PassportError(f"key 'files.{table}' names the folder "
                                     f"{manifest.files[table]}, which holds no "
@@ -173,7 +176,7 @@ def _find_table_files(directory: Path, manifest: Manifest, table: str) -> list[P
         found = sorted(q for q in (directory / "events").iterdir()
                        if q.suffix in exts and q.is_file())
     for q in found:
-        _contained(directory, q, _rel(directory, q))
+        _contained(directory, q, _rel(directory, q), roots)
     return found
 
 
@@ -648,7 +651,8 @@ def _validate_jsonl(path: Path, directory: Path) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
-def load_passport(directory: str | Path) -> Passport:
+def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] = ()
+                  ) -> Passport:
     """Load and validate a passport directory.
 
     Parameters
@@ -656,6 +660,9 @@ def load_passport(directory: str | Path) -> Passport:
     directory:
         A folder with ``passport.yaml``, ``events.*``, ``changes.*`` and the
         optional tables of the spec.
+    data_roots:
+        Folders besides the passport's own (and those of ``WORKBENCH_DATA_ROOTS``)
+        its files may resolve into; anything else outside it is refused.
 
     Returns
     -------
@@ -694,7 +701,8 @@ def load_passport(directory: str | Path) -> Passport:
                           else None),
             transform=tuple(str(x) for x in t) + transform, loaded_at=loaded_at))
 
-    events = _find_table_files(directory, manifest, "events")
+    roots = tuple(Path(r) for r in data_roots)
+    events = _find_table_files(directory, manifest, "events", roots)
     if not events:
         raise PassportError("no facts: expected events.parquet or events.csv",
                             file=str(directory))
@@ -702,25 +710,25 @@ def load_passport(directory: str | Path) -> Passport:
         rows = _validate_events_file(p, directory, manifest)
         record("events", p, rows, ("dimension values as strings, empty -> '(null)'",))
 
-    ch_files = _find_table_files(directory, manifest, "changes")
+    ch_files = _find_table_files(directory, manifest, "changes", roots)
     changes, n = _load_changes(ch_files[0] if ch_files else None, directory, manifest)
     record("changes", ch_files[0], n)
 
     experiments = None
-    ex_files = _find_table_files(directory, manifest, "experiments")
+    ex_files = _find_table_files(directory, manifest, "experiments", roots)
     if ex_files:
         experiments = _load_experiments(ex_files[0], directory)
         record("experiments", ex_files[0], len(experiments))
     extra: dict[str, Path] = {}
     for table in ("logs", "traces"):
-        files = _find_table_files(directory, manifest, table)
+        files = _find_table_files(directory, manifest, table, roots)
         if files:
             record(table, files[0], _validate_jsonl(files[0], directory))
             extra[table] = files[0]
     graph = None
     gpath = directory / "graph.yaml"
     if gpath.is_file():
-        _contained(directory, gpath, "graph.yaml")
+        _contained(directory, gpath, "graph.yaml", roots)
         try:
             graph = yaml.safe_load(gpath.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -730,7 +738,7 @@ def load_passport(directory: str | Path) -> Passport:
     for table in manifest.sources:
         if table in ("events", "changes"):
             continue
-        if table in _TABLE_EXTS and not _find_table_files(directory, manifest, table):
+        if table in _TABLE_EXTS and not _find_table_files(directory, manifest, table, roots):
             raise PassportError(f"key 'sources.{table}' describes a '{table}' table but "
                                 f"{directory} has no {' or '.join(table + e for e in _TABLE_EXTS[table])}",
                                 file=MANIFEST)
