@@ -202,3 +202,22 @@ def test_what_validate_refuses_investigate_refuses_with_the_same_line(good, tmp_
                              "--out", tmp_path / "lib", "--json"))
     assert v == i
     assert json.dumps(v)  # plain text
+
+
+def test_a_store_ingested_before_the_range_check_gives_a_located_error(tmp_path, rng,
+                                                                        monkeypatch):
+    """Issue 19 saw ``DateParseError`` (exit 70) on a stamp past year 9999 in a store; now a
+    StoreError naming the passport."""
+    import workbench.passport.load as load
+    from workbench.errors import StoreError
+    from workbench.store import Store, time_range
+
+    p = _parquet(tmp_path, rng, ts=lambda n: pa.array(
+        [1_794_000_000_000_000] * (n - 1) + [10**18], type=pa.timestamp("us", tz="UTC")))
+    monkeypatch.setattr(load, "_check_time_bounds", lambda *a: None)  # as before the check
+    pp = load.load_passport(p)
+    with Store(tmp_path / "old.duckdb") as st:
+        st.ingest(pp)
+        with pytest.raises(StoreError, match="tiny-shop: the store holds time stamps from .* "
+                                             "ingest the passport again"):
+            time_range(st.con, st.passport())

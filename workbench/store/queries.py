@@ -288,8 +288,17 @@ def rows_by_bucket(con: duckdb.DuckDBPyConnection, sp: StoredPassport, dimension
 
 
 def time_range(con: duckdb.DuckDBPyConnection, sp: StoredPassport) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last stored time stamp; a located error when pandas cannot hold them
+    (a store ingested before passports checked their time range, issue 19)."""
     lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM {sp.schema}.events").fetchone()
-    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+    try:
+        return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+        from ..errors import StoreError
+
+        raise StoreError(f"{sp.name}: the store holds time stamps from {lo} to {hi}, outside "
+                         "the range the workbench computes with (1677..2262); ingest the "
+                         "passport again (validate now refuses such stamps)") from None
 
 
 def slice_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec, *,
