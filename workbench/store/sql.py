@@ -7,7 +7,7 @@ wherever they meet SQL. Values are passed as parameters; :func:`lit` is only for
 the few places DuckDB takes no parameter (a file path in ``COPY ... TO``, a
 ``read_csv`` column spec) and for the copy-and-paste SQL a query result shows.
 
-This module imports nothing from the workbench, so every layer (``passport``
+This module imports nothing from the workbench at load time, so every layer (``passport``
 included) can use it without an import cycle.
 
 Quoting follows the SQL standard's delimited identifier (ISO/IEC 9075-2, 5.2
