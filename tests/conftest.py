@@ -35,6 +35,17 @@ REGION = {"DE": "EU", "FR": "EU", "US": "NA", "BR": "LATAM"}
 os.environ.setdefault("WORKBENCH_TIME_MAX", "2031-01-01T00:00:00Z")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _state_home(tmp_path_factory):
+    """Audit anchors (issue 19) go to ``$XDG_STATE_HOME``: a per-session folder here, for
+    every test and the processes they start, never the real home."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        mp.delenv("WORKBENCH_AUDIT_ANCHOR", raising=False)
+        mp.delenv("WORKBENCH_AUDIT_KEY_FILE", raising=False)
+        yield
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)

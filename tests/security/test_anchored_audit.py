@@ -1,11 +1,12 @@
-"""A re-chained audit log is caught once the head is signed with a key the editor lacks.
+"""A re-chained audit log is caught by an anchor the library's editor cannot rewrite.
 
 The attack of issue 19, done as a person with write access to the library would: inject a
 cell into a saved notebook, recompute every hash the library records for it (versions.jsonl,
 the text twin, the ``artifact.saved`` audit record), re-chain the audit log from there and
-rewrite its head. Without an anchor every check passes; with the server's HMAC key (or an
-append-only anchor file outside the library) ``audit verify`` and ``investigations verify``
-fail and ``reopen --execute`` runs nothing.
+rewrite its head. With no configuration at all, the default anchor file (under
+``$XDG_STATE_HOME``, outside the library; tests/conftest.py points it at a per-session
+folder) catches it; so does the server's HMAC key. Against a bare hash chain every check
+passes, yet ``reopen --execute`` runs nothing that an anchor or key does not vouch for.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.governance.audit import (AuditError, AuditLog, _read_head, canonical_json, record_hash,
-                                        verify_audit)
+from workbench.governance.audit import (AuditError, AuditLog, _read_head, canonical_json,
+                                        default_anchor, record_hash, verify_audit)
 from workbench.investigation.artifact import notebook_text
 
 from ..conftest import make_events, write_passport
@@ -61,6 +62,55 @@ def _rechain(lib: Path, marker: Path) -> None:
     head.write_text(json.dumps({"seq": len(recs), "hash": prev}) + "\n")
 
 
+def _save(tmp_path, rng) -> tuple[Path, str]:
+    lib = tmp_path / "lib"
+    good = write_passport(tmp_path / "p", make_events(rng, hours=24 * 15))
+    r = run("investigate", good, "--metric", "conversion_rate", "-q", "--out", lib,
+            "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return lib, json.loads(r.stdout)["artifact"]
+
+
+def test_with_no_configuration_the_default_anchor_catches_a_rechained_log(tmp_path, rng):
+    assert "WORKBENCH_AUDIT_ANCHOR" not in os.environ
+    assert "WORKBENCH_AUDIT_KEY_FILE" not in os.environ
+    lib, artifact = _save(tmp_path, rng)
+    anchor = default_anchor(lib / "audit.jsonl")
+    assert anchor.is_file() and not anchor.resolve().is_relative_to(lib.resolve())
+    assert Path(os.environ["XDG_STATE_HOME"]) in anchor.parents  # never the real home
+    assert verify_audit(lib / "audit.jsonl").signed
+    vid = Path(artifact).parent.name
+    # the safe path works out of the box: the saved notebook re-executes
+    r = run("investigations", "reopen", vid, "--execute", "--root", lib)
+    assert r.returncode == 0, r.stderr
+
+    marker = tmp_path / "injected-cell-ran"
+    _rechain(lib, marker)
+    r = run("audit", "verify", "--log", lib / "audit.jsonl")
+    assert r.returncode == 1 and "recorded when it was written" in r.stdout, r.stdout
+    assert str(anchor) in r.stdout
+    r = run("investigations", "verify", "--root", lib)
+    assert r.returncode == 1 and "recorded when it was written" in r.stdout, r.stdout
+    r = run("investigations", "reopen", vid, "--execute", "--root", lib)
+    assert r.returncode == 2 and "recorded when it was written" in r.stderr, r.stderr
+    assert not marker.exists()
+    # deleting the log and its head does not hide the history either
+    (lib / "audit.jsonl").unlink()
+    (lib / "audit.jsonl.head").unlink()
+    rep = verify_audit(lib / "audit.jsonl")
+    assert not rep.ok and "log is missing" in rep.reason
+
+
+def test_an_anchor_that_cannot_be_written_stops_the_append_with_nothing_written(tmp_path,
+                                                                                monkeypatch):
+    (tmp_path / "state").write_text("a file, not a folder")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    log = AuditLog(tmp_path / "lib" / "audit.jsonl")
+    with pytest.raises(AuditError, match="cannot write the audit anchor"):
+        log.append("note.added", actor="ana", subject="inv-1")
+    assert not log.path.exists() or log.path.read_bytes() == b""
+
+
 @pytest.fixture
 def saved(tmp_path, rng, monkeypatch):
     """A library with one saved investigation, written while the server key is set."""
@@ -68,13 +118,9 @@ def saved(tmp_path, rng, monkeypatch):
     key.parent.mkdir()
     key.write_text(os.urandom(32).hex())
     monkeypatch.setenv("WORKBENCH_AUDIT_KEY_FILE", str(key))
-    lib = tmp_path / "lib"
-    good = write_passport(tmp_path / "p", make_events(rng, hours=24 * 15))
-    r = run("investigate", good, "--metric", "conversion_rate", "-q", "--out", lib,
-            "--json", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    lib, artifact = _save(tmp_path, rng)
     assert "mac" in _read_head(lib / "audit.jsonl.head")
-    return lib, json.loads(r.stdout)["artifact"]
+    return lib, artifact
 
 
 def test_a_rechained_log_is_caught_with_the_key_and_not_without(saved, tmp_path, monkeypatch):
@@ -83,25 +129,17 @@ def test_a_rechained_log_is_caught_with_the_key_and_not_without(saved, tmp_path,
     assert run("audit", "verify", "--log", lib / "audit.jsonl").returncode == 0
     _rechain(lib, marker)
 
-    # the attack works against a bare hash chain: this is what the key is for
+    # the attack works against a bare hash chain (here: verified from another account,
+    # whose state folder never saw this library, and without the key)
     key = os.environ["WORKBENCH_AUDIT_KEY_FILE"]
     monkeypatch.delenv("WORKBENCH_AUDIT_KEY_FILE")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "other-account-state"))
     assert run("audit", "verify", "--log", lib / "audit.jsonl").returncode == 0
     assert run("investigations", "verify", "--root", lib).returncode == 0
     # ... yet even then an unsigned log executes nothing
     r = run("investigations", "reopen", Path(artifact).parent.name, "--execute", "--root", lib)
     assert r.returncode == 2 and "not signed or anchored" in r.stderr, r.stderr
     assert not marker.exists()
-
-    monkeypatch.setenv("WORKBENCH_AUDIT_KEY_FILE", key)  # the server's key again
-    r = run("audit", "verify", "--log", lib / "audit.jsonl")
-    assert r.returncode == 1 and "not signed by the configured audit key" in r.stdout, r.stdout
-    r = run("investigations", "verify", "--root", lib)
-    assert r.returncode == 1 and "not signed by the configured audit key" in r.stdout, r.stdout
-    r = run("investigations", "reopen", Path(artifact).parent.name, "--execute", "--root", lib)
-    assert r.returncode == 2 and "not signed by the configured audit key" in r.stderr, r.stderr
-    assert not marker.exists()
-
 
 def test_the_anchor_file_catches_a_rollback_to_an_older_signed_head(tmp_path, monkeypatch):
     key = tmp_path / "server" / "audit.key"
@@ -122,7 +160,7 @@ def test_the_anchor_file_catches_a_rollback_to_an_older_signed_head(tmp_path, mo
     log.path.write_text(old_lines)
     log.head_path.write_text(old_head)
     monkeypatch.delenv("WORKBENCH_AUDIT_ANCHOR")
-    assert verify_audit(log.path).ok  # the key alone cannot tell
+    assert verify_audit(log.path).ok  # the key alone (the default anchor never saw it) cannot tell
     monkeypatch.setenv("WORKBENCH_AUDIT_ANCHOR", str(anchor))
     rep = verify_audit(log.path)
     assert not rep.ok and rep.first_bad_line == 4
@@ -132,7 +170,7 @@ def test_the_anchor_file_catches_a_rollback_to_an_older_signed_head(tmp_path, mo
 def test_an_anchor_next_to_the_log_or_a_short_key_is_refused(tmp_path, monkeypatch):
     log = AuditLog(tmp_path / "lib" / "audit.jsonl")
     monkeypatch.setenv("WORKBENCH_AUDIT_ANCHOR", str(tmp_path / "lib" / "anchor.jsonl"))
-    with pytest.raises(AuditError, match="sits next to the log"):
+    with pytest.raises(AuditError, match="sits in the folder of the log"):
         log.append("note.added", actor="ana", subject="inv-1")
     monkeypatch.delenv("WORKBENCH_AUDIT_ANCHOR")
     (tmp_path / "short.key").write_text("abc")

@@ -29,14 +29,20 @@ that gap, both held where the library's editor cannot write:
   (Bellare, Canetti and Krawczyk, "Keying hash functions for message
   authentication", CRYPTO 1996; RFC 2104) of its ``seq`` and ``hash``. A
   re-chained log needs a new head, and a new head needs the key;
-- **an anchor file** (``WORKBENCH_AUDIT_ANCHOR``: a path outside the library),
-  opened with ``O_APPEND`` on every append and given one line ``{log, seq,
-  hash, mac}``. It keeps every head ever written, so it also catches a log cut
-  back to an older, validly signed head (a rollback).
+- **an anchor file**, opened with ``O_APPEND`` on every append and given one
+  line ``{log, seq, hash, mac}``. It keeps every head ever written, so it also
+  catches a log cut back to an older, validly signed head (a rollback) or
+  deleted. By default it is :func:`default_anchor`, one file per library in the
+  user's state folder (``$XDG_STATE_HOME``, else ``~/.local/state``), so a new
+  user is anchored with nothing to configure; ``WORKBENCH_AUDIT_ANCHOR`` names
+  another path outside the library instead.
 
-When either is configured, :func:`verify_audit` requires it (``signed`` in its
-report says the log matched a signed or anchored head). Copying the head hash
-somewhere else (a ticket, a commit) and passing it as ``expected_head`` works too.
+A configured key is always required; an anchor file named by
+``WORKBENCH_AUDIT_ANCHOR`` must hold every log it is asked about; the default
+anchor checks the logs it has seen and leaves others (written by another
+account or machine, or before anchors) a bare chain. ``signed`` in the report
+says the log matched a signed or anchored head. Copying the head hash somewhere
+else (a ticket, a commit) and passing it as ``expected_head`` works too.
 
 Appends take an exclusive lock (``fcntl.flock`` on ``<log>.lock``) so that
 concurrent writers never interleave or fork the chain.
@@ -253,15 +259,20 @@ class AuditLog:
                    "prev_hash": prev}
             rec["hash"] = record_hash(rec)
             line = (canonical_json(rec) + "\n").encode("utf-8")
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            anchor_fd = _open_anchor(self.path)
             try:
-                view = memoryview(line)
-                while view:  # one write for a regular file, unless a signal cuts it short
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _anchor_append(self.path, seq, rec["hash"])
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    view = memoryview(line)
+                    while view:  # one write for a regular file, unless a signal cuts it
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except BaseException:
+                os.close(anchor_fd)
+                raise
+            _anchor_append(anchor_fd, self.path, seq, rec["hash"])
             _write_head(self.head_path, seq, rec["hash"])
         return AuditRecord(**rec)
 
@@ -345,6 +356,10 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
         if head and head.get("seq"):
             return AuditReport(spath, False, 0, 1, f"the log is missing but its head anchor "
                                                    f"says it held {head['seq']} records")
+        seen = _last_anchor(anchor_path(path), path)
+        if seen and int(seen.get("seq", 0)):
+            return AuditReport(spath, False, 0, 1, f"the log is missing but the anchor file "
+                               f"{anchor_path(path)} saw record {seen['seq']}")
         return AuditReport(spath, True, 0, head_hash=GENESIS)
     prev, n, seen_expected = GENESIS, 0, expected_head is None
     notes: tuple[str, ...] = ()
@@ -391,7 +406,7 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
     if unanchored:
         return AuditReport(spath, False, n, unanchored[0], unanchored[1])
     return AuditReport(spath, True, n, head_hash=prev, warnings=notes,
-                       signed=bool(n) and (audit_key() is not None or anchor_path() is not None))
+                       signed=bool(n) and (audit_key() is not None or _anchored(path)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -556,10 +571,51 @@ def audit_key() -> bytes | None:
     return key
 
 
-def anchor_path() -> Path | None:
-    """The append-only anchor file ``$WORKBENCH_AUDIT_ANCHOR``, or ``None``."""
+def anchor_path(log: Path | None = None) -> Path | None:
+    """The append-only anchor file of ``log``.
+
+    ``$WORKBENCH_AUDIT_ANCHOR`` when set; otherwise, given a log, its library's default
+    anchor :func:`default_anchor` (outside the library, in the user's state folder);
+    ``None`` when neither applies.
+    """
     name = os.environ.get("WORKBENCH_AUDIT_ANCHOR")
-    return Path(name) if name else None
+    if name:
+        return Path(name)
+    return default_anchor(log) if log is not None else None
+
+
+def _log_id(log: Path) -> str:
+    """The identity of a log in an anchor file: its folder resolved, its own name kept (a
+    log replaced by a symlink to a re-chained copy keeps the identity of the original)."""
+    return str(Path(log).absolute().parent.resolve() / Path(log).name)
+
+
+def state_home() -> Path:
+    """``$XDG_STATE_HOME`` when it is an absolute path, else ``~/.local/state`` (the XDG
+    Base Directory specification)."""
+    name = os.environ.get("XDG_STATE_HOME", "")
+    if name and os.path.isabs(name):
+        return Path(name)
+    return Path.home() / ".local" / "state"
+
+
+def default_anchor(log: Path) -> Path:
+    """``<state home>/workbench/anchors/<sha256 of the library's resolved path>.log``.
+
+    The library is the folder of the log. It is the anchor used when
+    ``WORKBENCH_AUDIT_ANCHOR`` is not set, so that every library written by this account
+    is anchored with no configuration. It vouches only for logs it has seen: a log with
+    no entry in it (written by another account, on another machine, or before anchors
+    existed) verifies as a bare chain, ``signed`` false.
+    """
+    lib = str(Path(log).absolute().parent.resolve())
+    return (state_home() / "workbench" / "anchors"
+            / f"{hashlib.sha256(lib.encode('utf-8')).hexdigest()}.log")
+
+
+def _anchor_label(anchor: Path) -> str:
+    return (f"WORKBENCH_AUDIT_ANCHOR={anchor}" if os.environ.get("WORKBENCH_AUDIT_ANCHOR")
+            else f"the default audit anchor {anchor}")
 
 
 def head_mac(key: bytes, seq: int, h: str) -> str:
@@ -580,29 +636,36 @@ def _check_anchor_config(log: Path) -> None:
     """A configured key that cannot be read, or an anchor file beside the log, is an error
     before anything is written or trusted."""
     audit_key()
-    anchor = anchor_path()
-    if anchor is not None:
-        _check_outside(anchor, log)
+    _check_outside(anchor_path(log), log)
 
 
 def _check_outside(anchor: Path, log: Path) -> None:
     if anchor.resolve().is_relative_to(log.resolve().parent):
-        raise AuditError(f"WORKBENCH_AUDIT_ANCHOR={anchor}: the anchor file sits next to the "
-                         "log it anchors (in its folder); expected a place the library's "
-                         "editors cannot write")
+        raise AuditError(f"{_anchor_label(anchor)}: the anchor file sits in the folder of "
+                         "the log it anchors; expected a place the library's editors cannot "
+                         "write (set WORKBENCH_AUDIT_ANCHOR to a path outside the library)")
 
 
-def _anchor_append(log: Path, seq: int, h: str) -> None:
-    """Add this head to the anchor file (``O_APPEND``: earlier lines are never rewritten)."""
-    anchor = anchor_path()
-    if anchor is None:
-        return
+def _open_anchor(log: Path) -> int:
+    """Open the anchor file of ``log`` for appending (``O_APPEND``: earlier lines are never
+    rewritten), before the log changes, so that an anchor that cannot be written stops
+    the append with nothing written."""
+    anchor = anchor_path(log)
     _check_outside(anchor, log)
-    body = {"log": str(log.resolve()), **_head_body(seq, h)}
-    anchor.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(anchor, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (canonical_json(body) + "\n").encode("utf-8"))
+        anchor.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(anchor, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise AuditError(f"{_anchor_label(anchor)}: cannot write the audit anchor "
+                         f"({exc.strerror}); set WORKBENCH_AUDIT_ANCHOR (or XDG_STATE_HOME) "
+                         "to a writable place outside the library") from None
+
+
+def _anchor_append(fd: int, log: Path, seq: int, h: str) -> None:
+    """Add this head to the open anchor file and close it."""
+    try:
+        os.write(fd, (canonical_json({"log": _log_id(log), **_head_body(seq, h)})
+                      + "\n").encode("utf-8"))
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -612,8 +675,13 @@ def _last_anchor(anchor: Path, log: Path) -> dict | None:
     """The last line of the anchor file about ``log``."""
     if not anchor.is_file():
         return None
-    me, last = str(log.resolve()), None
-    with open(anchor, "rb") as f:
+    me, last = _log_id(log), None
+    try:
+        f = open(anchor, "rb")
+    except OSError as exc:
+        raise AuditError(f"{_anchor_label(anchor)}: cannot read the audit anchor "
+                         f"({exc.strerror})") from None
+    with f:
         for raw in f:
             try:
                 d = json.loads(raw)
@@ -625,7 +693,11 @@ def _last_anchor(anchor: Path, log: Path) -> dict | None:
 
 
 def _anchor_problem(path: Path, head: dict | None, n: int) -> tuple[int, str] | None:
-    """``(line, reason)`` when a configured key or anchor file does not vouch for the log."""
+    """``(line, reason)`` when the key or the anchor file does not vouch for the log.
+
+    An anchor named by ``WORKBENCH_AUDIT_ANCHOR`` must hold the log; the default anchor
+    checks only the logs it has seen (see :func:`default_anchor`).
+    """
     key = audit_key()
     if key is not None and n:
         mac = (head or {}).get("mac")
@@ -634,25 +706,29 @@ def _anchor_problem(path: Path, head: dict | None, n: int) -> tuple[int, str] | 
             return n, ("the head anchor is not signed by the configured audit key "
                        "(WORKBENCH_AUDIT_KEY_FILE): the log and its head were rewritten by "
                        "someone without the key, or written before the key was set")
-    anchor = anchor_path()
-    if anchor is not None:
-        _check_outside(anchor, path)
-        last = _last_anchor(anchor, path)
-        if last is None:
-            if n:
-                return n, (f"the anchor file {anchor} has no entry for this log: its records "
-                           "were not written through the workbench")
-            return None
-        seq = int(last.get("seq", 0))
-        if seq > n:
-            return n + 1, (f"the log ends after {n} records but the anchor file {anchor} "
-                           f"saw record {seq}: records at the end were deleted")
-        if _hash_at(path, seq) != last.get("hash"):
-            return seq, (f"record {seq} differs from the hash the anchor file {anchor} "
-                         "recorded when it was written: the log was rewritten")
-        # one record past the anchor with the head not moved is an append cut short
-        # between its write and its anchor line; more, or a head past it, is not
-        if n > seq and (n > seq + 1 or int((head or {}).get("seq", 0)) > seq):
-            return seq + 1, (f"records after #{seq} are not in the anchor file {anchor}: "
-                             "they were not written through the workbench")
+    anchor = anchor_path(path)
+    _check_outside(anchor, path)
+    last = _last_anchor(anchor, path)
+    if last is None:
+        if n and os.environ.get("WORKBENCH_AUDIT_ANCHOR"):
+            return n, (f"the anchor file {anchor} has no entry for this log: its records "
+                       "were not written through the workbench")
+        return None
+    seq = int(last.get("seq", 0))
+    if seq > n:
+        return n + 1, (f"the log ends after {n} records but the anchor file {anchor} "
+                       f"saw record {seq}: records at the end were deleted")
+    if _hash_at(path, seq) != last.get("hash"):
+        return seq, (f"record {seq} differs from the hash the anchor file {anchor} "
+                     "recorded when it was written: the log was rewritten")
+    # one record past the anchor with the head not moved is an append cut short
+    # between its write and its anchor line; more, or a head past it, is not
+    if n > seq and (n > seq + 1 or int((head or {}).get("seq", 0)) > seq):
+        return seq + 1, (f"records after #{seq} are not in the anchor file {anchor}: "
+                         "they were not written through the workbench")
     return None
+
+
+def _anchored(path: Path) -> bool:
+    """Whether the anchor file of ``path`` holds an entry for it."""
+    return _last_anchor(anchor_path(path), path) is not None

@@ -1668,8 +1668,10 @@ def _require_signed_record(root: Path, info: VersionInfo) -> None:
     if not rep.signed:
         raise LibraryError(f"{info.version_id}: not executed: the audit log "
                            f"{_display(audit_file)} is not signed or anchored, so nothing "
-                           "proves the notebook is the one saved; set WORKBENCH_AUDIT_KEY_FILE "
-                           "(or WORKBENCH_AUDIT_ANCHOR) where investigations are saved and run")
+                           "proves the notebook is the one saved (this account's audit anchor "
+                           "never saw it: saved by another account, on another machine or "
+                           "before anchors); run it where it was saved, or set "
+                           "WORKBENCH_AUDIT_KEY_FILE (or WORKBENCH_AUDIT_ANCHOR) there")
     digest = hashlib.sha256(Path(info.path).read_bytes()).hexdigest()
     for r in read_audit(audit_file, action="artifact.saved"):
         if r.details.get("version") == info.version_id:
