@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,22 @@ sources:
 """
 
 REGION = {"DE": "EU", "FR": "EU", "US": "NA", "BR": "LATAM"}
+
+# Fixtures use fixed dates, some of them after today's; a passport refuses time stamps past
+# the end of tomorrow unless WORKBENCH_TIME_MAX moves the bound (issue 19). Fixed here, for
+# every test and the processes they start; tests/security/test_bad_data.py checks the default.
+os.environ.setdefault("WORKBENCH_TIME_MAX", "2031-01-01T00:00:00Z")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_home(tmp_path_factory):
+    """Audit anchors (issue 19) go to ``$XDG_STATE_HOME``: a per-session folder here, for
+    every test and the processes they start, never the real home."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        mp.delenv("WORKBENCH_AUDIT_ANCHOR", raising=False)
+        mp.delenv("WORKBENCH_AUDIT_KEY_FILE", raising=False)
+        yield
 
 
 @pytest.fixture

@@ -259,8 +259,10 @@ class PassportWriter:
         path = self._tmp / "events.parquet"
         if isinstance(data, tuple):
             con, sql = data
-            con.execute(f"COPY ({sql}) TO '{path.as_posix()}' (FORMAT parquet)")
-            rows = con.execute(f"SELECT count(*) FROM read_parquet('{path.as_posix()}')"
+            from .store.sql import lit
+
+            con.execute(f"COPY ({sql}) TO {lit(path.as_posix())} (FORMAT parquet)")
+            rows = con.execute("SELECT count(*) FROM read_parquet(?)", [path.as_posix()]
                                ).fetchone()[0]
         else:
             data.to_parquet(path, index=False)
@@ -373,8 +375,8 @@ class PassportWriter:
             (stage / "passport.yaml").write_text(
                 yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=100),
                 encoding="utf-8")
-            try:
-                load_passport(stage)
+            try:  # the carried files are symlinks into the base passport
+                load_passport(stage, data_roots=(self.from_dir,))
             except PassportError as exc:
                 raise PassportError(f"the {self.plugin['name']} source produced a passport "
                                     f"that does not validate: {exc}",

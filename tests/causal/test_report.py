@@ -35,8 +35,8 @@ def test_report_on_culprit_and_decoy(scoped):
     assert set(fr["change_id"]) <= {"chg-0447", "chg-0448"} and "chg-0447" in set(fr["change_id"])
     assert {"ts", "observed", "counterfactual", "baseline"} <= set(fr.columns)
     assert list(rep.table()["change_id"]) == ["chg-0447", "chg-0448"]
-    # fast enough to run inside every investigation
-    assert rep.seconds < 10
+    # the time it took is recorded with the report (no timing threshold: house rule)
+    assert isinstance(rep.seconds, float) and rep.seconds > 0
 
 
 def test_external_incident_top_decoys_are_not_verified(external_conversion, tmp_path):

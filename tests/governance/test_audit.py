@@ -112,11 +112,12 @@ def test_reordered_records_are_located(tmp_path):
     assert not rep.ok and rep.first_bad_line == 2 and "reordered" in rep.reason
 
 
-def test_rewritten_history_needs_the_head_or_an_expected_head(tmp_path):
+def test_rewritten_history_needs_the_head_or_an_expected_head(tmp_path, monkeypatch,
+                                                              tmp_path_factory):
     p = tmp_path / "a.jsonl"
     recs = make_log(p, 4)
     witnessed = verify_audit(p).head_hash
-    # Rewrite the chain from record 2 on, consistently: only the head anchor knows.
+    # Rewrite the chain from record 2 on, consistently: the head anchor knows.
     recs[1]["actor"] = "mallory"
     for i in range(1, 4):
         recs[i]["prev_hash"] = recs[i - 1]["hash"]
@@ -124,9 +125,14 @@ def test_rewritten_history_needs_the_head_or_an_expected_head(tmp_path):
     write_lines(p, recs)
     rep = verify_audit(p)
     assert not rep.ok and rep.first_bad_line == 4 and "head anchor" in rep.reason
-    # ...and with the head rewritten too, a head hash kept elsewhere still catches it.
+    # ...with the head rewritten too, the default anchor outside the folder knows
     (tmp_path / "a.jsonl.head").write_text(json.dumps({"seq": 4, "hash": recs[-1]["hash"]}))
-    assert verify_audit(p).ok
+    rep = verify_audit(p)
+    assert not rep.ok and "anchor file" in rep.reason and "rewritten" in rep.reason
+    # ...and where that anchor never saw the log (another account), a head hash kept
+    # elsewhere still catches it
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("other-account")))
+    assert verify_audit(p).ok and not verify_audit(p).signed
     rep = verify_audit(p, expected_head=witnessed)
     assert not rep.ok and "rewritten" in rep.reason
 

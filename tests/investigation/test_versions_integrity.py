@@ -205,8 +205,12 @@ def test_a_save_interrupted_after_its_commit_is_audited_by_the_next(two_versions
     assert rep.ok and not rep.warnings
 
 
-def test_a_pending_marker_does_not_excuse_an_unaudited_older_version(two_versions):
+def test_a_pending_marker_does_not_excuse_an_unaudited_older_version(two_versions, monkeypatch,
+                                                                    tmp_path_factory):
     lib, a, b = two_versions
+    # checked where the default audit anchor never saw this library (another account),
+    # which would otherwise report the cut log first
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("other-account")))
     (lib / a.investigation_id / V.PENDING_AUDIT).write_text(json.dumps(
         {"version_id": a.version_id}))
     log = lib / "audit.jsonl"

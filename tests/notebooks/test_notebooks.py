@@ -89,7 +89,12 @@ def test_template_runs_as_is(tmp_path, truth):
     assert checks[0]["top"] == truth["culprit_ids"][0]
 
 
-def test_cli_artifact_reexecutes_to_the_same_top_cause(tmp_path, truth):
+def test_cli_artifact_reexecutes_to_the_same_top_cause(tmp_path, truth, monkeypatch):
+    # executing a saved notebook needs a signed audit head (issue 19): a server-side key
+    key = tmp_path / "server" / "audit.key"
+    key.parent.mkdir()
+    key.write_text("k" * 64)
+    monkeypatch.setenv("WORKBENCH_AUDIT_KEY_FILE", str(key))
     demo = shutil.copytree(DEMO, tmp_path / "demo",
                            ignore=shutil.ignore_patterns(".workbench"))
     lib = tmp_path / "investigations"

@@ -7,6 +7,7 @@ import pytest
 
 from workbench.passport import load_passport
 from workbench.quality import audit_quality, correct_series
+from workbench.quality.audit import QualityConfig
 from workbench.store import Store, metric_series
 
 from ..conftest import make_events, write_passport
@@ -43,6 +44,20 @@ def test_whole_feed_gap_is_one_finding(tmp_path, rng):
     with _store(tmp_path, ev[~gap]) as st:
         gaps = audit_quality(st.con, st.passport()).of("completeness")
         assert len(gaps) == 1 and gaps[0].slice == {} and gaps[0].buckets == 2
+
+
+def test_the_gap_scan_is_bounded_by_its_work_not_by_the_span(tmp_path, rng):
+    """Issue 19: the scan lays out buckets x values; past its bounds it says so and skips."""
+    ev = make_events(rng, hours=24 * 10)
+    gap = (ev.region == "EU") & (ev.ts >= "2026-11-08T14:00Z") & (ev.ts < "2026-11-08T20:00Z")
+    with _store(tmp_path, ev[~gap]) as st:
+        for cfg, what in ((QualityConfig(max_buckets=100), "the whole span (240 buckets"),
+                          (QualityConfig(max_cells=500), "country: 240 buckets x 4 values")):
+            found = audit_quality(st.con, st.passport(), config=cfg).of("completeness")
+            skipped = [f for f in found if f.severity == "info"]
+            assert skipped and what in skipped[0].detail, [f.detail for f in found]
+        found = audit_quality(st.con, st.passport(), config=QualityConfig(max_cells=500))
+        assert not [f for f in found.of("completeness") if f.slice]  # nothing half-scanned
 
 
 def test_duplicated_batch_found_and_repaired(tmp_path, rng):
@@ -94,11 +109,13 @@ def test_gap_repair_fills_from_the_baseline(tmp_path, rng):
 def test_impossible_values(tmp_path, rng):
     ev = make_events(rng, hours=24 * 3)
     ev.loc[5, "conversions"] = ev.loc[5, "sessions"] + 10
-    ev.loc[7, "sessions"] = -3
+    # a negative denominator is refused when the passport loads (issue 19); a negative
+    # numerator row, a correction, is allowed and reported here
+    ev.loc[7, "conversions"] = -3
     with _store(tmp_path, ev) as st:
         f = audit_quality(st.con, st.passport()).of("integrity")
         details = " | ".join(x.detail for x in f)
-        assert "1 rows have a negative sessions" in details
+        assert "1 rows have a negative conversions" in details
         assert "conversions above sessions" in details
 
 

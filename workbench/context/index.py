@@ -39,6 +39,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..store.sql import bound_connection, q
 from ._tokens import tokenize
 
 INDEX_VERSION = 1
@@ -191,18 +192,18 @@ def _slice_docs(pp) -> Iterable[tuple[dict, list[str]]]:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.execute("SET enable_progress_bar=false")
+    bound_connection(con)
     con.execute(f"CREATE TEMP VIEW ev AS {pp.events_sql()}")
 
-    def q(c: str) -> str:
-        return '"' + c.replace('"', '""') + '"'
-
-    parts = []
+    parts, params = [], []
     for d in dims:
         parent = coarse_of.get(d)
         par = f"any_value({q(parent)})" if parent else "NULL"
-        parts.append(f"SELECT '{d}' AS dim, CAST({q(d)} AS VARCHAR) AS value, "
+        parts.append(f"SELECT ? AS dim, CAST({q(d)} AS VARCHAR) AS value, "
                      f"sum({q(first)}) AS volume, count(*) AS n, {par} AS parent FROM ev GROUP BY 2")
-    rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY dim, volume DESC").fetchall()
+        params.append(d)
+    rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY dim, volume DESC",
+                       params).fetchall()
     totals: dict[str, float] = {}
     for d, _, vol, _, _ in rows:
         totals[d] = totals.get(d, 0.0) + float(vol or 0.0)

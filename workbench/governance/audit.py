@@ -19,10 +19,30 @@ moving a record breaks ``seq`` and the chain at that point. Deleting records
 small **head anchor** (``<log>.head``: the last ``seq`` and ``hash``), and
 :func:`verify_audit` checks the log against it.
 
-The log is tamper-*evident*, not tamper-proof: someone who can rewrite the
-whole file *and* its head can forge a consistent history. Copy the head hash
-somewhere the writer cannot change (a ticket, a commit, a chat message) to
-close that gap: :func:`verify_audit` accepts ``expected_head``.
+Without more, the log is tamper-*evident*, not tamper-proof: someone who can
+rewrite the whole file *and* its head can forge a consistent history (edit a
+record, recompute every hash after it, rewrite the head). Two anchors close
+that gap, both held where the library's editor cannot write:
+
+- **a signed head** (``WORKBENCH_AUDIT_KEY_FILE``: a file holding a secret key,
+  readable by the server, outside the library): the head carries an HMAC-SHA256
+  (Bellare, Canetti and Krawczyk, "Keying hash functions for message
+  authentication", CRYPTO 1996; RFC 2104) of its ``seq`` and ``hash``. A
+  re-chained log needs a new head, and a new head needs the key;
+- **an anchor file**, opened with ``O_APPEND`` on every append and given one
+  line ``{log, seq, hash, mac}``. It keeps every head ever written, so it also
+  catches a log cut back to an older, validly signed head (a rollback) or
+  deleted. By default it is :func:`default_anchor`, one file per library in the
+  user's state folder (``$XDG_STATE_HOME``, else ``~/.local/state``), so a new
+  user is anchored with nothing to configure; ``WORKBENCH_AUDIT_ANCHOR`` names
+  another path outside the library instead.
+
+A configured key is always required; an anchor file named by
+``WORKBENCH_AUDIT_ANCHOR`` must hold every log it is asked about; the default
+anchor checks the logs it has seen and leaves others (written by another
+account or machine, or before anchors) a bare chain. ``signed`` in the report
+says the log matched a signed or anchored head. Copying the head hash somewhere
+else (a ticket, a commit) and passing it as ``expected_head`` works too.
 
 Appends take an exclusive lock (``fcntl.flock`` on ``<log>.lock``) so that
 concurrent writers never interleave or fork the chain.
@@ -46,6 +66,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import hmac
 import json
 import os
 from dataclasses import dataclass, field
@@ -146,6 +167,7 @@ class AuditReport:
     reason: str | None = None
     head_hash: str | None = None
     warnings: tuple[str, ...] = ()
+    signed: bool = False
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -212,6 +234,7 @@ class AuditLog:
             canonical_json(details)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit details for {action!r} are not plain JSON: {exc}") from None
+        _check_anchor_config(self.path)
         with self._locked():
             _end_on_complete_line(self.path, self.head_path)
             last = _last_record(self.path)
@@ -221,7 +244,14 @@ class AuditLog:
                    "action": action, "subject": str(subject), "details": details,
                    "prev_hash": prev}
             rec["hash"] = record_hash(rec)
-            append_line(self.path, (canonical_json(rec) + "\n").encode("utf-8"))
+            line = (canonical_json(rec) + "\n").encode("utf-8")
+            anchor_fd = _open_anchor(self.path)
+            try:
+                append_line(self.path, line)
+            except BaseException:
+                os.close(anchor_fd)
+                raise
+            _anchor_append(anchor_fd, self.path, seq, rec["hash"])
             _write_head(self.head_path, seq, rec["hash"])
         return AuditRecord(**rec)
 
@@ -299,11 +329,16 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
     """
     path = Path(path)
     spath = str(path)
+    _check_anchor_config(path)
     head = _read_head(path.with_name(path.name + ".head"))
     if not path.exists():
         if head and head.get("seq"):
             return AuditReport(spath, False, 0, 1, f"the log is missing but its head anchor "
                                                    f"says it held {head['seq']} records")
+        seen = _last_anchor(anchor_path(path), path)
+        if seen and int(seen.get("seq", 0)):
+            return AuditReport(spath, False, 0, 1, f"the log is missing but the anchor file "
+                               f"{anchor_path(path)} saw record {seen['seq']}")
         return AuditReport(spath, True, 0, head_hash=GENESIS)
     prev, n, seen_expected = GENESIS, 0, expected_head is None
     notes: tuple[str, ...] = ()
@@ -346,7 +381,11 @@ def verify_audit(path: str | Path, *, expected_head: str | None = None) -> Audit
         return AuditReport(spath, False, n, None,
                            f"the expected head {expected_head[:16]}... is not in the log: "
                            "the history was rewritten")
-    return AuditReport(spath, True, n, head_hash=prev, warnings=notes)
+    unanchored = _anchor_problem(path, head, n)
+    if unanchored:
+        return AuditReport(spath, False, n, unanchored[0], unanchored[1])
+    return AuditReport(spath, True, n, head_hash=prev, warnings=notes,
+                       signed=bool(n) and (audit_key() is not None or _anchored(path)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -440,7 +479,7 @@ def _last_record(path: Path) -> dict | None:
 
 def _write_head(path: Path, seq: int, h: str) -> None:
     """Replace the head anchor whole: a crash leaves the old head or the new, never half."""
-    replace_whole(path, json.dumps({"seq": seq, "hash": h}) + "\n")
+    replace_whole(path, json.dumps(_head_body(seq, h)) + "\n")
 
 
 def _read_head(path: Path) -> dict | None:
@@ -454,3 +493,188 @@ def _read_head(path: Path) -> dict | None:
 
 
 _now = now_iso
+
+
+# --------------------------------------------------------------------------- anchors
+def audit_key() -> bytes | None:
+    """The HMAC key of the head signature, from the file ``$WORKBENCH_AUDIT_KEY_FILE``.
+
+    ``None`` when the variable is unset. The file holds at least 32 bytes of secret
+    (surrounding white space is ignored); keep it where the server can read it and the
+    people who edit the library cannot.
+    """
+    name = os.environ.get("WORKBENCH_AUDIT_KEY_FILE")
+    if not name:
+        return None
+    try:
+        key = Path(name).read_bytes().strip()
+    except OSError as exc:
+        raise AuditError(f"WORKBENCH_AUDIT_KEY_FILE={name}: cannot read the audit key "
+                         f"({exc.strerror})") from None
+    if len(key) < 32:
+        raise AuditError(f"WORKBENCH_AUDIT_KEY_FILE={name}: the key has {len(key)} bytes; "
+                         "expected at least 32 (e.g. `openssl rand -hex 32 > FILE`)")
+    return key
+
+
+def anchor_path(log: Path | None = None) -> Path | None:
+    """The append-only anchor file of ``log``.
+
+    ``$WORKBENCH_AUDIT_ANCHOR`` when set; otherwise, given a log, its library's default
+    anchor :func:`default_anchor` (outside the library, in the user's state folder);
+    ``None`` when neither applies.
+    """
+    name = os.environ.get("WORKBENCH_AUDIT_ANCHOR")
+    if name:
+        return Path(name)
+    return default_anchor(log) if log is not None else None
+
+
+def _log_id(log: Path) -> str:
+    """The identity of a log in an anchor file: its folder resolved, its own name kept (a
+    log replaced by a symlink to a re-chained copy keeps the identity of the original)."""
+    return str(Path(log).absolute().parent.resolve() / Path(log).name)
+
+
+def state_home() -> Path:
+    """``$XDG_STATE_HOME`` when it is an absolute path, else ``~/.local/state`` (the XDG
+    Base Directory specification)."""
+    name = os.environ.get("XDG_STATE_HOME", "")
+    if name and os.path.isabs(name):
+        return Path(name)
+    return Path.home() / ".local" / "state"
+
+
+def default_anchor(log: Path) -> Path:
+    """``<state home>/workbench/anchors/<sha256 of the library's resolved path>.log``.
+
+    The library is the folder of the log. It is the anchor used when
+    ``WORKBENCH_AUDIT_ANCHOR`` is not set, so that every library written by this account
+    is anchored with no configuration. It vouches only for logs it has seen: a log with
+    no entry in it (written by another account, on another machine, or before anchors
+    existed) verifies as a bare chain, ``signed`` false.
+    """
+    lib = str(Path(log).absolute().parent.resolve())
+    return (state_home() / "workbench" / "anchors"
+            / f"{hashlib.sha256(lib.encode('utf-8')).hexdigest()}.log")
+
+
+def _anchor_label(anchor: Path) -> str:
+    return (f"WORKBENCH_AUDIT_ANCHOR={anchor}" if os.environ.get("WORKBENCH_AUDIT_ANCHOR")
+            else f"the default audit anchor {anchor}")
+
+
+def head_mac(key: bytes, seq: int, h: str) -> str:
+    """HMAC-SHA256 of a head (``seq`` and record hash) under ``key``, as hex."""
+    return hmac.new(key, canonical_json({"seq": int(seq), "hash": h}).encode("utf-8"),
+                    hashlib.sha256).hexdigest()
+
+
+def _head_body(seq: int, h: str) -> dict:
+    body: dict = {"seq": seq, "hash": h}
+    key = audit_key()
+    if key is not None:
+        body["mac"] = head_mac(key, seq, h)
+    return body
+
+
+def _check_anchor_config(log: Path) -> None:
+    """A configured key that cannot be read, or an anchor file beside the log, is an error
+    before anything is written or trusted."""
+    audit_key()
+    _check_outside(anchor_path(log), log)
+
+
+def _check_outside(anchor: Path, log: Path) -> None:
+    if anchor.resolve().is_relative_to(log.resolve().parent):
+        raise AuditError(f"{_anchor_label(anchor)}: the anchor file sits in the folder of "
+                         "the log it anchors; expected a place the library's editors cannot "
+                         "write (set WORKBENCH_AUDIT_ANCHOR to a path outside the library)")
+
+
+def _open_anchor(log: Path) -> int:
+    """Open the anchor file of ``log`` for appending (``O_APPEND``: earlier lines are never
+    rewritten), before the log changes, so that an anchor that cannot be written stops
+    the append with nothing written."""
+    anchor = anchor_path(log)
+    _check_outside(anchor, log)
+    try:
+        anchor.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(anchor, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise AuditError(f"{_anchor_label(anchor)}: cannot write the audit anchor "
+                         f"({exc.strerror}); set WORKBENCH_AUDIT_ANCHOR (or XDG_STATE_HOME) "
+                         "to a writable place outside the library") from None
+
+
+def _anchor_append(fd: int, log: Path, seq: int, h: str) -> None:
+    """Add this head to the open anchor file and close it."""
+    try:
+        os.write(fd, (canonical_json({"log": _log_id(log), **_head_body(seq, h)})
+                      + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_anchor(anchor: Path, log: Path) -> dict | None:
+    """The last line of the anchor file about ``log``."""
+    if not anchor.is_file():
+        return None
+    me, last = _log_id(log), None
+    try:
+        f = open(anchor, "rb")
+    except OSError as exc:
+        raise AuditError(f"{_anchor_label(anchor)}: cannot read the audit anchor "
+                         f"({exc.strerror})") from None
+    with f:
+        for raw in f:
+            try:
+                d = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(d, dict) and d.get("log") == me:
+                last = d
+    return last
+
+
+def _anchor_problem(path: Path, head: dict | None, n: int) -> tuple[int, str] | None:
+    """``(line, reason)`` when the key or the anchor file does not vouch for the log.
+
+    An anchor named by ``WORKBENCH_AUDIT_ANCHOR`` must hold the log; the default anchor
+    checks only the logs it has seen (see :func:`default_anchor`).
+    """
+    key = audit_key()
+    if key is not None and n:
+        mac = (head or {}).get("mac")
+        want = head_mac(key, int((head or {}).get("seq", -1)), str((head or {}).get("hash")))
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, want):
+            return n, ("the head anchor is not signed by the configured audit key "
+                       "(WORKBENCH_AUDIT_KEY_FILE): the log and its head were rewritten by "
+                       "someone without the key, or written before the key was set")
+    anchor = anchor_path(path)
+    _check_outside(anchor, path)
+    last = _last_anchor(anchor, path)
+    if last is None:
+        if n and os.environ.get("WORKBENCH_AUDIT_ANCHOR"):
+            return n, (f"the anchor file {anchor} has no entry for this log: its records "
+                       "were not written through the workbench")
+        return None
+    seq = int(last.get("seq", 0))
+    if seq > n:
+        return n + 1, (f"the log ends after {n} records but the anchor file {anchor} "
+                       f"saw record {seq}: records at the end were deleted")
+    if _hash_at(path, seq) != last.get("hash"):
+        return seq, (f"record {seq} differs from the hash the anchor file {anchor} "
+                     "recorded when it was written: the log was rewritten")
+    # one record past the anchor with the head not moved is an append cut short
+    # between its write and its anchor line; more, or a head past it, is not
+    if n > seq and (n > seq + 1 or int((head or {}).get("seq", 0)) > seq):
+        return seq + 1, (f"records after #{seq} are not in the anchor file {anchor}: "
+                         "they were not written through the workbench")
+    return None
+
+
+def _anchored(path: Path) -> bool:
+    """Whether the anchor file of ``path`` holds an entry for it."""
+    return _last_anchor(anchor_path(path), path) is not None

@@ -354,8 +354,8 @@ def search_investigations(memory_db: str | Path, text: str | None = None, *,
     for fld, val in (("kind", kind), ("target", target)):
         if val:
             where.append("EXISTS (SELECT 1 FROM tokens t WHERE t.investigation_id = "
-                         f"i.investigation_id AND t.field = '{fld}' AND t.token = ?)")
-            params.append(str(val).lower())
+                         "i.investigation_id AND t.field = ? AND t.token = ?)")
+            params += [fld, str(val).lower()]
     qtoks = sorted(set(tokenize(text))) if text else []
     if text and not qtoks:
         raise UsageError(f"search text {text!r} has no searchable words")

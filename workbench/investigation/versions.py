@@ -1481,6 +1481,7 @@ def reproduce_version(root: str | Path | None, ref: str, *, timeout: int = 600,
 
     root = library_root(root)
     info = _checked(root, resolve_version(root, ref))
+    _require_signed_record(root, info)
     nb = nbformat.read(info.path, as_version=4)
     t0 = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
@@ -1505,6 +1506,38 @@ def reproduce_version(root: str | Path | None, ref: str, *, timeout: int = 600,
         raise LibraryError(f"{info.version_id}: the notebook shows no reproduction check")
     return ReproductionReport(info.version_id, bool(check.get("reproduced")), check,
                               round(seconds, 2), str(out))
+
+
+def _require_signed_record(root: Path, info: VersionInfo) -> None:
+    """Refuse to execute a notebook that no signed audit record vouches for.
+
+    The notebook's SHA-256 must equal the ``content_hash`` of the version's
+    ``artifact.saved`` record, in an audit log whose head is signed with the
+    server's key or anchored outside the library (``governance.audit``). File
+    hashes alone prove nothing: whoever edits a notebook can recompute them and
+    re-chain the log, but cannot sign the new head.
+    """
+    audit_file = root / AUDIT_FILE
+    rep = verify_audit(audit_file)
+    if not rep.ok:
+        raise LibraryError(f"{_display(audit_file)}, line {rep.first_bad_line}: {rep.reason}; "
+                           f"{info.version_id} is not executed")
+    if not rep.signed:
+        raise LibraryError(f"{info.version_id}: not executed: the audit log "
+                           f"{_display(audit_file)} is not signed or anchored, so nothing "
+                           "proves the notebook is the one saved (this account's audit anchor "
+                           "never saw it: saved by another account, on another machine or "
+                           "before anchors); run it where it was saved, or set "
+                           "WORKBENCH_AUDIT_KEY_FILE (or WORKBENCH_AUDIT_ANCHOR) there")
+    digest = hashlib.sha256(Path(info.path).read_bytes()).hexdigest()
+    for r in read_audit(audit_file, action="artifact.saved"):
+        if r.details.get("version") == info.version_id:
+            if r.details.get("content_hash") != digest:
+                raise LibraryError(f"{_display(info.path)}: differs from the notebook audit "
+                                   f"record #{r.seq} saved; {info.version_id} is not executed")
+            return
+    raise LibraryError(f"{info.version_id}: no artifact.saved record in the signed audit log; "
+                       "not executed")
 
 
 # --------------------------------------------------------------------------- stats

@@ -71,17 +71,11 @@ import pyarrow.compute as pc
 from workbench.errors import UsageError
 from workbench.localize import _noise
 from workbench.localize._cube import NULL_LABEL, CodedLeaves, resolve_dimensions
+from workbench.store.sql import lit as _lit
+from workbench.store.sql import q as _q
 
 OTHER_LABEL = "(other)"
 _MEASURES = ("base_num", "base_den", "obs_num", "obs_den")
-
-
-def _q(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _lit(value) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 @dataclass

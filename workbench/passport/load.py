@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,9 @@ import pandas as pd
 import yaml
 
 from ..errors import PassportError
+from ..store.sql import bound_connection
+from ..store.sql import lit as _lit
+from ..store.sql import q as _q
 from .manifest import MANIFEST, Manifest, parse_manifest
 
 NULL_VALUE = "(null)"
@@ -105,14 +109,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(s: str) -> str:
-    return "'" + str(s).replace("'", "''") + "'"
-
-
 def _rel(directory: Path, path: Path) -> str:
     try:
         return str(path.relative_to(directory))
@@ -120,15 +116,48 @@ def _rel(directory: Path, path: Path) -> str:
         return str(path)
 
 
-def _find_table_files(directory: Path, manifest: Manifest, table: str) -> list[Path]:
+def env_data_roots() -> tuple[Path, ...]:
+    """Folders outside a passport its ``files:`` entries may point into.
+
+    Listed in the environment variable ``WORKBENCH_DATA_ROOTS`` (absolute paths
+    separated by ``os.pathsep``); none by default, so a passport reads only what
+    lies inside its own folder.
+    """
+    raw = os.environ.get("WORKBENCH_DATA_ROOTS", "")
+    return tuple(Path(r).resolve() for r in raw.split(os.pathsep) if r.strip())
+
+
+def _contained(directory: Path, path: Path, key: str,
+               roots: tuple[Path, ...] = ()) -> Path:
+    """``path`` resolved (symlinks followed) if it lies in the passport folder or a data root.
+
+    Anything else (``..`` out of the folder, an absolute path, a symlink leaving
+    it) is a located error naming ``key`` (``files.events``, ``events.csv``...).
+    """
+    real = path.resolve()
+    allowed = (directory.resolve(),) + tuple(Path(r).resolve() for r in roots)
+    for root in allowed + env_data_roots():
+        if real.is_relative_to(root):
+            return path
+    raise PassportError(f"{key} points outside the passport folder (to {real}); expected a "
+                        "file inside it. To read from another folder, list it in "
+                        "WORKBENCH_DATA_ROOTS", file=MANIFEST if key.startswith("key ")
+                        else str(directory))
+
+
+def _find_table_files(directory: Path, manifest: Manifest, table: str,
+                      roots: tuple[Path, ...] = ()) -> list[Path]:
     exts = _TABLE_EXTS[table]
     if table in manifest.files:
         p = directory / manifest.files[table]
+        _contained(directory, p, f"key 'files.{table}' ({manifest.files[table]})", roots)
         if not p.exists():
             raise PassportError(f"key 'files.{table}' names {manifest.files[table]}, "
                                 f"which does not exist in {directory}", file=MANIFEST)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix in exts and q.is_file())
+            for q in found:
+                _contained(directory, q, f"key 'files.{table}' ({_rel(directory, q)})", roots)
             if not found:
                 raise PassportError(f"key 'files.{table}' names the folder "
                                     f"{manifest.files[table]}, which holds no "
@@ -146,6 +175,8 @@ def _find_table_files(directory: Path, manifest: Manifest, table: str) -> list[P
     if not found and table == "events" and (directory / "events").is_dir():
         found = sorted(q for q in (directory / "events").iterdir()
                        if q.suffix in exts and q.is_file())
+    for q in found:
+        _contained(directory, q, _rel(directory, q), roots)
     return found
 
 
@@ -167,7 +198,7 @@ def _raise_duckdb(exc: Exception, fname: str, fmt: str):
 
 
 def _csv_header(path: Path, fname: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         try:
             header = next(reader)
@@ -202,7 +233,7 @@ def _con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.execute("SET enable_progress_bar=false")
-    return con
+    return bound_connection(con)
 
 
 def _ts_expr(col: str, typ: str) -> str:
@@ -248,15 +279,17 @@ def _validate_events_file(path: Path, directory: Path, manifest: Manifest) -> in
                     "measures" if c in manifest.measures else "pii")
             raise PassportError(f"has no column '{c}' named in {MANIFEST} {role}; "
                                 f"columns are: {', '.join(cols)}", file=fname)
+    _check_types(manifest, types, fname)
     con = _con()
     checks = {manifest.time_column: (_ts_expr(manifest.time_column, types[manifest.time_column]),
                                      "a timestamp such as 2026-11-18T14:00:00Z")}
     for m in manifest.measures:
         checks[m] = (_num_expr(m, types[m]), "a number")
-    counts = ", ".join(
-        f"count(*) FILTER (WHERE {expr} IS NULL AND {_q(c)} IS NOT NULL"
-        + (f" AND TRIM(CAST({_q(c)} AS VARCHAR)) <> ''" if c != manifest.time_column else "")
-        + ")" for c, (expr, _) in checks.items())
+    conds = {c: f"({expr} IS NULL AND {_q(c)} IS NOT NULL"
+                + (f" AND TRIM(CAST({_q(c)} AS VARCHAR)) <> ''" if c != manifest.time_column
+                   else "") + ")"
+             for c, (expr, _) in checks.items()}
+    counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in conds.values())
     null_ts = f"count(*) FILTER (WHERE {_q(manifest.time_column)} IS NULL)"
     try:
         res = con.execute(f"SELECT count(*), {null_ts}, {counts} FROM {src}").fetchone()
@@ -267,20 +300,18 @@ def _validate_events_file(path: Path, directory: Path, manifest: Manifest) -> in
         raise PassportError("has a header but no rows; expected at least one fact row",
                             file=fname)
     if n_null_ts:
-        row = con.execute(f"SELECT rn FROM (SELECT row_number() OVER () AS rn, "
-                      f"{_q(manifest.time_column)} AS v FROM {src}) WHERE v IS NULL "
-                      f"ORDER BY rn LIMIT 1").fetchone()[0]
+        row, _ = _first_bad(con, src, f"{_q(manifest.time_column)} IS NULL",
+                            manifest.time_column, [])
         raise PassportError("is empty; expected a timestamp", file=_row_file(fname, path, row),
                             row=row, column=manifest.time_column)
-    for (c, (expr, expected)), n in zip(checks.items(), bad):
+    for (c, (_, expected)), n in zip(checks.items(), bad):
         if n:
-            row, val = con.execute(
-                f"SELECT rn, v FROM (SELECT row_number() OVER () AS rn, {expr} AS x, "
-                f"CAST({_q(c)} AS VARCHAR) AS v FROM {src}) WHERE x IS NULL AND v IS NOT NULL "
-                f"AND TRIM(v) <> '' ORDER BY rn LIMIT 1").fetchone()
+            row, val = _first_bad(con, src, conds[c], c, [])
             more = f" ({n} bad values in all)" if n > 1 else ""
-            raise PassportError(f"cannot parse {val!r}; expected {expected}{more}",
+            raise PassportError(f"cannot parse {_show(val)}; expected {expected}{more}",
                                 file=_row_file(fname, path, row), row=row, column=c)
+    _check_time_bounds(con, src, types, manifest, fname, path)
+    _check_measure_values(con, src, types, manifest, fname, path)
     for coarse, fine in manifest.hierarchies.items():
         r = con.execute(f"SELECT {_dim_expr(fine)} AS f, count(DISTINCT {_dim_expr(coarse)}) AS n, "
                     f"string_agg(DISTINCT {_dim_expr(coarse)}, ', ') FROM {src} "
@@ -290,6 +321,116 @@ def _validate_events_file(path: Path, directory: Path, manifest: Manifest) -> in
                                 f"falls under several {coarse} values ({r[2]}); each {fine} "
                                 f"must belong to one {coarse}", file=fname, column=coarse)
     return int(nrows)
+
+
+def time_bounds() -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The plausible range of time stamps, ``[low, high)`` in UTC.
+
+    ``WORKBENCH_TIME_MIN`` (default 1970-01-01) and ``WORKBENCH_TIME_MAX``
+    (default the end of the day after today, UTC) change it. A stamp outside is a located error: one
+    ``9999-12-31`` among hourly rows would otherwise ask for millions of buckets.
+    """
+    def parse(var: str, default: pd.Timestamp) -> pd.Timestamp:
+        raw = os.environ.get(var)
+        if not raw:
+            return default
+        try:
+            t = pd.Timestamp(raw)
+        except (ValueError, TypeError, OverflowError):
+            t = None
+        if t is None or pd.isna(t):
+            raise PassportError(f"{var}={raw!r}: expected a timestamp such as "
+                                "2026-11-18T14:00:00Z")
+        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+    lo = parse("WORKBENCH_TIME_MIN", pd.Timestamp("1970-01-01", tz="UTC"))
+    hi = parse("WORKBENCH_TIME_MAX", (pd.Timestamp.now(tz="UTC") + pd.Timedelta("1D")).ceil("D"))
+    return lo, hi
+
+
+def _bounds_text(lo: pd.Timestamp, hi: pd.Timestamp) -> str:
+    return (f"expected a time from {lo:%Y-%m-%dT%H:%M:%SZ} to before {hi:%Y-%m-%dT%H:%M:%SZ} "
+            "(WORKBENCH_TIME_MIN / WORKBENCH_TIME_MAX change the range)")
+
+
+def _first_bad(con, src: str, cond: str, col: str, params: list) -> tuple[int, str]:
+    """Row number (1-based) and text of the first row of ``src`` where ``cond`` holds."""
+    return con.execute(
+        f"SELECT rn, v FROM (SELECT row_number() OVER () AS rn, {cond} AS bad, "
+        f"CAST({_q(col)} AS VARCHAR) AS v FROM {src}) WHERE bad ORDER BY rn LIMIT 1",
+        params).fetchone()
+
+
+def _check_types(manifest: Manifest, types: dict[str, str], fname: str) -> None:
+    """Parquet column types the normalized SELECT cannot turn into dimensions or measures."""
+    nested = ("[]", "STRUCT", "MAP", "UNION")
+    for d in manifest.all_dimensions + (manifest.time_column,):
+        t = types[d].upper()
+        if t.endswith("]") or t.startswith(nested[1:]):
+            raise PassportError(f"has type {types[d]}; expected a plain value per row (text, "
+                                "number or time), not a list or a record", file=fname, column=d)
+    for m in manifest.measures:
+        t = types[m].upper()
+        if t == "BOOLEAN" or t.endswith("]") or t.startswith(nested[1:]) or t in (
+                "DATE", "BLOB") or t.startswith(("TIMESTAMP", "TIME", "INTERVAL")):
+            raise PassportError(f"has type {types[m]}; expected numbers (a measure is summed)",
+                                file=fname, column=m)
+
+
+def _check_time_bounds(con, src: str, types: dict[str, str], manifest: Manifest, fname: str,
+                       path: Path) -> None:
+    lo, hi = time_bounds()
+    tc = manifest.time_column
+    cond = f"({_ts_expr(tc, types[tc])} < ? OR {_ts_expr(tc, types[tc])} >= ?)"
+    params = [lo.to_pydatetime(), hi.to_pydatetime()]
+    n = con.execute(f"SELECT count(*) FILTER (WHERE {cond}) FROM {src}", params).fetchone()[0]
+    if n:
+        row, val = _first_bad(con, src, cond, tc, params)
+        more = f" ({n} such rows in all)" if n > 1 else ""
+        raise PassportError(f"{val!r} is outside the plausible range; {_bounds_text(lo, hi)}"
+                            f"{more}", file=_row_file(fname, path, row), row=row, column=tc)
+
+
+def _check_measure_values(con, src: str, types: dict[str, str], manifest: Manifest,
+                          fname: str, path: Path) -> None:
+    """What the detectors and the localization refuse, refused here with its place.
+
+    Every measure holds some value, and only finite ones. A ratio's denominator is
+    never negative (a slice's share of it must be a share); any other measure may
+    hold a negative correction row (the quality audit reports it) but not a negative
+    sum over a time bucket (the detectors model non-negative sums).
+    """
+    denominators = {mt.denominator for mt in manifest.metrics.values() if mt.kind == "ratio"}
+    secs = int(manifest.grain_td.total_seconds())
+    tc = manifest.time_column
+    for m in manifest.measures:
+        x = _num_expr(m, types[m])
+        n_val, n_inf, n_neg = con.execute(
+            f"SELECT count({x}), count(*) FILTER (WHERE isinf({x}) OR isnan({x})), "
+            f"count(*) FILTER (WHERE {x} < 0) FROM {src}").fetchone()
+        if not n_val:
+            raise PassportError("holds no values in any row; expected numbers (an all-empty "
+                                "measure has nothing to sum)", file=fname, column=m)
+        checks = [(n_inf, f"(isinf({x}) OR isnan({x}))", "a finite number")]
+        if m in denominators:
+            checks.append((n_neg, f"({x} < 0)", "a number >= 0 (it is the denominator of a "
+                                                "ratio metric)"))
+        for n, cond, what in checks:
+            if n:
+                row, val = _first_bad(con, src, cond, m, [])
+                more = f" ({n} such values in all)" if n > 1 else ""
+                raise PassportError(f"got {val!r}; expected {what}{more}",
+                                    file=_row_file(fname, path, row), row=row, column=m)
+        if n_neg:
+            bucket = f"time_bucket(to_seconds(?), {_ts_expr(tc, types[tc])})"
+            r = con.execute(f"SELECT {bucket} AS b, sum({x}) AS s FROM {src} GROUP BY b "
+                            "HAVING s < 0 ORDER BY b LIMIT 1", [secs]).fetchone()
+            if r:
+                t = pd.Timestamp(r[0]).tz_convert("UTC")
+                raise PassportError(f"sums to {r[1]:g} over the {manifest.grain} bucket from "
+                                    f"{t:%Y-%m-%dT%H:%M:%SZ}; expected a sum >= 0 per bucket "
+                                    "(negative rows are corrections of others)", file=fname,
+                                    column=m)
 
 
 def _row_file(fname: str, path: Path, row: int) -> str:
@@ -313,6 +454,8 @@ def _read_small_table(path: Path, fname: str) -> tuple[pd.DataFrame, list[int]]:
                     raise PassportError(f"is not valid JSON ({exc.msg}); expected one JSON "
                                         "object per line (truncated file?)",
                                         file=f"{fname}, line {i}") from None
+                except RecursionError:
+                    raise PassportError(_TOO_DEEP, file=f"{fname}, line {i}") from None
                 if not isinstance(rec, dict):
                     raise PassportError("expected a JSON object", file=f"{fname}, line {i}")
                 records.append(rec)
@@ -334,6 +477,19 @@ def _read_small_table(path: Path, fname: str) -> tuple[pd.DataFrame, list[int]]:
     return df, list(range(1, len(df) + 1))
 
 
+def _show(value, limit: int = 80) -> str:
+    """A value as a user wrote it, for a message: numpy scalars as plain Python
+    (``inf``, not ``np.float64(inf)``), long values cut short."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_TOO_DEEP = ("nests JSON values too deeply to read; expected a flat object (a change's scope "
+             "maps dimensions to values)")
+
+
 def _where(fname: str, path: Path, lines: list[int], i: int) -> str:
     if path.suffix in (".csv", ".jsonl"):
         return f"{fname} (line {lines[i]})"
@@ -342,14 +498,34 @@ def _where(fname: str, path: Path, lines: list[int], i: int) -> str:
 
 def _parse_ts_column(values: pd.Series, fname: str, path: Path, lines: list[int],
                      column: str) -> pd.Series:
-    ts = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    try:
+        ts = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    except (ValueError, TypeError, OverflowError):  # mixed types pandas will not coerce
+        ts = pd.Series([_one_ts(v) for v in values.tolist()], index=values.index,
+                       dtype="datetime64[ns, UTC]")
     bad = ts.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise PassportError(f"cannot parse {values.iloc[i]!r}; expected a timestamp such as "
+        raise PassportError(f"cannot parse {_show(values.iloc[i])}; expected a timestamp such as "
                             "2026-11-18T14:00:00Z", file=_where(fname, path, lines, i),
                             row=i + 1, column=column)
+    lo, hi = time_bounds()
+    out = ((ts < lo) | (ts >= hi)).to_numpy()
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise PassportError(f"{_show(values.iloc[i])} is outside the plausible range; "
+                            f"{_bounds_text(lo, hi)}", file=_where(fname, path, lines, i),
+                            row=i + 1, column=column)
     return ts
+
+
+def _one_ts(v) -> pd.Timestamp:
+    """One value as a UTC time stamp, NaT when it is not one."""
+    try:
+        t = pd.to_datetime(v, utc=True)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    return t if isinstance(t, pd.Timestamp) else pd.NaT
 
 
 def _parse_scope(value, where: str, row: int, valid_dims: tuple[str, ...]) -> dict:
@@ -358,12 +534,14 @@ def _parse_scope(value, where: str, row: int, valid_dims: tuple[str, ...]) -> di
     if isinstance(value, str):
         try:
             value = json.loads(value)
+        except RecursionError:
+            raise PassportError(_TOO_DEEP, file=where, row=row, column="scope") from None
         except json.JSONDecodeError as exc:
             raise PassportError(f"is not valid JSON ({exc.msg}); expected an object such as "
                                 '{"platform": "ios"} or {} for everywhere',
                                 file=where, row=row, column="scope") from None
     if not isinstance(value, dict):
-        raise PassportError(f"expected a JSON object of dimension -> value, got {value!r}",
+        raise PassportError(f"expected a JSON object of dimension -> value, got {_show(value)}",
                             file=where, row=row, column="scope")
     out = {}
     for k, v in value.items():
@@ -373,12 +551,12 @@ def _parse_scope(value, where: str, row: int, valid_dims: tuple[str, ...]) -> di
         if isinstance(v, (list, tuple)):
             if not v or not all(isinstance(x, (str, int, float)) for x in v):
                 raise PassportError(f"'{k}' must be a value or a non-empty list of values, "
-                                    f"got {v!r}", file=where, row=row, column="scope")
+                                    f"got {_show(v)}", file=where, row=row, column="scope")
             out[k] = [str(x) for x in v]
         elif isinstance(v, (str, int, float)) and not isinstance(v, bool):
             out[k] = str(v)
         else:
-            raise PassportError(f"'{k}' must be a value or a list of values, got {v!r}",
+            raise PassportError(f"'{k}' must be a value or a list of values, got {_show(v)}",
                                 file=where, row=row, column="scope")
     return out
 
@@ -434,7 +612,7 @@ def _load_changes(path: Path | None, directory: Path, manifest: Manifest) -> tup
               (rollout.notna() & ((rollout < 0) | (rollout > 100)))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise PassportError(f"got {raw.iloc[i]!r}; expected a number from 0 to 100 "
+            raise PassportError(f"got {_show(raw.iloc[i])}; expected a number from 0 to 100 "
                                 "(percent of the scope exposed) or empty",
                                 file=_where(fname, path, lines, i), row=i + 1, column="rollout")
     else:
@@ -473,7 +651,8 @@ def _validate_jsonl(path: Path, directory: Path) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
-def load_passport(directory: str | Path) -> Passport:
+def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] = ()
+                  ) -> Passport:
     """Load and validate a passport directory.
 
     Parameters
@@ -481,6 +660,9 @@ def load_passport(directory: str | Path) -> Passport:
     directory:
         A folder with ``passport.yaml``, ``events.*``, ``changes.*`` and the
         optional tables of the spec.
+    data_roots:
+        Folders besides the passport's own (and those of ``WORKBENCH_DATA_ROOTS``)
+        its files may resolve into; anything else outside it is refused.
 
     Returns
     -------
@@ -519,7 +701,8 @@ def load_passport(directory: str | Path) -> Passport:
                           else None),
             transform=tuple(str(x) for x in t) + transform, loaded_at=loaded_at))
 
-    events = _find_table_files(directory, manifest, "events")
+    roots = tuple(Path(r) for r in data_roots)
+    events = _find_table_files(directory, manifest, "events", roots)
     if not events:
         raise PassportError("no facts: expected events.parquet or events.csv",
                             file=str(directory))
@@ -527,24 +710,25 @@ def load_passport(directory: str | Path) -> Passport:
         rows = _validate_events_file(p, directory, manifest)
         record("events", p, rows, ("dimension values as strings, empty -> '(null)'",))
 
-    ch_files = _find_table_files(directory, manifest, "changes")
+    ch_files = _find_table_files(directory, manifest, "changes", roots)
     changes, n = _load_changes(ch_files[0] if ch_files else None, directory, manifest)
     record("changes", ch_files[0], n)
 
     experiments = None
-    ex_files = _find_table_files(directory, manifest, "experiments")
+    ex_files = _find_table_files(directory, manifest, "experiments", roots)
     if ex_files:
         experiments = _load_experiments(ex_files[0], directory)
         record("experiments", ex_files[0], len(experiments))
     extra: dict[str, Path] = {}
     for table in ("logs", "traces"):
-        files = _find_table_files(directory, manifest, table)
+        files = _find_table_files(directory, manifest, table, roots)
         if files:
             record(table, files[0], _validate_jsonl(files[0], directory))
             extra[table] = files[0]
     graph = None
     gpath = directory / "graph.yaml"
     if gpath.is_file():
+        _contained(directory, gpath, "graph.yaml", roots)
         try:
             graph = yaml.safe_load(gpath.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -554,7 +738,7 @@ def load_passport(directory: str | Path) -> Passport:
     for table in manifest.sources:
         if table in ("events", "changes"):
             continue
-        if table in _TABLE_EXTS and not _find_table_files(directory, manifest, table):
+        if table in _TABLE_EXTS and not _find_table_files(directory, manifest, table, roots):
             raise PassportError(f"key 'sources.{table}' describes a '{table}' table but "
                                 f"{directory} has no {' or '.join(table + e for e in _TABLE_EXTS[table])}",
                                 file=MANIFEST)

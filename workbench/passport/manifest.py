@@ -23,6 +23,7 @@ import yaml
 
 from .._types import MetricSpec
 from ..errors import PassportError
+from ..store.sql import identifier_problem
 
 MANIFEST = "passport.yaml"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -100,6 +101,14 @@ def _err(msg: str, key: str | None = None) -> PassportError:
     return PassportError(msg if key is None else f"key '{key}': {msg}", file=MANIFEST)
 
 
+def _column(name: object, key: str) -> str:
+    """``name`` if it is a valid column name, else a located error naming ``key``."""
+    problem = identifier_problem(name)
+    if problem:
+        raise _err(problem, key)
+    return name  # type: ignore[return-value]
+
+
 def _str_list(raw: dict, key: str, required: bool) -> tuple[str, ...]:
     v = raw.get(key)
     if v is None:
@@ -112,7 +121,7 @@ def _str_list(raw: dict, key: str, required: bool) -> tuple[str, ...]:
         raise _err(f"expected a list of column names, got {v!r}", key)
     if len(set(v)) != len(v):
         raise _err(f"names are repeated: {v}", key)
-    return tuple(v)
+    return tuple(_column(x, key) for x in v)
 
 
 def _plain(d: dict) -> dict:
@@ -161,7 +170,10 @@ def parse_manifest(directory: str | Path) -> Manifest:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise _err(f"is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        if mark is None and getattr(exc, "position", None) is not None:
+            where = f" at line {text.count(chr(10), 0, exc.position) + 1}"
+        what = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+        raise _err(f"is not valid YAML{where}: {' '.join(str(what).split())}") from None
     if not isinstance(raw, dict):
         raise _err(f"expected a YAML mapping at the top level, got {type(raw).__name__}")
 
@@ -169,8 +181,7 @@ def parse_manifest(directory: str | Path) -> Manifest:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise _err(f"expected a name of letters, digits, '-', '_' or '.', got {name!r}", "name")
     time_column = raw.get("time_column", "ts")
-    if not isinstance(time_column, str) or not time_column:
-        raise _err(f"expected a column name, got {time_column!r}", "time_column")
+    time_column = _column(time_column, "time_column")
     grain = str(raw.get("grain", "1h"))
     grain_td = parse_grain(grain)
     dimensions = _str_list(raw, "dimensions", required=True)
@@ -185,14 +196,15 @@ def parse_manifest(directory: str | Path) -> Manifest:
         if not isinstance(fine, str) or fine not in dimensions:
             raise _err(f"'{coarse}: {fine}' must name a finer dimension among "
                        f"{', '.join(dimensions)}", "hierarchies")
-        hierarchies[str(coarse)] = fine
+        hierarchies[_column(coarse, "hierarchies")] = fine
 
     meas_raw = raw.get("measures")
     if isinstance(meas_raw, list):
-        meas_raw = {m: {} for m in meas_raw}
+        meas_raw = {_column(m, "measures"): {} for m in meas_raw}
     if not isinstance(meas_raw, dict) or not meas_raw:
         raise _err("is required: a mapping of numeric column -> {unit: ...}", "measures")
-    measures = {str(k): (dict(v) if isinstance(v, dict) else {}) for k, v in meas_raw.items()}
+    measures = {_column(k, "measures"): (dict(v) if isinstance(v, dict) else {})
+                for k, v in meas_raw.items()}
     overlap = set(measures) & (set(dimensions) | set(hierarchies))
     if overlap:
         raise _err(f"{sorted(overlap)} are both dimensions and measures", "measures")
@@ -222,7 +234,7 @@ def parse_manifest(directory: str | Path) -> Manifest:
             num, den, kind = r[0], r[1], "ratio"
             used = [num, den]
         for u in used:
-            if u not in measures:
+            if not isinstance(u, str) or u not in measures:
                 raise _err(f"uses '{u}', which is not a measure; measures are: "
                            + ", ".join(measures), key)
         unit = spec.get("unit") or measures.get(num, {}).get("unit")

@@ -33,7 +33,7 @@ import pandas as pd
 
 from .._types import MetricSpec
 from ..store import StoredPassport
-from ..store.duck import lit, q
+from ..store.sql import lit, q
 from ..store.queries import _ts, cardinalities, grouping_labels
 
 
@@ -56,6 +56,12 @@ class QualityConfig:
     duplicate_concentration:
         A duplicated block is placed in a slice by every ``dim=value`` holding at
         least this share of its excess rows.
+    max_buckets, max_cells:
+        Bounds of the gap scan's work: it lays out every bucket of the data's
+        span (``max_buckets``) and, per dimension, a buckets x values table
+        (``max_cells``). Past a bound that part is skipped with an ``info``
+        finding instead of growing memory with the span (issue 19: one stray
+        far-future row asked for every hourly bucket up to it).
     """
 
     regular_presence: float = 0.98
@@ -63,6 +69,8 @@ class QualityConfig:
     min_gap_buckets: int = 1
     max_cardinality: int = 500
     duplicate_concentration: float = 0.99
+    max_buckets: int = 1_000_000
+    max_cells: int = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,25 @@ class QualityReport:
 
     def of(self, check: str) -> list[QualityFinding]:
         return [f for f in self.findings if f.check == check]
+
+
+def _skipped_gap_scan(what: str, cfg: QualityConfig, sql: str) -> QualityFinding:
+    return QualityFinding(
+        check="completeness", severity="info",
+        detail=(f"gap scan skipped for {what}: over its bound (max_buckets {cfg.max_buckets}, "
+                f"max_cells {cfg.max_cells}); a coarser grain or a shorter span checks it"),
+        puts_at_risk=("gaps in that part of the data are not looked for",), sql=sql)
+
+
+def _gap_scan_too_big(pres: pd.DataFrame, grain: pd.Timedelta, cfg: QualityConfig,
+                      sql: str) -> QualityFinding | None:
+    """An info finding when the data's span holds more buckets than the scan may lay out."""
+    if pres.empty:
+        return None
+    nb = int((pres["ts"].max() - pres["ts"].min()) / grain) + 1
+    if nb <= cfg.max_buckets:
+        return None
+    return _skipped_gap_scan(f"the whole span ({nb} buckets of {grain})", cfg, sql)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -153,7 +180,12 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
                    f"SELECT b AS ts, dimension, {case_val} AS value, rows FROM g")
         pres = con.execute(gap_sql).df()
         pres["ts"] = pd.to_datetime(pres["ts"], utc=True)
-        all_ts = pd.date_range(pres["ts"].min(), pres["ts"].max(), freq=m.grain_td)
+        too_big = _gap_scan_too_big(pres, m.grain_td, cfg, gap_sql)
+        if too_big is not None:
+            findings.append(too_big)
+            pres = pres.iloc[:0]
+        all_ts = (pd.date_range(pres["ts"].min(), pres["ts"].max(), freq=m.grain_td)
+                  if len(pres) else pd.DatetimeIndex([], tz="UTC"))
         nb = len(all_ts)
         any_present = all_ts.isin(pd.DatetimeIndex(pres["ts"].unique()))
         for a, b in _runs(~any_present):
@@ -166,6 +198,11 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
                 puts_at_risk=("every sum and every conclusion about that period",),
                 sql=gap_sql))
         for dim, grp in pres.groupby("dimension", sort=False):
+            if nb * grp["value"].nunique() > cfg.max_cells:
+                findings.append(_skipped_gap_scan(f"{dim}: {nb} buckets x "
+                                                  f"{grp['value'].nunique()} values", cfg,
+                                                  gap_sql))
+                continue
             wide = grp.pivot_table(index="ts", columns="value", values="rows",
                                    aggfunc="sum", observed=True).reindex(all_ts)
             present = wide.notna().to_numpy()

@@ -32,18 +32,9 @@ import pandas as pd
 from ..errors import StoreError
 from ..options import duckdb_settings
 from ..passport import Manifest, Passport, parse_grain, sha256_file
+from .sql import bound_connection, lit, q
 
 META = "wb_meta"
-
-
-def q(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def lit(value) -> str:
-    """Quote an SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def schema_name(passport_name: str) -> str:
@@ -142,6 +133,7 @@ class Store:
         self.con.execute("SET TimeZone='UTC'")
         # long scans would draw DuckDB's bar over our own progress lines
         self.con.execute("SET enable_progress_bar=false")
+        bound_connection(self.con)  # memory limit and spill folder (environment)
         for name, value in duckdb_settings():  # workbench.set_options(memory_limit=, threads=)
             self.con.execute(f"SET {name} = ?", [value])
         if not read_only:

@@ -17,7 +17,8 @@ import duckdb
 import pandas as pd
 
 from .._types import MetricSpec
-from .duck import StoredPassport, lit, q
+from .duck import StoredPassport
+from .sql import lit, q
 
 Window = tuple[pd.Timestamp, pd.Timestamp]
 
@@ -116,9 +117,9 @@ def _bucketed(con, sp: StoredPassport, metric: MetricSpec, where: str, start, en
         conds.append(f"ts >= {_ts(start)}")
     if end is not None:
         conds.append(f"ts < {_ts(end)}")
-    col = f"{extra[0]} AS {extra[1]}, " if extra else ""
+    extra_sel = f"{extra[0]} AS {extra[1]}, " if extra else ""
     groups = "1, 2" if extra else "1"
-    sql = (f"SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS ts, {col}{num} AS num, "
+    sql = (f"SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS ts, {extra_sel}{num} AS num, "
            f"{den} AS den, COUNT(*) AS rows\nFROM {sp.schema}.events\n"
            f"WHERE {' AND '.join(conds)}\nGROUP BY {groups} ORDER BY {groups}")
     df = con.execute(sql).df()
@@ -287,8 +288,17 @@ def rows_by_bucket(con: duckdb.DuckDBPyConnection, sp: StoredPassport, dimension
 
 
 def time_range(con: duckdb.DuckDBPyConnection, sp: StoredPassport) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last stored time stamp; a located error when pandas cannot hold them
+    (a store ingested before passports checked their time range, issue 19)."""
     lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM {sp.schema}.events").fetchone()
-    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+    try:
+        return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+        from ..errors import StoreError
+
+        raise StoreError(f"{sp.name}: the store holds time stamps from {lo} to {hi}, outside "
+                         "the range the workbench computes with (1677..2262); ingest the "
+                         "passport again (validate now refuses such stamps)") from None
 
 
 def slice_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec, *,

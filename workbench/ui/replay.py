@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
+from ..store.sql import lit, q
+
 if TYPE_CHECKING:  # data.py builds the engine; a snapshot is made with type(live)
     from .data import InvestigationData
 
@@ -114,9 +116,9 @@ def _investigate_cut(pp, metric: str, t: pd.Timestamp, step_dir: Path):
     try:
         con.execute("SET TimeZone='UTC'")
         sel = pp.events_sql()
-        rename = f'* EXCLUDE (ts), ts AS "{tcol}"'
-        con.execute(f"COPY (SELECT {rename} FROM ({sel}) WHERE ts < TIMESTAMPTZ '{cut}') "
-                    f"TO '{events.as_posix()}' (FORMAT parquet)")
+        rename = f"* EXCLUDE (ts), ts AS {q(tcol)}"
+        con.execute(f"COPY (SELECT {rename} FROM ({sel}) WHERE ts < TIMESTAMPTZ {lit(cut)}) "
+                    f"TO {lit(events.as_posix())} (FORMAT parquet)")
     finally:
         con.close()
     changes = pp.changes
