@@ -178,7 +178,8 @@ def _title_md(a: dict, params: dict) -> str:
 
 
 def _md_escape(s) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+    from ..governance.safe import safe_markdown  # typed text never runs in Lab (#15)
+    return safe_markdown(s)
 
 
 def answer_markdown(a: dict) -> str:
@@ -232,19 +233,20 @@ def answer_markdown(a: dict) -> str:
 
 def decisions_markdown(a: dict) -> str:
     rows = ([("decision", d.get("ts"), d.get("author"),
-              f"{d['hypothesis']} **{d['status']}**" + (f": {d['note']}" if d.get("note") else ""))
+              f"{_md_escape(d['hypothesis'])} **{_md_escape(d['status'])}**"
+              + (f": {_md_escape(d['note'])}" if d.get("note") else ""))
              for d in a.get("decisions") or []]
             + [("action", d.get("ts"), d.get("author"),
-                f"{d['action']} {d.get('target') or ''}" + (f": {d['note']}" if d.get("note")
-                                                             else ""))
+                _md_escape(f"{d['action']} {d.get('target') or ''}")
+                + (f": {_md_escape(d['note'])}" if d.get("note") else ""))
                for d in a.get("actions") or []]
-            + [("note", d.get("ts"), d.get("author"), d.get("text"))
+            + [("note", d.get("ts"), d.get("author"), _md_escape(d.get("text")))
                for d in a.get("notes") or []])
     if not rows:
         return "## Decisions\n\nNone recorded."
     rows.sort(key=lambda r: str(r[1]))
     return "\n".join(["## Decisions", "", "| when | who | what | |", "|---|---|---|---|"]
-                     + [f"| {str(t)[:19]} | {_md_escape(w)} | {k} | {_md_escape(x)} |"
+                     + [f"| {str(t)[:19]} | {_md_escape(w)} | {k} | {x} |"
                         for k, t, w, x in rows])
 
 

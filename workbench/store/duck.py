@@ -143,6 +143,10 @@ class Store:
         self.con.execute("SET enable_progress_bar=false")
         if not read_only:
             self._init_meta()
+        else:
+            from .lockdown import lock_down, served_lockdown
+            if served_lockdown() is not None:  # a served session's reader
+                lock_down(self.con, served_lockdown())
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Store":

@@ -167,6 +167,10 @@ class WorkbenchState(param.Parameterized):
     library = param.String(default=None, allow_None=True, doc=(
         "Library of investigations where decisions are recorded and past investigations are "
         "searched (default $WORKBENCH_INVESTIGATIONS or ./investigations)."))
+    identity = param.Parameter(default=None, doc=(
+        "Who is asking (a governance.policy.Identity): the served session's authenticated "
+        "user; the OS user (local_identity()) in a notebook or script. Every action "
+        "handler authorizes it on the server."))
 
     # ----------------------------------------------------------------- status
     busy = param.Boolean(default=False, doc="The investigation is running.")
@@ -177,6 +181,9 @@ class WorkbenchState(param.Parameterized):
     error = param.String(default="", doc="The last error, for the alert ('' = none).")
 
     def __init__(self, **params):
+        if params.get("identity") is None:
+            from ..governance.policy import local_identity
+            params["identity"] = local_identity()
         super().__init__(**params)
         self._gen: dict[str, int] = {}
         self._replay = None
@@ -547,6 +554,26 @@ class WorkbenchState(param.Parameterized):
             with _held():
                 self.hypothesis -= 1
 
+    # ================================================================= access
+    def can(self, action) -> bool:
+        """Whether this session's identity may take ``action`` (a policy ``Action``);
+        views show a control only when it may (the handler checks again)."""
+        from ..governance.policy import allowed
+        return allowed(self.identity, action)
+
+    def authorize(self, action, resource: str = "") -> bool:
+        """Check ``action`` on the server: a refusal is audited and shown, never acted on."""
+        from ..governance.policy import PermissionDenied, authorize
+        from ..investigation.versions import audit_path
+
+        try:
+            authorize(self.identity, action, resource, audit=audit_path(self.library))
+        except PermissionDenied as exc:
+            log.warning("refused: %s", exc)
+            self.error = str(exc)
+            return False
+        return True
+
     def decide(self, change_id: str, decision: str, note: str = "") -> None:
         """Record that a candidate cause is ``confirmed`` or ``refuted``.
 
@@ -557,8 +584,14 @@ class WorkbenchState(param.Parameterized):
         change supersedes an earlier one). Without the versions module the
         decision is kept in this state only.
         """
+        from ..governance.policy import Action
+
         if decision not in ("confirmed", "refuted"):
             raise ValueError(f"decision {decision!r}: expected 'confirmed' or 'refuted'")
+        if not self.authorize(Action.CONFIRM, f"{change_id} {decision}") or (
+                note and not self.authorize(Action.NOTE, change_id)):
+            return
+        actor = self.identity.name
         live = self.live
         cause = next((c for c in (live.causes if live else []) if c["change_id"] == change_id),
                      None)
@@ -579,8 +612,10 @@ class WorkbenchState(param.Parameterized):
             from ..investigation import versions
             if not getattr(live.inv, "investigation_id", None):
                 versions.save_investigation(live.inv, root=library, passport_dir=live.passport_dir,
-                                            message="saved from the workbench to record a decision")
-            e = hook(live.inv, change_id, decision, note=note or None, root=library)
+                                            message="saved from the workbench to record a decision",
+                                            author=actor)
+            e = hook(live.inv, change_id, decision, note=note or None, root=library,
+                     author=actor)
             iid = getattr(live.inv, "investigation_id", None)
             return {**entry, "at": getattr(e, "ts", entry["at"]),
                     "author": getattr(e, "author", None),
@@ -729,7 +764,11 @@ class WorkbenchState(param.Parameterized):
         q = self.query if query is None else query
         if self.live is None:
             return pd.DataFrame(columns=["type", "key", "title", "detail"])
-        return self.live.search(q, library=self.library)
+        found = self.live.search(q, library=self.library)
+        from ..governance.policy import Action
+        if not self.can(Action.VIEW_UNMASKED):  # past investigations may hold real pii values
+            found = found[found["type"] != "investigation"].reset_index(drop=True)
+        return found
 
     def open_result(self, kind: str, key: str) -> None:
         """Act on a search hit: drill into a slice, select a cause, note the rest."""
