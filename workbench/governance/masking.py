@@ -63,8 +63,6 @@ def masked_passport(src: str | Path, out: str | Path, key: str) -> Path:
         ``out``.
     """
     import duckdb
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
     from ..passport import load_passport
 
@@ -84,11 +82,8 @@ def masked_passport(src: str | Path, out: str | Path, key: str) -> Path:
             if not parquet:
                 sql = sql.replace("read_csv_auto(?)", "read_csv_auto(?, all_varchar = true)")
             params = [v for c in columns for v in (key, c)] + [str(f)]
-            table = con.execute(sql, params).fetch_arrow_table()
-            if parquet:
-                pq.write_table(table, target)
-            else:
-                pacsv.write_csv(table, target)
+            rel = con.sql(sql, params=params)
+            (rel.write_parquet if parquet else rel.write_csv)(str(target))
     finally:
         con.close()
     return out
