@@ -1,11 +1,13 @@
 """Masking: a pseudonymised passport holds no pii value and aggregates the same."""
+from pathlib import Path
+
 import duckdb
 import pytest
 
 from workbench.governance.masking import masked_passport, new_key, pii_dimensions
 from workbench.passport import load_passport
 
-from ._canary import CANARIES, canary_passport
+from ._canary import CANARIES, DEMO, canary_passport
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +53,16 @@ def test_pseudonyms_depend_on_the_key(canary, tmp_path):
     c = set(_by(masked_passport(canary, tmp_path / "c", new_key()) / "events.parquet",
                 "account"))
     assert a == b and not a & c
+
+
+def test_the_served_app_masks_once(canary, tmp_path):
+    from workbench.ui.app import WorkbenchApp
+
+    app = WorkbenchApp(str(canary), db=str(tmp_path / "s" / "store.duckdb"),
+                       library=str(tmp_path / "lib"))
+    masked = app.masked()
+    assert masked is not app and masked.masked() is masked and app.masked() is masked
+    assert Path(masked.passport).parent.parent == tmp_path / "s"  # beside the store
+    assert not [c for c in CANARIES if c in _everything(Path(masked.passport))]
+    plain = WorkbenchApp(str(DEMO), db=str(tmp_path / "d" / "store.duckdb"))
+    assert plain.masked() is plain  # no pii dimension: nothing to mask

@@ -161,6 +161,10 @@ class WorkbenchApp:
         user = pn.state.user
         if user and ":" not in user:  # Panel's OAuth provider: the bare login name
             user = f"oauth:{user}"
+        if user is None:  # the token's first request: its cookie is only being set
+            given = (pn.state.session_args.get("token") or [b""])[0]
+            if self.auth.token_ok(given.decode("utf-8", "replace")):
+                user = f"token:{self.auth.owner}"
         return self.auth.identity(user)
 
     def masked(self) -> "WorkbenchApp":
@@ -178,12 +182,14 @@ class WorkbenchApp:
                     self._masked = self
                 else:
                     # beside the store: inside the folders a locked-down session may read
+                    Path(self.db).parent.mkdir(parents=True, exist_ok=True)
                     tmp = Path(tempfile.mkdtemp(prefix="masked-", dir=Path(self.db).parent))
                     masked_passport(self.passport, tmp / "passport", new_key())
                     self._masked = WorkbenchApp(str(tmp / "passport"),
                                                 db=str(tmp / "store.duckdb"),
                                                 metric=self.metric, library=self.library)
                     self._masked.auth, self._masked.suppress_k = self.auth, self.suppress_k
+                    self._masked._masked = self._masked  # already masked: no copy of a copy
         return self._masked
 
     def session(self, identity=None):
