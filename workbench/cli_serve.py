@@ -52,9 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     a.add_argument("--allow-origin", metavar="HOST:PORT", action="append", default=[],
                    help="another HOST:PORT the page is reached at (a proxy); repeatable, "
                         "no wildcards")
-    a.add_argument("--suppress-k", type=int, default=11, metavar="K",
-                   help="smallest count released to roles without the unmasked grant "
-                        "(default 11)")
     return p
 
 

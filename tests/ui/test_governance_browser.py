@@ -96,6 +96,8 @@ def test_a_viewer_sees_no_pii_and_no_decision_control(browser, gov_server):
     login(page, gov_server["url"], *VIEWER)
     _look_for_accounts(page)
     expect(page.locator("select option[value^='pii-']").first).to_be_attached()
+    expect(page.locator(".wb-identity").get_by_text("vera")).to_be_visible()
+    expect(page.locator(".wb-identity")).to_contain_text("(viewer)")
     expect(page.get_by_role("button", name="Confirm")).to_have_count(0)
     expect(page.get_by_role("button", name="Refute")).to_have_count(0)
     page.locator(".bk-tab").filter(has_text=re.compile(r"^Hypotheses$")).click()

@@ -73,8 +73,6 @@ class WorkbenchApp:
         self._lock = threading.Lock()
         #: the served authentication (``serve`` sets it; None: the local user, unserved)
         self.auth = None
-        #: smallest count released to roles without the unmasked grant
-        self.suppress_k = 11
         self._masked: WorkbenchApp | None = None
 
     @staticmethod
@@ -188,7 +186,7 @@ class WorkbenchApp:
                     self._masked = WorkbenchApp(str(tmp / "passport"),
                                                 db=str(tmp / "store.duckdb"),
                                                 metric=self.metric, library=self.library)
-                    self._masked.auth, self._masked.suppress_k = self.auth, self.suppress_k
+                    self._masked.auth = self.auth
                     self._masked._masked = self._masked  # already masked: no copy of a copy
         return self._masked
 
@@ -213,7 +211,7 @@ class WorkbenchApp:
             live = self.live(self.metric)
             state._set_metrics(live, self.metric)
             state._set_live(live)
-            return Workbench(state=state, keyboard="page")
+            return self._framed(Workbench(state=state, keyboard="page"), identity)
         # Not ready yet: a progress page first, the workbench once the answer is in. Built
         # with its data, the workbench renders in one go (building it empty and filling
         # it while the page connects left parts of it hidden on a loaded machine).
@@ -226,7 +224,21 @@ class WorkbenchApp:
 
         state.param.watch(on_live, "live")
         state.load()
-        return holder
+        return self._framed(holder, identity)
+
+    def _framed(self, view, identity):
+        """A served page: who is logged in, their role and a way out, above the workbench."""
+        import html
+
+        import panel as pn
+
+        if self.auth is None:
+            return view
+        who = pn.pane.HTML(
+            f"<span class='wb-muted'>Logged in as <b>{html.escape(identity.name)}</b> "
+            f"({identity.role.value}) · <a href='/logout'>log out</a></span>",
+            css_classes=["wb-identity"], margin=(0, 10), align="end")
+        return pn.Column(who, view, sizing_mode="stretch_width", margin=0)
 
 
 def _loading_view(state):
@@ -249,8 +261,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
           port: int = 0, address: str = "127.0.0.1", library: str | None = None,
           show: bool = False, on_ready: Callable[[str], None] | None = None,
           users: str | None = None, oauth_provider: str | None = None, token: bool = True,
-          cookie_secret: str | None = None, allow_origin: list[str] | None = None,
-          suppress_k: int = 11) -> None:
+          cookie_secret: str | None = None, allow_origin: list[str] | None = None) -> None:
     """Serve the workbench until interrupted; print the URL once the server listens.
 
     Authentication is on (:mod:`workbench.governance.auth`): the printed URL
@@ -280,8 +291,6 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         Signs session cookies (>= 32 bytes; default ``$WORKBENCH_COOKIE_SECRET`` or random).
     allow_origin:
         More ``HOST:PORT`` websocket origins (a proxy in front); no wildcards.
-    suppress_k:
-        Smallest count released to roles without the unmasked grant.
     """
     import os
     import secrets
@@ -303,7 +312,6 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     secret = secret or secrets.token_urlsafe(32)
     redact_logs()
     app = WorkbenchApp(passport, db=db, metric=metric, library=library)
-    app.suppress_k = suppress_k
     from ..store.lockdown import serve_lockdown
     Path(app.db).parent.mkdir(parents=True, exist_ok=True)
     serve_lockdown([app.passport, Path(app.db).parent, audit_path(library).parent])
@@ -358,8 +366,7 @@ def run(a: argparse.Namespace) -> int:
                         stream=sys.stderr)
     serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
           library=a.library, show=a.show, users=a.users, oauth_provider=a.oauth_provider,
-          token=not a.no_token, cookie_secret=a.cookie_secret, allow_origin=a.allow_origin,
-          suppress_k=a.suppress_k)
+          token=not a.no_token, cookie_secret=a.cookie_secret, allow_origin=a.allow_origin)
     return 0
 
 

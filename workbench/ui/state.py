@@ -31,6 +31,7 @@ from typing import Any, Callable
 import pandas as pd
 import param
 
+from ..governance.guard import Guarded
 from .data import InvestigationData, slice_label
 from .narrative import ROLES
 
@@ -92,7 +93,7 @@ def _held():
     return pn.io.hold(pn.state.curdoc, freeze=True)
 
 
-class WorkbenchState(param.Parameterized):
+class WorkbenchState(Guarded, param.Parameterized):
     """What the workbench shows and every action on it.
 
     Build it from an investigation (``WorkbenchState.from_investigation(inv)``) or
@@ -168,9 +169,7 @@ class WorkbenchState(param.Parameterized):
         "Library of investigations where decisions are recorded and past investigations are "
         "searched (default $WORKBENCH_INVESTIGATIONS or ./investigations)."))
     identity = param.Parameter(default=None, doc=(
-        "Who is asking (a governance.policy.Identity): the served session's authenticated "
-        "user; the OS user (local_identity()) in a notebook or script. Every action "
-        "handler authorizes it on the server."))
+        "Who is asking (governance.policy.Identity; the OS user unless served)."))
 
     # ----------------------------------------------------------------- status
     busy = param.Boolean(default=False, doc="The investigation is running.")
@@ -181,10 +180,7 @@ class WorkbenchState(param.Parameterized):
     error = param.String(default="", doc="The last error, for the alert ('' = none).")
 
     def __init__(self, **params):
-        if params.get("identity") is None:
-            from ..governance.policy import local_identity
-            params["identity"] = local_identity()
-        super().__init__(**params)
+        super().__init__(**Guarded.with_identity(params))
         self._gen: dict[str, int] = {}
         self._replay = None
         self._lock = threading.Lock()
@@ -554,26 +550,6 @@ class WorkbenchState(param.Parameterized):
             with _held():
                 self.hypothesis -= 1
 
-    # ================================================================= access
-    def can(self, action) -> bool:
-        """Whether this session's identity may take ``action`` (a policy ``Action``);
-        views show a control only when it may (the handler checks again)."""
-        from ..governance.policy import allowed
-        return allowed(self.identity, action)
-
-    def authorize(self, action, resource: str = "") -> bool:
-        """Check ``action`` on the server: a refusal is audited and shown, never acted on."""
-        from ..governance.policy import PermissionDenied, authorize
-        from ..investigation.versions import audit_path
-
-        try:
-            authorize(self.identity, action, resource, audit=audit_path(self.library))
-        except PermissionDenied as exc:
-            log.warning("refused: %s", exc)
-            self.error = str(exc)
-            return False
-        return True
-
     def decide(self, change_id: str, decision: str, note: str = "") -> None:
         """Record that a candidate cause is ``confirmed`` or ``refuted``.
 
@@ -764,11 +740,7 @@ class WorkbenchState(param.Parameterized):
         q = self.query if query is None else query
         if self.live is None:
             return pd.DataFrame(columns=["type", "key", "title", "detail"])
-        found = self.live.search(q, library=self.library)
-        from ..governance.policy import Action
-        if not self.can(Action.VIEW_UNMASKED):  # past investigations may hold real pii values
-            found = found[found["type"] != "investigation"].reset_index(drop=True)
-        return found
+        return self.releasable(self.live.search(q, library=self.library))
 
     def open_result(self, kind: str, key: str) -> None:
         """Act on a search hit: drill into a slice, select a cause, note the rest."""
