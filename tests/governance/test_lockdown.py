@@ -79,3 +79,17 @@ def test_no_string_built_sql_in_the_serving_code():
     # the check itself finds what it is meant to
     probe = ast.parse("con.execute(f'SELECT * FROM t WHERE a = {x}')").body[0].value
     assert _built(probe.args[0])
+
+
+def test_two_served_readers_of_one_store_share_the_locked_instance(store):
+    """DuckDB shares a file's database instance between a process's connections: a
+    second reader finds it locked already (a served page's compare queries did)."""
+    db, secret = store
+    ld.serve_lockdown([db.parent])
+    with Store(db, read_only=True) as a, Store(db, read_only=True) as b:
+        for con in (a.con, b.con):
+            assert con.execute("SELECT current_setting('TimeZone'), "
+                               "current_setting('lock_configuration')").fetchone() == ("UTC", True)
+            with pytest.raises(duckdb.PermissionException):
+                con.execute("SELECT * FROM read_csv(?)", [str(secret)])
+        assert b.con.execute("SELECT a FROM t").fetchall() == [(1,)]

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 from tests.governance._canary import CANARIES, canary_passport
 from workbench.governance.auth import UserFile
 from workbench.governance.policy import Role
-from workbench.ui.harness import free_port, login, start_process, stop_process
+from workbench.ui.harness import LAST_TS_JS, free_port, login, start_process, stop_process
 
 pytestmark = pytest.mark.browser
 
@@ -82,6 +82,10 @@ def _look_for_accounts(page: Page) -> None:
     compare.first.select_option("account")
     expect(page.locator("select option[value*='@example.test'], select option[value^='pii-']")
            .first).to_be_attached()
+    # the two compared accounts' timelines arrive (their queries ran on locked-down readers)
+    page.wait_for_function(LAST_TS_JS, arg="A: ", timeout=LOAD)
+    page.wait_for_function(LAST_TS_JS, arg="B: ", timeout=LOAD)
+    expect(page.get_by_text("Something went wrong")).to_have_count(0)
 
 
 def test_a_viewer_sees_no_pii_and_no_decision_control(browser, gov_server):

@@ -138,15 +138,12 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store: "
                              f"{str(exc).splitlines()[0]}") from None
-        self.con.execute("SET TimeZone='UTC'")
-        # long scans would draw DuckDB's bar over our own progress lines
-        self.con.execute("SET enable_progress_bar=false")
+        # UTC, and no DuckDB progress bar over our own progress lines; a served
+        # session's reader is also locked down (store/lockdown.py)
+        from .lockdown import configure
+        configure(self.con, read_only=read_only)
         if not read_only:
             self._init_meta()
-        else:
-            from .lockdown import lock_down, served_lockdown
-            if served_lockdown() is not None:  # a served session's reader
-                lock_down(self.con, served_lockdown())
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "Store":

@@ -14,14 +14,14 @@ f-string passed to ``execute``/``sql`` in the serving code).
 
 :func:`serve_lockdown` turns it on for the process (``workbench serve`` calls
 it); :class:`workbench.store.Store` then applies :func:`lock_down` to every
-read-only connection it opens.
+read-only connection it opens (:func:`configure`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Lockdown", "lock_down", "serve_lockdown", "served_lockdown"]
+__all__ = ["Lockdown", "configure", "lock_down", "serve_lockdown", "served_lockdown"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ def lock_down(con, policy: Lockdown) -> None:
     takes no parameters, so the directory list is written as escaped literals.
     """
     dirs = ", ".join(_lit(str(Path(d).resolve()) + "/") for d in policy.directories)
+    # global: every later connection to this database instance shares the locked settings
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute(f"SET allowed_directories = [{dirs}]")
@@ -54,6 +56,26 @@ def lock_down(con, policy: Lockdown) -> None:
     con.execute(f"SET memory_limit = {_lit(policy.memory_limit)}")
     con.execute(f"SET threads = {int(policy.threads)}")
     con.execute("SET lock_configuration = true")
+
+
+def _locked(con) -> bool:
+    return bool(con.execute("SELECT current_setting('lock_configuration')").fetchone()[0])
+
+
+def configure(con, *, read_only: bool) -> None:
+    """A store connection's settings: UTC, no progress bar; locked down when it is a
+    served session's reader.
+
+    DuckDB shares one database instance between the connections a process opens
+    to a file, so a reader opened while another is open finds the instance
+    already locked, with these settings applied globally: it is left as it is.
+    """
+    if _locked(con):
+        return
+    con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar=false")
+    if read_only and _SERVED is not None:
+        lock_down(con, _SERVED)
 
 
 def serve_lockdown(directories, *, memory_limit: str = "2GB", threads: int = 2) -> Lockdown:
