@@ -252,3 +252,14 @@ def test_websocket_from_a_foreign_origin_is_refused(served):
     # the right origin with the session cookie gets past both checks (Bokeh then
     # wants its session token, a 101 or a later close, never the 403 above)
     assert _ws(port, f"http://127.0.0.1:{port}", cookie) != 403
+
+
+def test_websocket_origins_are_exact_hosts():
+    import socket
+
+    from workbench.ui.app import _origins
+
+    assert _origins("127.0.0.1", 8080, []) == ["127.0.0.1:8080", "localhost:8080"]
+    every = _origins("0.0.0.0", 8080, ["proxy.example.com:443"])
+    assert f"{socket.gethostname()}:8080" in every and "proxy.example.com:443" in every
+    assert not [o for o in every if "*" in o or o.startswith("0.0.0.0")]

@@ -327,8 +327,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
               else {"auth_provider": auth.provider()})
     server = pn.serve({"/": app.session}, port=port, address=address, show=False, start=False,
                       title="Divergence Workbench", cookie_secret=secret,
-                      websocket_origin=sorted({f"{host}:{port}", f"localhost:{port}",
-                                               f"127.0.0.1:{port}", *origins}), **access)
+                      websocket_origin=_origins(address, port, origins), **access)
     server.start()
     log.info("routes: %s", " ".join(_routes(server)))
     (on_ready or (lambda u: print(f"Divergence Workbench serving {app.metric} of "
@@ -353,6 +352,17 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         server.stop()
         from .replay import _shutdown_step_processes
         _shutdown_step_processes()
+
+
+def _origins(address: str, port: int, extra: list[str]) -> list[str]:
+    """Hosts a page may open the websocket from: loopback names, the bound address
+    (all interfaces: this machine's names), and ``--allow-origin`` entries."""
+    hosts = {"localhost", "127.0.0.1"}
+    if address in ("0.0.0.0", "::", ""):
+        hosts |= {socket.gethostname(), socket.getfqdn()}
+    else:
+        hosts.add(address)
+    return sorted({f"{h}:{port}" for h in hosts if h} | set(extra))
 
 
 def _routes(server) -> list[str]:
