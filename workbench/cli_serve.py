@@ -21,6 +21,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "Example: workbench serve sample_data/demo --metric conversion_rate")
     add_arguments(p)
     p.set_defaults(_serve=True)
+    register_users(subparsers)
     return p
 
 
@@ -35,7 +36,55 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--library", help="library of investigations (default "
                                       "$WORKBENCH_INVESTIGATIONS or ./investigations)")
     p.add_argument("--show", action="store_true", help="open a browser tab")
+    a = p.add_argument_group("access (a token login is on by default; see README, Serving)")
+    a.add_argument("--users", metavar="FILE",
+                   help="users file for password logins (`workbench users add FILE NAME "
+                        "--role ROLE`); required, or OAuth, on a non-loopback --address")
+    a.add_argument("--oauth-provider", metavar="NAME",
+                   help="log in through Panel's OAuth provider NAME (github, google, azure, "
+                        "...; key and secret from PANEL_OAUTH_KEY/PANEL_OAUTH_SECRET); roles "
+                        "from --users, viewer otherwise")
+    a.add_argument("--no-token", action="store_true",
+                   help="no token login (only --users or OAuth)")
+    a.add_argument("--cookie-secret", metavar="SECRET", default=None,
+                   help="secret signing session cookies, at least 32 bytes (default "
+                        "$WORKBENCH_COOKIE_SECRET, else a random one per start)")
+    a.add_argument("--allow-origin", metavar="HOST:PORT", action="append", default=[],
+                   help="another HOST:PORT the page is reached at (a proxy); repeatable, "
+                        "no wildcards")
     return p
+
+
+def register_users(subparsers) -> argparse.ArgumentParser:
+    """Add ``users add FILE NAME --role ROLE`` (the password file of ``serve --users``)."""
+    p = subparsers.add_parser("users", help="manage the users file of `serve --users`")
+    sub = p.add_subparsers(dest="users_cmd", required=True)
+    add = sub.add_parser("add", help="add or replace a user (password read from the terminal "
+                                     "or standard input)")
+    add.add_argument("file")
+    add.add_argument("name")
+    add.add_argument("--role", required=True,
+                     choices=["viewer", "analyst", "operator", "admin"])
+    add.add_argument("--oauth", action="store_true",
+                     help="an OAuth user: a role and no password")
+    p.set_defaults(handler=run_users)
+    return p
+
+
+def run_users(args: argparse.Namespace) -> int:
+    """Run ``workbench users add``."""
+    import getpass
+    import sys
+
+    from .governance.auth import UserFile
+
+    password = None
+    if not args.oauth:
+        password = (getpass.getpass(f"password for {args.name}: ") if sys.stdin.isatty()
+                    else sys.stdin.readline().rstrip("\n"))
+    UserFile.add(args.file, args.name, args.role, password)
+    print(f"{args.file}: {args.name} ({args.role})")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,3 +29,22 @@ def test_every_cell_of_the_matrix(tmp_path, role, action):
         assert rec.action == "access.denied" and rec.actor == "u"
         assert rec.details["action"] == action.value and rec.subject == "inv-1"
     assert allowed(who, action) == (action in POLICY[role])
+
+
+#: The decided matrix, written out: an action added to ``Action`` without a decision
+#: here fails below (ADMIN's ``frozenset(Action)`` would otherwise grant it silently).
+DECIDED = {
+    "view": "viewer", "view_unmasked": "admin", "confirm": "analyst", "note": "analyst",
+    "save": "analyst", "export": "analyst", "rollback": "operator",
+    "launch_experiment": "operator", "unmask": "admin", "manage_roles": "admin",
+}
+
+
+def test_every_action_has_a_decided_least_role():
+    missing = sorted({a.value for a in Action} - set(DECIDED))
+    assert not missing, f"decide who may {missing} (POLICY and DECIDED)"
+    order = [Role.VIEWER, Role.ANALYST, Role.OPERATOR, Role.ADMIN]
+    for action in Action:
+        least = Role(DECIDED[action.value])
+        assert [action in POLICY[r] for r in order] == [
+            order.index(r) >= order.index(least) for r in order], action

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from .._format import confidence, fmt_filter, num, pct
+from ..governance.safe import safe_markdown
 from .hypothesis import advice
 
 __all__ = ["ROLES", "answer_lines", "answer_markdown", "decisions_markdown", "md_escape",
@@ -160,7 +161,7 @@ def title_markdown(a: dict, params: dict) -> str:
 
 
 def md_escape(s) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+    return safe_markdown(s)  # typed text never runs in Lab (#15)
 
 
 def answer_markdown(a: dict) -> str:
@@ -214,19 +215,20 @@ def answer_markdown(a: dict) -> str:
 
 def decisions_markdown(a: dict) -> str:
     rows = ([("decision", d.get("ts"), d.get("author"),
-              f"{d['hypothesis']} **{d['status']}**" + (f": {d['note']}" if d.get("note") else ""))
+              f"{md_escape(d['hypothesis'])} **{md_escape(d['status'])}**"
+              + (f": {md_escape(d['note'])}" if d.get("note") else ""))
              for d in a.get("decisions") or []]
             + [("action", d.get("ts"), d.get("author"),
-                f"{d['action']} {d.get('target') or ''}" + (f": {d['note']}" if d.get("note")
-                                                             else ""))
+                md_escape(f"{d['action']} {d.get('target') or ''}")
+                + (f": {md_escape(d['note'])}" if d.get("note") else ""))
                for d in a.get("actions") or []]
-            + [("note", d.get("ts"), d.get("author"), d.get("text"))
+            + [("note", d.get("ts"), d.get("author"), md_escape(d.get("text")))
                for d in a.get("notes") or []])
     if not rows:
         return "## Decisions\n\nNone recorded."
     rows.sort(key=lambda r: str(r[1]))
     return "\n".join(["## Decisions", "", "| when | who | what | |", "|---|---|---|---|"]
-                     + [f"| {str(t)[:19]} | {md_escape(w)} | {k} | {md_escape(x)} |"
+                     + [f"| {str(t)[:19]} | {md_escape(w)} | {k} | {x} |"
                         for k, t, w, x in rows])
 
 

@@ -130,12 +130,15 @@ class Store:
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store: "
                              f"{str(exc).splitlines()[0]}") from None
-        self.con.execute("SET TimeZone='UTC'")
-        # long scans would draw DuckDB's bar over our own progress lines
-        self.con.execute("SET enable_progress_bar=false")
-        bound_connection(self.con)  # memory limit and spill folder (environment)
-        for name, value in duckdb_settings():  # workbench.set_options(memory_limit=, threads=)
-            self.con.execute(f"SET {name} = ?", [value])
+        # UTC, no DuckDB progress bar over our own progress lines, bounded memory; a served
+        # session's reader is also locked down (store/lockdown.py), after which nothing may
+        # change its settings (a second reader of a locked instance is left as it is)
+        from .lockdown import _locked, configure
+        if not _locked(self.con):
+            bound_connection(self.con)  # memory limit and spill folder (environment)
+            for name, value in duckdb_settings():  # set_options(memory_limit=, threads=)
+                self.con.execute(f"SET {name} = ?", [value])
+        configure(self.con, read_only=read_only)
         if not read_only:
             self._init_meta()
 

@@ -71,6 +71,9 @@ class WorkbenchApp:
         self._futures: dict[str, Future] = {}
         self._messages: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: the served authentication (``serve`` sets it; None: the local user, unserved)
+        self.auth = None
+        self._masked: WorkbenchApp | None = None
 
     @staticmethod
     def _from_store(db: str) -> tuple[str, str]:
@@ -145,22 +148,70 @@ class WorkbenchApp:
         return fut is not None and fut.done() and fut.exception() is None
 
     # ------------------------------------------------------------------ sessions
-    def session(self):
+    def identity(self):
+        """Who this session is (the authenticated user; the OS user when not served)."""
+        import panel as pn
+
+        from ..governance.policy import local_identity
+
+        if self.auth is None:
+            return local_identity()
+        user = pn.state.user
+        if user and ":" not in user:  # Panel's OAuth provider: the bare login name
+            user = f"oauth:{user}"
+        if user is None:  # the token's first request: its cookie is only being set
+            given = (pn.state.session_args.get("token") or [b""])[0]
+            if self.auth.token_ok(given.decode("utf-8", "replace")):
+                user = f"token:{self.auth.owner}"
+        return self.auth.identity(user)
+
+    def masked(self) -> "WorkbenchApp":
+        """The same workbench over a pseudonymised copy of the passport
+        (:mod:`workbench.governance.masking`), for roles without ``view_unmasked``;
+        ``self`` when the passport has no ``pii`` dimension."""
+        import tempfile
+
+        from ..governance.masking import masked_passport, new_key, pii_dimensions
+        from ..passport import load_passport
+
+        with self._lock:
+            if self._masked is None:
+                if not pii_dimensions(load_passport(self.passport).manifest):
+                    self._masked = self
+                else:
+                    # beside the store: inside the folders a locked-down session may read
+                    Path(self.db).parent.mkdir(parents=True, exist_ok=True)
+                    tmp = Path(tempfile.mkdtemp(prefix="masked-", dir=Path(self.db).parent))
+                    masked_passport(self.passport, tmp / "passport", new_key())
+                    self._masked = WorkbenchApp(str(tmp / "passport"),
+                                                db=str(tmp / "store.duckdb"),
+                                                metric=self.metric, library=self.library)
+                    self._masked.auth = self.auth
+                    self._masked._masked = self._masked  # already masked: no copy of a copy
+        return self._masked
+
+    def session(self, identity=None):
         """One browser session: a fresh state over the shared investigation."""
         import panel as pn
 
+        from ..governance.policy import Action, allowed
         from .state import WorkbenchState
         from .views import Workbench
 
         pn.extension(notifications=False)
+        identity = identity or self.identity()
+        if identity is None or not allowed(identity, Action.VIEW):
+            return pn.pane.Markdown("Not logged in: [log in](/login)")
+        if not allowed(identity, Action.VIEW_UNMASKED) and self.masked() is not self:
+            return self.masked().session(identity)
         state = WorkbenchState(passport=self.passport, db=self.db, metric=self.metric,
-                               library=self.library)
+                               library=self.library, identity=identity)
         state.investigator = lambda p, d, m, progress: self.live(m, progress)
         if self.ready(self.metric):
             live = self.live(self.metric)
             state._set_metrics(live, self.metric)
             state._set_live(live)
-            return Workbench(state=state, keyboard="page")
+            return self._framed(Workbench(state=state, keyboard="page"), identity)
         # Not ready yet: a progress page first, the workbench once the answer is in. Built
         # with its data, the workbench renders in one go (building it empty and filling
         # it while the page connects left parts of it hidden on a loaded machine).
@@ -173,7 +224,21 @@ class WorkbenchApp:
 
         state.param.watch(on_live, "live")
         state.load()
-        return holder
+        return self._framed(holder, identity)
+
+    def _framed(self, view, identity):
+        """A served page: who is logged in, their role and a way out, above the workbench."""
+        import html
+
+        import panel as pn
+
+        if self.auth is None:
+            return view
+        who = pn.pane.HTML(
+            f"<span class='wb-muted'>Logged in as <b>{html.escape(identity.name)}</b> "
+            f"({identity.role.value}) · <a href='/logout'>log out</a></span>",
+            css_classes=["wb-identity"], margin=(0, 10), align="end")
+        return pn.Column(who, view, sizing_mode="stretch_width", margin=0)
 
 
 def _loading_view(state):
@@ -194,8 +259,15 @@ def _loading_view(state):
 
 def serve(passport: str | None = None, *, db: str | None = None, metric: str | None = None,
           port: int = 0, address: str = "127.0.0.1", library: str | None = None,
-          show: bool = False, on_ready: Callable[[str], None] | None = None) -> None:
+          show: bool = False, on_ready: Callable[[str], None] | None = None,
+          users: str | None = None, oauth_provider: str | None = None, token: bool = True,
+          cookie_secret: str | None = None, allow_origin: list[str] | None = None) -> None:
     """Serve the workbench until interrupted; print the URL once the server listens.
+
+    Authentication is on (:mod:`workbench.governance.auth`): the printed URL
+    carries a random token; ``users`` adds password logins, ``oauth_provider``
+    Panel's OAuth instead. Every route but ``/login`` and static assets refuses a
+    request without a valid session.
 
     Parameters
     ----------
@@ -204,23 +276,60 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     port:
         TCP port (0: a free one).
     address:
-        Interface to bind (default loopback only).
+        Interface to bind (default loopback only; any other needs ``users`` or OAuth).
     show:
         Open a browser tab.
     on_ready:
         Called with the URL (default: print it).
+    users:
+        Users file of password logins (``workbench users add``).
+    oauth_provider:
+        A Panel OAuth provider name (roles from ``users``, viewer otherwise).
+    token:
+        Offer the token login (the printed URL carries it).
+    cookie_secret:
+        Signs session cookies (>= 32 bytes; default ``$WORKBENCH_COOKIE_SECRET`` or random).
+    allow_origin:
+        More ``HOST:PORT`` websocket origins (a proxy in front); no wildcards.
     """
+    import os
+    import secrets
+
     import panel as pn
 
+    from ..errors import UsageError
+    from ..governance.auth import (ServeAuth, UserFile, check_serve_config, new_token,
+                                   redact_logs)
+    from ..governance.audit import default_actor
+    from ..investigation.versions import audit_path
+
+    secret = cookie_secret or os.environ.get("WORKBENCH_COOKIE_SECRET") or None
+    origins = list(allow_origin or [])
+    check_serve_config(address, users=users, oauth=oauth_provider, cookie_secret=secret,
+                       origins=origins)
+    if not (token or users or oauth_provider):
+        raise UsageError("serve: --no-token needs --users FILE or --oauth-provider NAME")
+    secret = secret or secrets.token_urlsafe(32)
+    redact_logs()
     app = WorkbenchApp(passport, db=db, metric=metric, library=library)
+    from ..store.lockdown import serve_lockdown
+    Path(app.db).parent.mkdir(parents=True, exist_ok=True)
+    serve_lockdown([app.passport, Path(app.db).parent, audit_path(library).parent])
     port = port or free_port(address)
-    url = f"http://{address}:{port}/"
+    auth = ServeAuth(new_token() if token and not oauth_provider else None,
+                     owner=default_actor(), users=UserFile(users) if users else None,
+                     audit=audit_path(library))
+    app.auth = auth
+    host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+    url = f"http://{host}:{port}/" + (f"?token={auth.token}" if auth.token else "")
     app.warm()
+    access = ({"oauth_provider": oauth_provider} if oauth_provider
+              else {"auth_provider": auth.provider()})
     server = pn.serve({"/": app.session}, port=port, address=address, show=False, start=False,
-                      title="Divergence Workbench",
-                      websocket_origin=[f"{address}:{port}", f"localhost:{port}",
-                                        f"127.0.0.1:{port}"])
+                      title="Divergence Workbench", cookie_secret=secret,
+                      websocket_origin=_origins(address, port, origins), **access)
     server.start()
+    log.info("routes: %s", " ".join(_routes(server)))
     (on_ready or (lambda u: print(f"Divergence Workbench serving {app.metric} of "
                                   f"{app.passport} at {u}", flush=True)))(url)
     if show:
@@ -245,12 +354,29 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         _shutdown_step_processes()
 
 
+def _origins(address: str, port: int, extra: list[str]) -> list[str]:
+    """Hosts a page may open the websocket from: loopback names, the bound address
+    (all interfaces: this machine's names), and ``--allow-origin`` entries."""
+    hosts = {"localhost", "127.0.0.1"}
+    if address in ("0.0.0.0", "::", ""):
+        hosts |= {socket.gethostname(), socket.getfqdn()}
+    else:
+        hosts.add(address)
+    return sorted({f"{h}:{port}" for h in hosts if h} | set(extra))
+
+
+def _routes(server) -> list[str]:
+    """The URL patterns a server answers (logged at start; the tests request each)."""
+    return [r.matcher.regex.pattern for r in server._tornado.wildcard_router.rules]
+
+
 def run(a: argparse.Namespace) -> int:
     """Run ``serve`` from parsed arguments (``workbench serve``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
-          library=a.library, show=a.show)
+          library=a.library, show=a.show, users=a.users, oauth_provider=a.oauth_provider,
+          token=not a.no_token, cookie_secret=a.cookie_secret, allow_origin=a.allow_origin)
     return 0
 
 

@@ -180,3 +180,21 @@ SAME_END_JS = "([a, b]) => {" + LAST_TS_FN + """
   const x = lastTs(a), y = lastTs(b);
   return x !== null && x === y;
 }"""
+
+
+def login(page, url: str, name: str, password: str) -> None:
+    """Log in through the served workbench's login form (``serve --users``).
+
+    ``url`` is the server's URL (with or without the printed token, which is
+    dropped: this is how someone without it logs in). Returns once the form
+    has been submitted and the browser left the login page.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    page.goto(f"{parts.scheme}://{parts.netloc}/")
+    page.wait_for_url("**/login*")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda u: "/login" not in u)

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import pandas as pd
 import param
 
+from ..governance.guard import Guarded
 from .data import InvestigationData, slice_label
 from .narrative import ROLES
 
@@ -92,7 +93,7 @@ def _held():
     return pn.io.hold(pn.state.curdoc, freeze=True)
 
 
-class WorkbenchState(param.Parameterized):
+class WorkbenchState(Guarded, param.Parameterized):
     """What the workbench shows and every action on it.
 
     Build it from an investigation (``WorkbenchState.from_investigation(inv)``) or
@@ -167,6 +168,8 @@ class WorkbenchState(param.Parameterized):
     library = param.String(default=None, allow_None=True, doc=(
         "Library of investigations where decisions are recorded and past investigations are "
         "searched (default $WORKBENCH_INVESTIGATIONS or ./investigations)."))
+    identity = param.Parameter(default=None, doc=(
+        "Who is asking (governance.policy.Identity; the OS user unless served)."))
 
     # ----------------------------------------------------------------- status
     busy = param.Boolean(default=False, doc="The investigation is running.")
@@ -177,7 +180,7 @@ class WorkbenchState(param.Parameterized):
     error = param.String(default="", doc="The last error, for the alert ('' = none).")
 
     def __init__(self, **params):
-        super().__init__(**params)
+        super().__init__(**Guarded.with_identity(params))
         self._gen: dict[str, int] = {}
         self._replay = None
         self._lock = threading.Lock()
@@ -557,8 +560,14 @@ class WorkbenchState(param.Parameterized):
         change supersedes an earlier one). Without the versions module the
         decision is kept in this state only.
         """
+        from ..governance.policy import Action
+
         if decision not in ("confirmed", "refuted"):
             raise ValueError(f"decision {decision!r}: expected 'confirmed' or 'refuted'")
+        if not self.authorize(Action.CONFIRM, f"{change_id} {decision}") or (
+                note and not self.authorize(Action.NOTE, change_id)):
+            return
+        actor = self.identity.name
         live = self.live
         cause = next((c for c in (live.causes if live else []) if c["change_id"] == change_id),
                      None)
@@ -579,8 +588,10 @@ class WorkbenchState(param.Parameterized):
             from ..investigation import versions
             if not getattr(live.inv, "investigation_id", None):
                 versions.save_investigation(live.inv, root=library, passport_dir=live.passport_dir,
-                                            message="saved from the workbench to record a decision")
-            e = hook(live.inv, change_id, decision, note=note or None, root=library)
+                                            message="saved from the workbench to record a decision",
+                                            author=actor)
+            e = hook(live.inv, change_id, decision, note=note or None, root=library,
+                     author=actor)
             iid = getattr(live.inv, "investigation_id", None)
             return {**entry, "at": getattr(e, "ts", entry["at"]),
                     "author": getattr(e, "author", None),
@@ -729,7 +740,7 @@ class WorkbenchState(param.Parameterized):
         q = self.query if query is None else query
         if self.live is None:
             return pd.DataFrame(columns=["type", "key", "title", "detail"])
-        return self.live.search(q, library=self.library)
+        return self.releasable(self.live.search(q, library=self.library))
 
     def open_result(self, kind: str, key: str) -> None:
         """Act on a search hit: drill into a slice, select a cause, note the rest."""

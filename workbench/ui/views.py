@@ -575,7 +575,10 @@ class HypothesisBoard(_View):
                                            "not cause it (disabled while replaying)")
         ok.on_click(lambda ev: self._decide(i, "confirmed"))
         no.on_click(lambda ev: self._decide(i, "refuted"))
-        card = pn.Column(head, conf, more, pn.Row(note, ok, no), css_classes=["wb-card"],
+        # The decision row only for a role that may decide (the handler checks again).
+        from ..governance.policy import Action
+        row = [pn.Row(note, ok, no)] if self.state.can(Action.CONFIRM) else []
+        card = pn.Column(head, conf, more, *row, css_classes=["wb-card"],
                          styles=dict(_CARD), sizing_mode="stretch_width", visible=False)
         return {"card": card, "head": head, "conf": conf, "more": more, "note": note,
                 "ok": ok, "no": no}

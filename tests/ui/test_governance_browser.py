@@ -1,0 +1,128 @@
+"""Who may see and do what, in Chromium against the real server (issue 15).
+
+The server (``python -m workbench.ui.app``, the code of ``workbench serve``)
+serves a passport with an ``account`` dimension marked ``pii`` whose values are
+canaries, with a users file holding a viewer. The viewer logs in through the
+form and does what would bring account values to the page (search for them,
+compare accounts); every websocket frame, HTTP response and the final DOM is
+kept and searched for the canaries. The token holder (admin) does the same, and
+there the canaries are found: the search is able to find what it looks for.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.governance._canary import CANARIES, canary_passport
+from workbench.governance.auth import UserFile
+from workbench.governance.policy import Role
+from workbench.ui.harness import LAST_TS_JS, free_port, login, start_process, stop_process
+
+pytestmark = pytest.mark.browser
+
+TOP_CAUSE = "chg-0431"
+LOAD = 240_000  # ms: the viewer's masked copy is ingested and investigated on first use
+VIEWER = ("vera", "viewer-pass-1")
+SHOTS = Path(os.environ.get("WORKBENCH_UI_ARTIFACTS", "/tmp"))
+
+
+@pytest.fixture(scope="module")
+def gov_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gov-server")
+    passport = canary_passport(tmp / "passport")
+    users = tmp / "users.json"
+    UserFile.add(users, VIEWER[0], Role.VIEWER, VIEWER[1])
+    cmd = [sys.executable, "-m", "workbench.ui.app", str(passport), "--db",
+           str(tmp / "store" / "store.duckdb"), "--library", str(tmp / "library"),
+           "--port", str(free_port()), "--metric", "conversion_rate", "--users", str(users)]
+    proc, url = start_process(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                              ready=re.compile(r"serving .* at (http://\S+)"),
+                              log=tmp / "server.log", timeout=120)
+    yield {"url": url, "library": tmp / "library", "log": tmp / "server.log"}
+    stop_process(proc)
+
+
+class Seen:
+    """Everything the browser received: websocket frames and HTTP bodies."""
+
+    def __init__(self, page: Page):
+        self.parts: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        page.on("response", self._response)
+
+    def _frame(self, payload):
+        self.parts.append(payload if isinstance(payload, str)
+                          else payload.decode("utf-8", "replace"))
+
+    def _response(self, response):
+        try:
+            self.parts.append(response.text())
+        except Exception:  # redirects and aborted requests have no body
+            pass
+
+    def canaries(self, page: Page) -> list[str]:
+        text = "\n".join(self.parts) + page.content()
+        return [c for c in CANARIES if c in text]
+
+
+def _look_for_accounts(page: Page) -> None:
+    """Search for accounts and compare two of them: account values reach the page."""
+    expect(page.locator(".wb-hypotheses").get_by_text(f"#1 {TOP_CAUSE}")).to_be_visible(
+        timeout=LOAD)
+    box = page.get_by_placeholder("Search changes")
+    box.fill("account")
+    expect(page.locator(".wb-search-results").get_by_text("account=").first).to_be_visible()
+    page.locator(".bk-tab").filter(has_text=re.compile(r"^Compare$")).click()
+    compare = page.locator("select:visible").filter(has=page.locator("option[value=account]"))
+    compare.first.select_option("account")
+    expect(page.locator("select option[value*='@example.test'], select option[value^='pii-']")
+           .first).to_be_attached()
+    # the two compared accounts' timelines arrive (their queries ran on locked-down readers)
+    page.wait_for_function(LAST_TS_JS, arg="A: ", timeout=LOAD)
+    page.wait_for_function(LAST_TS_JS, arg="B: ", timeout=LOAD)
+    expect(page.get_by_text("Something went wrong")).to_have_count(0)
+
+
+def test_a_viewer_sees_no_pii_and_no_decision_control(browser, gov_server):
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    seen = Seen(page)
+    page.goto(gov_server["url"].split("?")[0])  # no token: the login page
+    expect(page).to_have_url(re.compile(r"/login"))
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "gov-login.png"))
+    login(page, gov_server["url"], *VIEWER)
+    _look_for_accounts(page)
+    expect(page.locator("select option[value^='pii-']").first).to_be_attached()
+    expect(page.locator(".wb-identity").get_by_text("vera")).to_be_visible()
+    expect(page.locator(".wb-identity")).to_contain_text("(viewer)")
+    expect(page.get_by_role("button", name="Confirm")).to_have_count(0)
+    expect(page.get_by_role("button", name="Refute")).to_have_count(0)
+    page.locator(".bk-tab").filter(has_text=re.compile(r"^Hypotheses$")).click()
+    page.screenshot(path=str(SHOTS / "gov-viewer.png"), full_page=True)
+    assert seen.canaries(page) == []
+    ctx.close()
+    # nothing the viewer's session wrote holds one either (library, server log)
+    written = "".join(p.read_text(errors="replace") for p in gov_server["library"].rglob("*")
+                      if p.is_file()) + gov_server["log"].read_text()
+    assert not [c for c in CANARIES if c in written]
+    assert "login.succeeded" in (gov_server["library"] / "audit.jsonl").read_text()
+
+
+def test_the_token_holder_sees_the_real_values(browser, gov_server):
+    """The positive control: the same steps as admin find the canaries."""
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    seen = Seen(page)
+    page.goto(gov_server["url"])
+    _look_for_accounts(page)
+    expect(page.get_by_role("button", name="Confirm").first).to_be_attached()
+    assert len(seen.canaries(page)) >= 2
+    ctx.close()
