@@ -189,6 +189,9 @@ def test_back_to_now_after_a_replay_shows_all_the_data_in_the_evidence(page: Pag
     """
     open_app(page, server)
     cf = "Observed vs expected"
+    # Hidden tabs render when first opened: open the evidence once, so its plot is in
+    # the page for the whole replay.
+    page.get_by_text("Evidence", exact=True).first.click()
     live_end = page.evaluate(LAST_TS_JS, f"{METRIC} · everything")
     page.wait_for_function(f"(p) => ({LAST_TS_JS})(p) === {live_end}", arg=cf, timeout=WAIT)
     page.evaluate(WATCH_EVIDENCE_JS, METRIC)

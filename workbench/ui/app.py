@@ -176,6 +176,72 @@ class WorkbenchApp:
         return holder
 
 
+def _application(app: WorkbenchApp, build_threads: int):
+    """The Bokeh application of the served workbench: sessions built off the event loop.
+
+    Bokeh builds a session's document on the server's one event loop
+    (``initialize_document`` runs synchronously), so ten pages opened at once
+    queued there: 47 s to the tenth first page, and every click of the pages
+    already open waited behind the builds. Here a session whose investigation is
+    ready is built on a worker thread while the loop goes on serving the other
+    sessions: Bokeh awaits ``on_session_created`` before it calls
+    ``initialize_document``, and the document belongs to nobody else until then
+    (no connection, no session yet). The thread claims the document the way
+    Panel's own ``initialize_document`` does; the loop takes it back afterwards. A
+    session opened before the investigation is ready gets the light progress page
+    on the loop, as before. ``build_threads=0`` builds everything on the loop.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from bokeh.application.handlers.function import FunctionHandler
+    from bokeh.application.handlers.handler import Handler
+    from panel.io.application import Application, _eval_panel
+    from panel.io.state import set_curdoc, state as pn_state
+
+    built: set[int] = set()  # ids of documents built on a worker
+    pool = (ThreadPoolExecutor(max_workers=build_threads, thread_name_prefix="workbench-build")
+            if build_threads > 0 else None)
+
+    def build(doc) -> None:
+        pn_state._thread_id_[doc] = threading.get_ident()
+        with set_curdoc(doc):
+            view = app.session()
+            # what Panel's FunctionHandler does with a returned view, on this thread
+            _eval_panel(view, None, "Divergence Workbench", True, False, doc)
+        built.add(id(doc))
+
+    class OffLoop(Handler):
+        """Builds the document on a worker before Bokeh initializes it on the loop."""
+
+        def modify_document(self, doc) -> None:  # the FunctionHandler below does it
+            pass
+
+        async def on_session_created(self, session_context) -> None:
+            if pool is None or not app.ready(app.metric):
+                return
+
+            async def off_loop(doc):
+                try:
+                    await asyncio.get_running_loop().run_in_executor(pool, build, doc)
+                except Exception:  # built on the loop instead (and its error shown there)
+                    log.exception("building a session off the loop failed")
+                    for root in list(doc.roots):
+                        doc.remove_root(root)
+            await session_context.with_locked_document(off_loop)
+
+    def on_loop():
+        doc = pn_state.curdoc
+        if doc is not None and id(doc) in built:
+            built.discard(id(doc))
+            return None  # built on a worker already
+        return app.session()
+
+    return Application(OffLoop(), FunctionHandler(
+        partial(_eval_panel, on_loop, None, "Divergence Workbench", True, False)))
+
+
 def _loading_view(state):
     """The page while the first investigation runs: progress, status, errors."""
     import panel as pn
@@ -194,7 +260,8 @@ def _loading_view(state):
 
 def serve(passport: str | None = None, *, db: str | None = None, metric: str | None = None,
           port: int = 0, address: str = "127.0.0.1", library: str | None = None,
-          show: bool = False, on_ready: Callable[[str], None] | None = None) -> None:
+          show: bool = False, on_ready: Callable[[str], None] | None = None,
+          build_threads: int = 2) -> None:
     """Serve the workbench until interrupted; print the URL once the server listens.
 
     Parameters
@@ -209,6 +276,8 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         Open a browser tab.
     on_ready:
         Called with the URL (default: print it).
+    build_threads:
+        Threads building sessions off the event loop (0: on the loop, as Panel does).
     """
     import panel as pn
 
@@ -216,7 +285,8 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     port = port or free_port(address)
     url = f"http://{address}:{port}/"
     app.warm()
-    server = pn.serve({"/": app.session}, port=port, address=address, show=False, start=False,
+    server = pn.serve({"/": _application(app, build_threads)}, port=port, address=address,
+                      show=False, start=False,
                       title="Divergence Workbench",
                       websocket_origin=[f"{address}:{port}", f"localhost:{port}",
                                         f"127.0.0.1:{port}"])
@@ -250,7 +320,7 @@ def run(a: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
-          library=a.library, show=a.show)
+          library=a.library, show=a.show, build_threads=getattr(a, "build_threads", 2))
     return 0
 
 
