@@ -55,6 +55,16 @@ def test_demo_shows_the_top_cause(page: Page, server):
     no_page_errors(page)
 
 
+def test_sessions_are_built_off_the_event_loop(page: Page, server):
+    """Once the investigation is ready a page's session is built on a worker thread
+    (the server's event loop goes on serving the other pages), and it works."""
+    open_app(page, server)  # the investigation is ready once this page shows it
+    open_app(page, server)
+    assert "session built on workbench-build" in server["log"].read_text()
+    assert timeline(page)["title"] == "conversion_rate · everything"
+    no_page_errors(page)
+
+
 def test_click_a_slice_drills_down(page: Page, server):
     open_app(page, server)
     before = timeline(page)["data"]

@@ -199,18 +199,22 @@ def _application(app: WorkbenchApp, build_threads: int):
     from bokeh.application.handlers.handler import Handler
     from panel.io.application import Application, _eval_panel
     from panel.io.state import set_curdoc, state as pn_state
+    from panel.pane import panel as as_panel
 
     built: set[int] = set()  # ids of documents built on a worker
     pool = (ThreadPoolExecutor(max_workers=build_threads, thread_name_prefix="workbench-build")
             if build_threads > 0 else None)
 
     def build(doc) -> None:
+        t0 = time.perf_counter()
         pn_state._thread_id_[doc] = threading.get_ident()
         with set_curdoc(doc):
-            view = app.session()
-            # what Panel's FunctionHandler does with a returned view, on this thread
-            _eval_panel(view, None, "Divergence Workbench", True, False, doc)
+            # what Panel's _eval_panel does with a returned view (its document_ready
+            # hook is registered once, on the loop, by the FunctionHandler below)
+            as_panel(app.session())._modify_doc(None, "Divergence Workbench", doc, True)
         built.add(id(doc))
+        log.info("session built on %s in %.2f s", threading.current_thread().name,
+                 time.perf_counter() - t0)
 
     class OffLoop(Handler):
         """Builds the document on a worker before Bokeh initializes it on the loop."""
