@@ -1,7 +1,7 @@
 """Many sessions at once on one served workbench, and a passport with a 1M-value dimension.
 
     .venv/bin/python benchmarks/load.py [--sessions 20] [--browsers 4] [--cycles 3]
-                                        [--clicks 4] [--build-threads 2] [--url URL --pid PID]
+                                        [--clicks 4] [--build-threads 1] [--url URL --pid PID]
                                         [--skip-highcard] [--rows 2000000] [--values 1000000]
 
 A closed-loop load test (each simulated user waits for an answer, thinks, acts
@@ -460,7 +460,7 @@ def main(argv=None) -> int:
     ap.add_argument("--browsers", type=int, default=4)
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--clicks", type=int, default=4, help="clicks per session and cycle")
-    ap.add_argument("--build-threads", type=int, default=2,
+    ap.add_argument("--build-threads", type=int, default=1,
                     help="the server's --build-threads (0: sessions built on the event loop)")
     ap.add_argument("--url", help="a server already running: its URL as printed")
     ap.add_argument("--pid", type=int, help="with --url: the server's process id (RSS)")

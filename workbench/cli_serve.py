@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--library", help="library of investigations (default "
                                       "$WORKBENCH_INVESTIGATIONS or ./investigations)")
     p.add_argument("--show", action="store_true", help="open a browser tab")
-    p.add_argument("--build-threads", type=int, default=2, metavar="N",
-                   help="threads building page sessions off the event loop (default 2; "
+    p.add_argument("--build-threads", type=int, default=1, metavar="N",
+                   help="threads building page sessions off the event loop (default 1; "
                         "0 builds them on the loop)")
     return p
 

@@ -190,6 +190,10 @@ def _application(app: WorkbenchApp, build_threads: int):
     Panel's own ``initialize_document`` does; the loop takes it back afterwards. A
     session opened before the investigation is ready gets the light progress page
     on the loop, as before. ``build_threads=0`` builds everything on the loop.
+
+    One thread by default: with two, two HoloViews renders at once failed once in
+    44 builds under load (a figure's title still a string); a build that fails is
+    discarded and redone on the loop.
     """
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
@@ -265,7 +269,7 @@ def _loading_view(state):
 def serve(passport: str | None = None, *, db: str | None = None, metric: str | None = None,
           port: int = 0, address: str = "127.0.0.1", library: str | None = None,
           show: bool = False, on_ready: Callable[[str], None] | None = None,
-          build_threads: int = 2) -> None:
+          build_threads: int = 1) -> None:
     """Serve the workbench until interrupted; print the URL once the server listens.
 
     Parameters
@@ -324,7 +328,7 @@ def run(a: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
-          library=a.library, show=a.show, build_threads=getattr(a, "build_threads", 2))
+          library=a.library, show=a.show, build_threads=getattr(a, "build_threads", 1))
     return 0
 
 
