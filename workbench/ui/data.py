@@ -203,7 +203,7 @@ class InvestigationData:
                 return []
             sub = lv[self._mask(lv, filt)]
             g = sub.groupby(sub[dimension].astype(str), observed=True)["obs_den"].sum()
-            return [str(v) for v in g.sort_values(ascending=False).index]
+            return g.sort_values(ascending=False).index.astype(str).tolist()
         return list(self._cached(("values", dimension, _key(filt)), run)[:limit])
 
     # ------------------------------------------------------------------ cache
@@ -389,12 +389,17 @@ class InvestigationData:
             total = self.total_deviation()
             sub = lv[self._mask(lv, filt)]
             coarse_of = self.hierarchies  # coarse -> fine
+            n_loc = len(rows)
             for d in self.dimensions:
                 if d in filt or coarse_of.get(d) in filt:
                     continue
                 if sub[d].nunique() <= 1:
                     continue
                 g = self._group(sub, [d], total)
+                # Only rows that can make the list (a dimension can have a million values;
+                # up to n_loc of them may repeat a localized slice and be dropped).
+                g = g.sort_values("share", ascending=False,
+                                  key=lambda s: s.fillna(-np.inf)).head(top + n_loc)
                 for r in g.itertuples(index=False):
                     f = {**filt, d: str(getattr(r, d))}
                     rows.append({"slice": slice_label(f), "filter": f, "share": r.share,
