@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     a.add_argument("--allow-origin", metavar="HOST:PORT", action="append", default=[],
                    help="another HOST:PORT the page is reached at (a proxy); repeatable, "
                         "no wildcards")
+    p.add_argument("--build-threads", type=int, default=1, metavar="N",
+                   help="threads building page sessions off the event loop (default 1; "
+                        "0 builds them on the loop)")
     return p
 
 

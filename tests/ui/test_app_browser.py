@@ -55,6 +55,16 @@ def test_demo_shows_the_top_cause(page: Page, server):
     no_page_errors(page)
 
 
+def test_sessions_are_built_off_the_event_loop(page: Page, server):
+    """Once the investigation is ready a page's session is built on a worker thread
+    (the server's event loop goes on serving the other pages), and it works."""
+    open_app(page, server)  # the investigation is ready once this page shows it
+    open_app(page, server)
+    assert "session built on workbench-build" in server["log"].read_text()
+    assert timeline(page)["title"] == "conversion_rate · everything"
+    no_page_errors(page)
+
+
 def test_click_a_slice_drills_down(page: Page, server):
     open_app(page, server)
     before = timeline(page)["data"]
@@ -189,6 +199,9 @@ def test_back_to_now_after_a_replay_shows_all_the_data_in_the_evidence(page: Pag
     """
     open_app(page, server)
     cf = "Observed vs expected"
+    # Hidden tabs render when first opened: open the evidence once, so its plot is in
+    # the page for the whole replay.
+    page.get_by_text("Evidence", exact=True).first.click()
     live_end = page.evaluate(LAST_TS_JS, f"{METRIC} · everything")
     page.wait_for_function(f"(p) => ({LAST_TS_JS})(p) === {live_end}", arg=cf, timeout=WAIT)
     page.evaluate(WATCH_EVIDENCE_JS, METRIC)

@@ -111,3 +111,36 @@ def test_dimension_values_group_the_leaves_once(demo_inv, monkeypatch):
     # A caller changing its list does not change the cached answer.
     data.values("platform").append("x")
     assert data.values("platform") == first
+
+
+def test_search_finds_every_matching_dimension_value(data):
+    """Dimension values are searched column-wise (no item per value): the hits are
+    exactly the values whose ``d = v`` text holds every word, busiest first."""
+    lv = data.leaves()
+    hits = data.search("country", limit=500)
+    values = hits[hits["detail"] == "dimension value"]
+    expected = {f"country={v}" for v in lv["country"].unique()}
+    expected -= {slice_label(s["filter"]) for s in data.slices}
+    assert set(values["key"]) == expected and len(values) == len(expected)
+    busiest = data.values("country")[0]
+    assert values.iloc[0]["key"] == f"country={busiest}"
+    one = data.search(f"country={busiest}")
+    assert one.iloc[0]["key"] == f"country={busiest}"
+    assert data.search("country=no-such-value").empty
+
+
+def test_a_many_valued_dimension_is_capped_in_lists(data, monkeypatch):
+    """Widgets list the busiest values only; the heatmap keeps the values that explain
+    most of the divergence on each axis."""
+    import workbench.ui.data as data_mod
+
+    every = data.values("country")
+    assert len(every) > 3
+    assert data.values("country", limit=3) == every[:3]
+    monkeypatch.setattr(data_mod, "HEATMAP_VALUES", 3)
+    fresh = InvestigationData(data.inv)
+    heat = fresh.heatmap({}, "country", "platform")
+    assert heat["country"].nunique() == 3
+    full = data.heatmap({}, "country", "platform")
+    dev = full.groupby("country")["share"].sum().abs().sort_values(ascending=False)
+    assert set(heat["country"]) == set(dev.index[:3])

@@ -147,3 +147,19 @@ def test_load_reports_a_bad_passport_in_the_alert(tmp_path):
     st.load()
     assert st.error and "Traceback" not in st.error and not st.busy
     assert st.live is None
+
+
+def test_compare_lists_the_busiest_values_and_the_localized_one(live, monkeypatch, tmp_path):
+    """A dimension of a million values is never an option list: the comparison offers the
+    busiest values (and the localized one), the search box reaches the rest."""
+    import workbench.ui.state as state_mod
+
+    monkeypatch.setattr(state_mod, "WIDGET_VALUES", 2)
+    st = WorkbenchState.from_data(live, background=False, library=str(tmp_path / "lib"))
+    st.compare_dimension = "country"
+    base = st._compare_base()
+    opts = list(st.param.compare_a.objects)
+    top = live.top_slice.get("country")
+    expected = set(live.values("country", base)[:2]) | ({top} if top else set())
+    assert set(opts) == expected and len(opts) <= 3
+    assert st.compare_a in opts and st.compare_b in opts and st.compare_a != st.compare_b

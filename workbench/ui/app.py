@@ -241,6 +241,80 @@ class WorkbenchApp:
         return pn.Column(who, view, sizing_mode="stretch_width", margin=0)
 
 
+def _application(app: WorkbenchApp, build_threads: int):
+    """The Bokeh application of the served workbench: sessions built off the event loop.
+
+    Bokeh builds a session's document on the server's one event loop
+    (``initialize_document`` runs synchronously), so ten pages opened at once
+    queued there: 47 s to the tenth first page, and every click of the pages
+    already open waited behind the builds. Here a session whose investigation is
+    ready is built on a worker thread while the loop goes on serving the other
+    sessions: Bokeh awaits ``on_session_created`` before it calls
+    ``initialize_document``, and the document belongs to nobody else until then
+    (no connection, no session yet). The thread claims the document the way
+    Panel's own ``initialize_document`` does; the loop takes it back afterwards. A
+    session opened before the investigation is ready gets the light progress page
+    on the loop, as before. ``build_threads=0`` builds everything on the loop.
+
+    One thread by default: with two, two HoloViews renders at once failed once in
+    44 builds under load (a figure's title still a string); a build that fails is
+    discarded and redone on the loop.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from bokeh.application.handlers.function import FunctionHandler
+    from bokeh.application.handlers.handler import Handler
+    from panel.io.application import Application, _eval_panel
+    from panel.io.state import set_curdoc, state as pn_state
+    from panel.pane import panel as as_panel
+
+    built: set[int] = set()  # ids of documents built on a worker
+    pool = (ThreadPoolExecutor(max_workers=build_threads, thread_name_prefix="workbench-build")
+            if build_threads > 0 else None)
+
+    def build(doc) -> None:
+        t0 = time.perf_counter()
+        pn_state._thread_id_[doc] = threading.get_ident()
+        with set_curdoc(doc):
+            # what Panel's _eval_panel does with a returned view (its document_ready
+            # hook is registered once, on the loop, by the FunctionHandler below)
+            as_panel(app.session())._modify_doc(None, "Divergence Workbench", doc, True)
+        built.add(id(doc))
+        log.info("session built on %s in %.2f s", threading.current_thread().name,
+                 time.perf_counter() - t0)
+
+    class OffLoop(Handler):
+        """Builds the document on a worker before Bokeh initializes it on the loop."""
+
+        def modify_document(self, doc) -> None:  # the FunctionHandler below does it
+            pass
+
+        async def on_session_created(self, session_context) -> None:
+            if pool is None or not app.ready(app.metric):
+                return
+
+            async def off_loop(doc):
+                try:
+                    await asyncio.get_running_loop().run_in_executor(pool, build, doc)
+                except Exception:  # built on the loop instead (and its error shown there)
+                    log.exception("building a session off the loop failed")
+                    for root in list(doc.roots):
+                        doc.remove_root(root)
+            await session_context.with_locked_document(off_loop)
+
+    def on_loop():
+        doc = pn_state.curdoc
+        if doc is not None and id(doc) in built:
+            built.discard(id(doc))
+            return None  # built on a worker already
+        return app.session()
+
+    return Application(OffLoop(), FunctionHandler(
+        partial(_eval_panel, on_loop, None, "Divergence Workbench", True, False)))
+
+
 def _loading_view(state):
     """The page while the first investigation runs: progress, status, errors."""
     import panel as pn
@@ -261,7 +335,8 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
           port: int = 0, address: str = "127.0.0.1", library: str | None = None,
           show: bool = False, on_ready: Callable[[str], None] | None = None,
           users: str | None = None, oauth_provider: str | None = None, token: bool = True,
-          cookie_secret: str | None = None, allow_origin: list[str] | None = None) -> None:
+          cookie_secret: str | None = None, allow_origin: list[str] | None = None,
+          build_threads: int = 1) -> None:
     """Serve the workbench until interrupted; print the URL once the server listens.
 
     Authentication is on (:mod:`workbench.governance.auth`): the printed URL
@@ -291,6 +366,8 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         Signs session cookies (>= 32 bytes; default ``$WORKBENCH_COOKIE_SECRET`` or random).
     allow_origin:
         More ``HOST:PORT`` websocket origins (a proxy in front); no wildcards.
+    build_threads:
+        Threads building sessions off the event loop (0: on the loop, as Panel does).
     """
     import os
     import secrets
@@ -325,9 +402,10 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     app.warm()
     access = ({"oauth_provider": oauth_provider} if oauth_provider
               else {"auth_provider": auth.provider()})
-    server = pn.serve({"/": app.session}, port=port, address=address, show=False, start=False,
-                      title="Divergence Workbench", cookie_secret=secret,
-                      websocket_origin=_origins(address, port, origins), **access)
+    server = pn.serve({"/": _application(app, build_threads)}, port=port, address=address,
+                      show=False, start=False, title="Divergence Workbench",
+                      cookie_secret=secret, websocket_origin=_origins(address, port, origins),
+                      **access)
     server.start()
     log.info("routes: %s", " ".join(_routes(server)))
     (on_ready or (lambda u: print(f"Divergence Workbench serving {app.metric} of "
@@ -376,7 +454,8 @@ def run(a: argparse.Namespace) -> int:
                         stream=sys.stderr)
     serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
           library=a.library, show=a.show, users=a.users, oauth_provider=a.oauth_provider,
-          token=not a.no_token, cookie_secret=a.cookie_secret, allow_origin=a.allow_origin)
+          token=not a.no_token, cookie_secret=a.cookie_secret, allow_origin=a.allow_origin,
+          build_threads=getattr(a, "build_threads", 1))
     return 0
 
 

@@ -26,9 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["InvestigationData", "slice_label", "parse_slice", "ROLE_NAMES"]
+__all__ = ["InvestigationData", "slice_label", "parse_slice", "ROLE_NAMES",
+           "WIDGET_VALUES"]
 
 ROLE_NAMES = ("engineer", "operator", "product manager")
+
+#: A dimension with more distinct values than this is never listed whole: widget
+#: option lists take its busiest values, the search box finds the others.
+WIDGET_VALUES = 200
+#: Values kept on each axis of the heatmap (the ones carrying most of the divergence).
+HEATMAP_VALUES = 40
 
 
 def slice_label(filt: dict | None) -> str:
@@ -180,13 +187,15 @@ class InvestigationData:
         s = self.inv.series
         return _utc(s["ts"].min()), _utc(s["ts"].max())
 
-    def values(self, dimension: str, filt: dict | None = None) -> list[str]:
+    def values(self, dimension: str, filt: dict | None = None,
+               limit: int | None = None) -> list[str]:
         """Values of ``dimension`` (inside ``filt``), largest traffic first.
 
         Cached per dimension and filter: the slice selector asks for every
         dimension's values on each click, and on a large passport each answer is a
         group-by over the whole leaves table (on 10M rows these asks were about
-        30% of the server's time during a run of slice clicks).
+        30% of the server's time during a run of slice clicks). ``limit`` keeps the
+        busiest values only (what a widget lists; see :data:`WIDGET_VALUES`).
         """
         def run():
             lv = self.leaves()
@@ -194,8 +203,8 @@ class InvestigationData:
                 return []
             sub = lv[self._mask(lv, filt)]
             g = sub.groupby(sub[dimension].astype(str), observed=True)["obs_den"].sum()
-            return [str(v) for v in g.sort_values(ascending=False).index]
-        return list(self._cached(("values", dimension, _key(filt)), run))
+            return g.sort_values(ascending=False).index.astype(str).tolist()
+        return list(self._cached(("values", dimension, _key(filt)), run)[:limit])
 
     # ------------------------------------------------------------------ cache
     def _cached(self, key, fn):
@@ -380,12 +389,17 @@ class InvestigationData:
             total = self.total_deviation()
             sub = lv[self._mask(lv, filt)]
             coarse_of = self.hierarchies  # coarse -> fine
+            n_loc = len(rows)
             for d in self.dimensions:
                 if d in filt or coarse_of.get(d) in filt:
                     continue
                 if sub[d].nunique() <= 1:
                     continue
                 g = self._group(sub, [d], total)
+                # Only rows that can make the list (a dimension can have a million values;
+                # up to n_loc of them may repeat a localized slice and be dropped).
+                g = g.sort_values("share", ascending=False,
+                                  key=lambda s: s.fillna(-np.inf)).head(top + n_loc)
                 for r in g.itertuples(index=False):
                     f = {**filt, d: str(getattr(r, d))}
                     rows.append({"slice": slice_label(f), "filter": f, "share": r.share,
@@ -410,6 +424,11 @@ class InvestigationData:
             if lv is None or x == y or x not in lv or y not in lv:
                 return pd.DataFrame(columns=cols)
             sub = lv[self._mask(lv, filt)]
+            for a in (x, y):  # a high-cardinality axis: the values that explain most
+                dev = sub.groupby(a, observed=True)["deviation"].sum()
+                if len(dev) > HEATMAP_VALUES:
+                    keep = dev.abs().nlargest(HEATMAP_VALUES).index
+                    sub = sub[sub[a].isin(keep)]
             g = self._group(sub, [x, y], self.total_deviation())
             g[x], g[y] = g[x].astype(str), g[y].astype(str)
             return g[cols]
@@ -496,7 +515,8 @@ class InvestigationData:
 
     # ------------------------------------------------------------------ search
     def search_items(self, library: str | Path | None = None) -> list[dict]:
-        """Everything the search box can find: changes, slices, past investigations."""
+        """What the search box can find besides dimension values: changes, localized
+        slices, past investigations (values: :meth:`_value_hits`)."""
         def run():
             items = []
             for r in self.changes().itertuples(index=False):
@@ -507,22 +527,11 @@ class InvestigationData:
                               "text": " ".join([r.id, r.kind, r.target, r.scope, r.author,
                                                 r.description]).lower(),
                               "score": 0 if np.isnan(r.confidence) else r.confidence})
-            seen = set()
             for s in self.slices:
                 lab = slice_label(s["filter"])
-                seen.add(lab)
                 items.append({"type": "slice", "key": lab, "title": lab,
                               "detail": f"localized, {s['explained_share']:.0%} of the divergence",
                               "text": lab.lower().replace("=", " = "), "score": 2.0})
-            lv = self.leaves()
-            if lv is not None:
-                for d in self.dimensions:
-                    for v in lv[d].astype(str).unique():
-                        lab = slice_label({d: v})
-                        if lab not in seen:
-                            items.append({"type": "slice", "key": lab, "title": lab,
-                                          "detail": "dimension value", "score": 0.5,
-                                          "text": f"{d} = {v} {d}={v}".lower()})
             items.extend(_past_investigations(library))
             return items
         return self._cached(("search", str(library)), run)
@@ -544,8 +553,43 @@ class InvestigationData:
                 head = (it["key"] + " " + it["title"]).lower()
                 strong = sum(t in head for t in tokens)
                 hits.append((strong, it["score"], it))
+        shown = {slice_label(s["filter"]) for s in self.slices}  # listed as localized
+        hits += [h for h in self._value_hits(tokens, limit) if h[2]["key"] not in shown]
         hits.sort(key=lambda h: (-h[0], -h[1]))
         return pd.DataFrame([{c: h[2][c] for c in cols} for h in hits[:limit]], columns=cols)
+
+    def _value_texts(self, dimension: str) -> pd.DataFrame:
+        """Every value of ``dimension`` (busiest first) with its searchable text."""
+        def run():
+            v = pd.Series(self.values(dimension), dtype=object).astype(str)
+            lab = (dimension + "=" + v).str.lower()
+            return pd.DataFrame({"value": v, "head": lab,
+                                 "text": (dimension + " = " + v).str.lower() + " " + lab})
+        return self._cached(("value_texts", dimension), run)
+
+    def _value_hits(self, tokens: list[str], limit: int) -> list[tuple]:
+        """Dimension values holding every token: at most ``limit`` per dimension.
+
+        Vectorized over the values (a dimension can have a million): one substring
+        test per token and dimension, never a Python loop over the values.
+        """
+        out = []
+        for d in self.dimensions:
+            vt = self._value_texts(d)
+            m = np.ones(len(vt), dtype=bool)
+            for t in tokens:
+                m &= vt["text"].str.contains(t, regex=False).to_numpy()
+            if not m.any():
+                continue
+            sub = vt[m]
+            strong = sum(sub["head"].str.contains(t, regex=False).to_numpy(dtype=int)
+                         for t in tokens)
+            top = np.argsort(-strong, kind="stable")[:limit]  # ties: busiest first
+            for i in top:
+                lab = slice_label({d: sub["value"].iat[i]})
+                out.append((int(strong[i]), 0.5, {"type": "slice", "key": lab, "title": lab,
+                                                  "detail": "dimension value"}))
+        return out
 
 
 def _past_investigations(library: str | Path | None) -> list[dict]:

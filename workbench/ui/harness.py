@@ -85,12 +85,20 @@ def write_lab_settings(path: Path) -> None:
 
 
 def write_lab_notebooks(root: Path, tmp: Path, passport: Path, repo: Path) -> None:
-    """Copies of the UI notebooks for a Lab rooted at ``root``.
+    """Copies of the UI notebooks for a Lab rooted at ``root``, without outputs.
 
     ``quickstart.ipynb`` gets its parameters injected the papermill way (the
     passport by absolute path, a store and library under ``tmp``); neither keeps
     its jupytext pairing: with it, Lab asked which kernel to start after the
     kernel had started, and the dialog swallowed "Run All Cells".
+
+    Outputs are dropped: in a checkout where the notebook had been opened in Lab,
+    Lab had saved its outputs into the file, and the copy opened with them. Each
+    saved Panel output is a static Bokeh document; Run All replaces the output
+    but BokehJS keeps the old document in ``window.Bokeh.documents``, ahead of the
+    live one, so a reader of "the timeline" found the dead copy and waited for it
+    to change (the views-alone test failed every time with saved outputs, and
+    never without).
     """
     import nbformat
 
@@ -103,6 +111,9 @@ def write_lab_notebooks(root: Path, tmp: Path, passport: Path, repo: Path) -> No
                                         "db": str(tmp / "qs-store.duckdb"),
                                         "library": str(tmp / "library")})
         nb.metadata.pop("jupytext", None)
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
         (root / f"{name}.ipynb").write_text(json.dumps(nb, indent=1))
 
 

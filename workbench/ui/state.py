@@ -32,7 +32,7 @@ import pandas as pd
 import param
 
 from ..governance.guard import Guarded
-from .data import InvestigationData, slice_label
+from .data import WIDGET_VALUES, InvestigationData, slice_label
 from .narrative import ROLES
 
 __all__ = ["WorkbenchState", "friendly_error"]
@@ -414,7 +414,13 @@ class WorkbenchState(Guarded, param.Parameterized):
             return
         d = self.compare_dimension
         base = self._compare_base()
-        vals = self.live.values(d, base) or self.live.values(d)
+        # The busiest values only: a dimension of a million values is never a widget's
+        # option list (the search box reaches the others).
+        vals = (self.live.values(d, base, limit=WIDGET_VALUES)
+                or self.live.values(d, limit=WIDGET_VALUES))
+        top = self.live.top_slice.get(d)
+        if top is not None and top not in vals and top in self.live.values(d, base):
+            vals.append(top)  # the localized value, however quiet
         ordered = sorted(vals)
         keep_b = self.compare_b if self.compare_b in vals else None
         b = keep_b or self.live.top_slice.get(d)

@@ -95,6 +95,29 @@ def _hv(obj, **kw) -> pn.pane.HoloViews:
     return pn.pane.HoloViews(obj, linked_axes=False, **kw)
 
 
+def _lazy_tabs(*tabs: tuple[str, object], **kw) -> pn.Tabs:
+    """Tabs whose hidden contents get their Bokeh models only when first opened.
+
+    A served session used to render every tab's plots when it was built (eight
+    HoloViews plots, most of them in tabs nobody had opened): about three quarters
+    of a session's build time, all of it on the server's one event loop. Each tab
+    here holds an empty column until it is first shown; then the content (already
+    constructed, with its watchers) is put in it and renders. Tabs are not
+    ``dynamic``: Panel's dynamic tabs re-render a tab at each visit and raced with
+    updates of their DynamicMaps when the investigation arrived late.
+    """
+    holders = [pn.Column(sizing_mode="stretch_width") for _ in tabs]
+    holders[0].objects = [tabs[0][1]]
+    out = pn.Tabs(*[(name, h) for (name, _), h in zip(tabs, holders)], dynamic=False, **kw)
+
+    def fill(event):
+        holder = holders[event.new]
+        if not holder.objects:
+            holder.objects = [tabs[event.new][1]]
+    out.param.watch(fill, "active")
+    return out
+
+
 def _when(iso) -> str:
     if not iso:
         return "-"
@@ -352,7 +375,7 @@ class SliceExplorer(_View):
         st.param.watch(lambda *e: self._poke("mix"), ["data", "slice_filter", "mix_dimension"])
 
         w = dict(width=170)
-        tabs = pn.Tabs(
+        tabs = _lazy_tabs(
             ("Ranked", pn.Column(self._table, _hv(bars),
                                  sizing_mode="stretch_width")),
             ("Heatmap", pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **w),
@@ -373,7 +396,7 @@ class SliceExplorer(_View):
                 "dimension: rate = each value's own change, mix = its traffic share moving",
                 **w), self._mix_text, _hv(ratemix),
                 sizing_mode="stretch_width")),
-            dynamic=False, sizing_mode="stretch_width")
+            sizing_mode="stretch_width")
         self._tabs = tabs
         tabs.param.watch(self._on_tab, "active")
         return pn.Column(pn.Row(self._crumbs, up, down, reset,
@@ -860,10 +883,9 @@ class Workbench(_View):
                         sizing_mode="stretch_width", css_classes=["wb-header"])
         left = pn.Column(self.search, self.divergence, self.replay, self.slices,
                          sizing_mode="stretch_width")
-        # Not dynamic: lazily rendered tabs raced with updates of their DynamicMaps
-        # ("reference isn't known" in BokehJS) when the investigation arrived late.
-        right = pn.Column(pn.Tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
-                                  ("Evidence", self.causal), sizing_mode="stretch_width"),
+        # Hidden tabs render when first opened (_lazy_tabs), never Panel's dynamic tabs.
+        right = pn.Column(_lazy_tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
+                                     ("Evidence", self.causal), sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
         return pn.Column(header,
