@@ -21,7 +21,7 @@ the error at ``alpha``; see :mod:`workbench.experiments.sequential`):
 - **refuted**: the Bayes factor of "innocent" (no effect) against "culprit"
   (an effect near the predicted restore, ``N(delta, (delta/4)^2)``) reaches
   ``1/alpha`` (Ville's inequality under the culprit's prior predictive);
-- otherwise **undecided**.
+- otherwise **undecided**; no decision is taken before ``min_hours`` batches.
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
              identity: Identity | None = None, prior: float | None = None,
              other_causes: list[dict] | None = None, alpha: float = 0.05, seed: int = 0,
              on_update: Callable[[dict], None] | None = None, store_db: str | Path | None = None,
-             focus: dict | None = None) -> LoopResult:
+             focus: dict | None = None, min_hours: int = 2) -> LoopResult:
     """Launch ``template`` on ``cause``, simulate ``hours`` of micro-batches, update after each.
 
     Parameters
@@ -147,6 +147,10 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
         scope inside ``focus`` (a sharper test than over the whole scope when
         the scope is wider, e.g. a deploy everywhere). Ignored when it
         contradicts the scope.
+    min_hours:
+        Batches watched before any decision (the delta-method variance of a
+        few hundred heterogeneous units is not yet normal; Johari et al. 2017
+        likewise ask for a minimum sample).
     """
     from ..store import Store
 
@@ -211,7 +215,9 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
             bf = float(hypothesis_bayes_factor(c.cuped_effect, var, delta=delta, spread=spread))
             conf = float(update_confidence(prior, bf))
             restoring = (c.seq_low > 0) if delta > 0 else (c.seq_high < 0)
-            if restoring:
+            if h + 1 < min_hours:
+                pass  # burn-in: the normal approximation needs a few batches first
+            elif restoring:
                 status = "confirmed"
             elif bf <= alpha:
                 status = "refuted"

@@ -53,7 +53,7 @@ def mixture_halfwidth(variance, *, alpha: float = 0.05, tau: float):
     Examples
     --------
     >>> round(float(mixture_halfwidth(1e-6, tau=0.01)), 5)
-    0.00459
+    0.00327
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")

@@ -150,7 +150,7 @@ class SimulatedWorld:
         units = leaves.index.to_frame(index=False).iloc[idx].reset_index(drop=True)
         units.insert(0, "targetingKey", [f"{prefix}-{i:06d}" for i in range(n)])
         units["activity"] = self.rng.gamma(2.0, 0.5, n)
-        units["propensity"] = self.rng.gamma(0.8, 1.25, n)
+        units["propensity"] = self.rng.gamma(2.0, 0.5, n)
         return units
 
     def assign(self, units: pd.DataFrame, variants: np.ndarray, change_id: str) -> None:
