@@ -87,7 +87,7 @@ def cmd_loop(a) -> int:
         k, v = kv.split("=", 1)
         opts[k] = v
     provider = None
-    if a.provider not in ("flagd-file", "flagd", "file") or opts:
+    if a.provider != "flagd-file" or opts:
         provider = load_provider(a.provider, **opts)
 
     def say(msg: str) -> None:

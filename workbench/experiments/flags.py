@@ -197,7 +197,7 @@ def openfeature_client(path: str | Path):
 
 def load_provider(name: str, **options) -> FlagProvider:
     """A flag provider by name: ``flagd-file`` or a ``workbench.flag_providers`` plug-in."""
-    if name in ("flagd-file", "flagd", "file"):
+    if name == "flagd-file":
         return FlagdFileProvider(**options)
     from importlib.metadata import entry_points
 
@@ -207,6 +207,15 @@ def load_provider(name: str, **options) -> FlagProvider:
                                 + ", ".join(["flagd-file", *sorted(eps)]))
     try:
         cls = eps[name].load()
+        provider = cls(**options)
+    except TypeError as exc:
+        raise FlagProviderError(f"flag provider '{name}' does not take these options: {exc}") \
+            from None
     except Exception as exc:  # a broken plug-in is reported, never a traceback
         raise FlagProviderError(f"flag provider '{name}' failed to load: {exc}") from None
-    return cls(**options)
+    missing = [m for m in ("apply", "remove", "current", "evaluate")
+               if not callable(getattr(provider, m, None))]
+    if missing:
+        raise FlagProviderError(f"flag provider '{name}' only reads flag history; it cannot "
+                                f"launch (no {', '.join(missing)}())")
+    return provider
