@@ -161,6 +161,8 @@ class FlagdFileProvider:
         """
         from openfeature.evaluation_context import EvaluationContext
 
+        if self.current(key) is None:
+            raise FlagProviderError(f"{self.path} holds no flag '{key}'; launch it first")
         out = np.empty(len(contexts), dtype=object)
         with openfeature_client(self.path) as client:
             for i, attrs in enumerate(_stringify(contexts)):

@@ -50,9 +50,9 @@ class LaunchReceipt:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def idempotency_key(resource: str, flag: str, definition: dict) -> str:
-    """A key that is the same for the same launch asked twice."""
-    body = json.dumps({"r": resource, "f": flag, "d": definition}, sort_keys=True)
+def idempotency_key(resource: str, flag: str, definition: dict, where: str = "") -> str:
+    """A key that is the same for the same launch asked twice of the same provider."""
+    body = json.dumps({"r": resource, "f": flag, "d": definition, "w": where}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()[:24]
 
 
@@ -61,6 +61,19 @@ def _records(audit: Path, key: str) -> tuple[list, list]:
     intents = [r for r in recs if r.action == INTENT and r.details.get("key") == key]
     outcomes = [r for r in recs if r.action == OUTCOME and r.details.get("key") == key]
     return intents, outcomes
+
+
+def _where(provider) -> str:
+    return str(getattr(provider, "path", None) or getattr(provider, "url", None)
+               or getattr(provider, "name", ""))
+
+
+def _holds(provider, flag: str, definition: dict) -> bool:
+    """Whether the provider still holds the flag as launched (else a replay must act again)."""
+    try:
+        return provider.current(flag) == definition
+    except FlagProviderError:
+        return False
 
 
 def launch(provider: FlagProvider, flag: str, definition: dict, *, identity: Identity,
@@ -77,10 +90,10 @@ def launch(provider: FlagProvider, flag: str, definition: dict, *, identity: Ide
     """
     audit = Path(audit)
     authorize(identity, action, resource, audit=audit)
-    key = key or idempotency_key(resource, flag, definition)
+    key = key or idempotency_key(resource, flag, definition, _where(provider))
     intents, outcomes = _records(audit, key)
     done = [o for o in outcomes if o.details.get("status") in ("applied", "reconciled-applied")]
-    if done and intents:
+    if done and intents and _holds(provider, flag, definition):
         o = done[-1]
         return LaunchReceipt(key, flag, "replayed", intents[-1].seq, o.seq,
                              dict(o.details.get("receipt") or {}))
