@@ -869,8 +869,11 @@ class Workbench(_View):
                          sizing_mode="stretch_width")
         # Not dynamic: lazily rendered tabs raced with updates of their DynamicMaps
         # ("reference isn't known" in BokehJS) when the investigation arrived late.
+        from .loop import LoopState, LoopView  # the closed loop: test a hypothesis by acting
+        self.act = LoopView(state=LoopState(workbench=st))
         right = pn.Column(pn.Tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
-                                  ("Evidence", self.causal), sizing_mode="stretch_width"),
+                                  ("Evidence", self.causal), ("Act", self.act),
+                                  sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
         return pn.Column(header,
