@@ -210,7 +210,12 @@ def _result_md(res: dict | None) -> str:
     if not res:
         return ""
     a = res["action"]
-    out = [f"**Readout.** {html.escape(res['readout'].get('summary', ''))}",
+    found = res["updates"][-1]["effect"] if res.get("updates") else float("nan")
+    out = [f"**Prediction.** If {a['change_id']} caused the divergence, reverting it should "
+           f"move {html.escape(res['plan']['metric'])} by {res['plan']['expected_effect']:+.4f} "
+           f"in {html.escape(_where(a.get('readout_scope') or {}))}; the test found "
+           f"{found:+.4f}.",
+           f"**Readout.** {html.escape(res['readout'].get('summary', ''))}",
            f"**After the action.** {html.escape(res['divergence'].get('text', ''))}"]
     if res.get("next_steps"):
         out.append("**Next steps**\n\n" + "\n".join(f"- {html.escape(s)}"
@@ -220,6 +225,10 @@ def _result_md(res: dict | None) -> str:
                f"#{a['outcome_audit_seq']} outcome, #{a['concluded_audit_seq']} conclusion"
                "</span>")
     return "\n\n".join(out)
+
+
+def _where(scope: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in scope.items()) or "all traffic"
 
 
 class LoopView(pn.viewable.Viewer):
