@@ -74,3 +74,21 @@ def test_templates_fill_every_field(template, doses):
     assert d["doses"] == doses and d["flag"] == f"wb-{template.replace('_', '-')}-chg-1"
     assert d["scope"] == {"platform": "ios"} and d["guardrails"] == ("latency_ms",)
     assert len(d["stop_rules"]) == 4 and d["power"]["hours_sequential"] >= 1
+
+
+def test_a_dose_ramp_steps_up_through_the_ledger(tmp_path):
+    from workbench.experiments.loop import run_loop
+    from workbench.passport import load_passport
+
+    cause = {"change_id": "chg-0431", "scope": {"platform": "ios", "app_version": "5.2"},
+             "ts": "2026-11-18T14:00:00Z", "confidence": 0.5}
+    r = run_loop(load_passport(DEMO), metric="conversion_rate", cause=cause,
+                 template="dose_ramp", hours=3, min_hours=3, workdir=tmp_path / "w",
+                 audit=tmp_path / "audit.jsonl", seed=3)
+    assert [u["dose"] for u in r.updates] == [10.0, 50.0, 50.0]
+    recs = read_audit(tmp_path / "audit.jsonl")
+    assert [r_.details.get("dose") for r_ in recs if r_.action == "action.intent"] == [10.0, 50.0]
+    flags = json.loads((tmp_path / "w" / "flags.json").read_text())["flags"]
+    assert flags["wb-dose-ramp-chg-0431"]["targeting"]["if"][1] == {
+        "fractional": [["reverted", 50], ["kept", 50]]}
+    assert r.updates[-1]["effect"] > 0  # the reverted units convert better

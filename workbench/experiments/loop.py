@@ -191,7 +191,14 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
                 launch(provider, plan.flag, dose_flag(scope, plan.dose_at(h)),
                        identity=identity, audit=audit, resource=plan.change_id, action=act,
                        details={"template": template, "dose": plan.dose_at(h), "step": h})
+                before = world.units.set_index("targetingKey")["variant"]
                 world.assign(units, provider.evaluate(plan.flag, ctx, "kept"), plan.change_id)
+                moved = before.index[before.to_numpy()
+                                     != world.units["variant"].to_numpy()]
+                if cum is not None and len(moved):
+                    # a unit that changed arm starts afresh: its earlier hours were the
+                    # other arm's; the readout stays one sequence over comparable units
+                    cum.loc[cum.index.isin(moved)] = 0
             ts = world.end + pd.Timedelta(hours=h)
             events, u = world.step(ts)
             f = workdir / "batches" / f"{plan.flag}-{ts:%Y%m%dT%H}.parquet"

@@ -154,7 +154,16 @@ class SimulatedWorld:
         return units
 
     def assign(self, units: pd.DataFrame, variants: np.ndarray, change_id: str) -> None:
-        """Fix each unit's variant (read through the flag provider) for the change under test."""
+        """Fix each unit's variant (read through the flag provider) for the change under test.
+
+        Assigning the same units again (the next step of a ramp) changes their
+        variants only; their pre-period stays what it was.
+        """
+        same = (self.units is not None and change_id == self.reverted_change
+                and self.units["targetingKey"].equals(units["targetingKey"]))
+        if same:
+            self.units = self.units.assign(variant=np.asarray(variants, dtype=object))
+            return
         self.units = units.assign(variant=np.asarray(variants, dtype=object))
         self.reverted_change = change_id
         lam = self._leaf_rates(self.template(self.end), self.units)
