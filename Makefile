@@ -53,6 +53,7 @@ bench: venv sysdeps
 	$(BIN)/python benchmarks/causal.py
 	$(BIN)/python benchmarks/graph_rca.py
 	$(BIN)/python benchmarks/ui_latency.py
+	$(BIN)/python benchmarks/experiments.py
 
 serve: venv
 	$(BIN)/workbench serve sample_data/demo --metric conversion_rate
