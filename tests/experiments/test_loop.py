@@ -30,7 +30,8 @@ def test_rollback_confirms_the_culprit_and_refutes_an_innocent(tmp_path, capsys)
     assert (a["template"], a["dose"], a["provider"]) == ("rollback", 50.0, "flagd-file")
     assert a["intent_audit_seq"] < a["outcome_audit_seq"] < a["concluded_audit_seq"]
     last = top["updates"][-1]
-    assert set(last) >= {"ts", "confidence", "effect", "ci_low", "ci_high"}
+    assert set(last) >= {"ts", "confidence", "effect", "ci_low", "ci_high", "hypotheses"}
+    assert last["hypotheses"][0] == {"change_id": "chg-0431", "confidence": last["confidence"]}
     assert 0 < last["ci_low"] <= last["effect"] <= last["ci_high"] and last["confidence"] > 0.99
     assert top["readout"]["comparisons"][0]["arm"] == "reverted"
     assert "a real improvement" in top["readout"]["summary"]
@@ -92,3 +93,12 @@ def test_a_dose_ramp_steps_up_through_the_ledger(tmp_path):
     assert flags["wb-dose-ramp-chg-0431"]["targeting"]["if"][1] == {
         "fractional": [["reverted", 50], ["kept", 50]]}
     assert r.updates[-1]["effect"] > 0  # the reverted units convert better
+
+
+def test_the_board_moves_together():
+    from workbench.experiments.loop import board_update
+
+    causes = [{"change_id": "a", "confidence": 0.6}, {"change_id": "b", "confidence": 0.3}]
+    b = {d["change_id"]: d["confidence"] for d in board_update(causes, "b", 0.3, 0.02)}
+    assert b["b"] == 0.02 and b["a"] == pytest.approx(0.6 * 0.98 / 0.7, abs=1e-6)
+    assert sum(b.values()) <= 1

@@ -234,7 +234,9 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
                    "dose": plan.dose_at(h), "confidence": round(conf, 6),
                    "bayes_factor": bf, "effect": c.cuped_effect, "ci_low": c.seq_low,
                    "ci_high": c.seq_high, "status": status,
-                   "units": int(len(seen))}
+                   "units": int(len(seen)),
+                   "hypotheses": board_update(other_causes or [cause], plan.change_id, prior,
+                                              conf)}
             updates.append(upd)
             if on_update:
                 on_update(upd)
@@ -261,6 +263,20 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
                       hours_to_decision=decided_at, divergence=divergence,
                       next_steps=tuple(steps), reconciled=tuple(reconciled),
                       store=str(store_path), batches=tuple(batches))
+
+
+def board_update(causes: list[dict], tested: str, prior: float, posterior: float) -> list[dict]:
+    """Every ranked hypothesis's confidence after the test of one of them.
+
+    The causes are exclusive explanations (with "outside the log" taking the
+    rest), so the test's Bayes factor moves the tested one from ``prior`` to
+    ``posterior`` and scales every other by ``(1 - posterior) / (1 - prior)``.
+    """
+    rest = (1 - posterior) / max(1 - prior, 1e-12)
+    return [{"change_id": c["change_id"],
+             "confidence": round(posterior if c["change_id"] == tested
+                                 else float(c.get("confidence") or 0.0) * rest, 6)}
+            for c in causes]
 
 
 def _narrow(scope: dict, focus: dict | None) -> dict:

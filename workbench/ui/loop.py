@@ -217,6 +217,10 @@ def _result_md(res: dict | None) -> str:
            f"{found:+.4f}.",
            f"**Readout.** {html.escape(res['readout'].get('summary', ''))}",
            f"**After the action.** {html.escape(res['divergence'].get('text', ''))}"]
+    board = (res.get("updates") or [{}])[-1].get("hypotheses") or []
+    if board:
+        out.append("**Hypotheses after the test.** " + ", ".join(
+            f"{html.escape(h['change_id'])} {h['confidence']:.1%}" for h in board))
     if res.get("next_steps"):
         out.append("**Next steps**\n\n" + "\n".join(f"- {html.escape(s)}"
                                                     for s in res["next_steps"]))
