@@ -167,3 +167,26 @@ def test_dangling_intent_is_reconciled_from_the_service(service, tmp_path):
     assert [(d["flag"], d["status"]) for d in done] == [
         ("wb-a", "reconciled-applied"), ("wb-b", "reconciled-not-applied")]
     assert reconcile(log, p) == []  # nothing dangles any more
+
+
+def test_workbench_loop_through_the_http_provider(service, tmp_path, capsys):
+    from pathlib import Path
+
+    from workbench.cli import main
+
+    demo = Path(__file__).resolve().parents[3] / "sample_data" / "demo"
+    args = ["loop", str(demo), "--metric", "conversion_rate", "--cause", "chg-0431",
+            "--hours", "4", "--json", "-q", "--provider", "http",
+            "--provider-option", f"url={service.url}", "--provider-option", "timeout=2",
+            "--audit", str(tmp_path / "audit.jsonl"), "--workdir", str(tmp_path / "loop")]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["action"]["provider"] == "http" and out["status"] == "confirmed"
+    assert "wb-rollback-chg-0431" in service.flags
+    service.mode = "error"  # the same launch again while the service is down
+    service.flags.clear()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "answered HTTP 503" in err and "launch failed" in err
+    last = read_audit(tmp_path / "audit.jsonl")[-1]
+    assert last.action == OUTCOME and last.details["status"] == "failed"
