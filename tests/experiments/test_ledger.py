@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.experiments.flags import FlagdFileProvider, FlagProviderError, dose_flag, load_provider
+from workbench.experiments.flags import (FlagdFileProvider, FlagProviderError, dose_flag,
+                                         load_provider)
 from workbench.experiments.ledger import launch, reconcile
 from workbench.governance.audit import append_audit, read_audit, verify_audit
 from workbench.governance.policy import Action, Identity, PermissionDenied, Role

@@ -1,4 +1,4 @@
-"""Always-valid inference: the confidence sequence keeps its error when watched after every batch."""
+"""Always-valid inference: the confidence sequence keeps its error when watched after each batch."""
 from __future__ import annotations
 
 import numpy as np

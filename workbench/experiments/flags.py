@@ -56,7 +56,7 @@ class FlagProvider(Protocol):
         """The definition of flag ``key`` the provider holds now (None if absent)."""
 
     def evaluate(self, key: str, contexts: pd.DataFrame, default: str) -> np.ndarray:
-        """The variant of flag ``key`` for each row of ``contexts`` (``targetingKey`` + attributes)."""
+        """Variant of flag ``key`` for each row of ``contexts`` (``targetingKey``, attributes)."""
 
 
 def scope_rule(scope: dict) -> dict | bool:

@@ -183,7 +183,8 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
     store_path = Path(store_db) if store_db else workdir / "store.duckdb"
     cum = None
     updates, batches, status, decided_at, readout = [], [], "undecided", None, None
-    guard_cols = {g: GUARDRAILS[g] for g in plan.guardrails}
+    # guardrails read per unit (the world gives every measure per unit)
+    guard_cols = {g: GUARDRAILS[g] for g in plan.guardrails if GUARDRAILS[g][0] in world.measures}
     with Store(store_path) as st:
         st.ingest(passport)
         for h in range(plan.duration_hours):
@@ -207,9 +208,9 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
             st.ingest(passport, batch_files=[f])
             batches.append(str(f))
             u = u.set_index("unit_id")
-            counts = u[[world.num, world.den]]
+            counts = u.drop(columns="variant")
             cum = counts if cum is None else cum.add(counts, fill_value=0)
-            units_now = _with_covariate(cum.assign(variant=u["variant"]), world, guard_cols)
+            units_now = _with_covariate(cum.assign(variant=u["variant"]), world)
             seen = units_now[(units_now[world.den] > 0)
                              & units_now["unit_id"].isin(focus_ids)]
             readout = read_experiment(seen, metric=(world.num, world.den),
@@ -244,17 +245,20 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
                 decided_at = h + 1
                 break
         divergence = _divergence_after(st, passport, spec, readout_scope, world, ts, h + 1)
-    final = "refuted" if status == "stopped-guardrail" else status
-    steps = ([] if final == "confirmed" else
-             _next_steps(cause, other_causes or [], metric, readout_scope)) if divergence["persists"] \
-        else []
+    guard = status == "stopped-guardrail"
+    final = "undecided" if guard else status  # a guardrail stop decides nothing about the cause
+    steps = (_next_steps(cause, other_causes or [], metric, readout_scope)
+             if divergence["persists"] and final != "confirmed" else [])
+    if guard:
+        steps.insert(0, "a guardrail showed harm: the test was stopped; revert the test flag")
     if final == "confirmed":
         steps = [f"roll back {plan.change_id} for all of its scope and watch {metric} recover"]
     concl = record_outcome(audit, rec, identity=identity, resource=plan.change_id, status=final,
                            details={"hours": h + 1, "confidence": updates[-1]["confidence"],
                                     "effect": updates[-1]["effect"],
                                     "divergence_persists": divergence["persists"]})
-    action = {"id": rec.idempotency_key, "readout_scope": readout_scope, "change_id": plan.change_id, "template": template,
+    action = {"id": rec.idempotency_key, "readout_scope": readout_scope,
+              "change_id": plan.change_id, "template": template, "stopped_by_guardrail": guard,
               "dose": plan.dose, "flag": plan.flag, "provider": getattr(provider, "name", "?"),
               "intent_audit_seq": rec.intent_seq, "outcome_audit_seq": rec.outcome_seq,
               "concluded_audit_seq": concl, "launch": rec.status, "actor": identity.name}
@@ -292,14 +296,10 @@ def _narrow(scope: dict, focus: dict | None) -> dict:
     return {**focus, **scope}
 
 
-def _with_covariate(cum: pd.DataFrame, world: SimulatedWorld, guards: dict) -> pd.DataFrame:
+def _with_covariate(cum: pd.DataFrame, world: SimulatedWorld) -> pd.DataFrame:
     pre = world.units.set_index("targetingKey")
     out = cum.join(pre[["pre_" + world.num, "pre_" + world.den]], how="left")
-    out = out.reset_index().rename(columns={"index": "unit_id"})
-    for num, den, _ in guards.values():  # guardrails the world does not give per unit
-        if num not in out.columns:
-            out[num] = out[den] * 0.0
-    return out
+    return out.reset_index().rename(columns={"index": "unit_id"})
 
 
 def _divergence_after(st, passport, spec, scope: dict, world: SimulatedWorld,

@@ -216,6 +216,12 @@ class SimulatedWorld:
             units_out = pd.DataFrame({"unit_id": u["targetingKey"], "variant": u["variant"],
                                       self.den: s, self.num: y})
             ukey = u[self.dims].astype(str).agg("|".join, axis=1).to_numpy()
+            pos = pd.Index(key).get_indexer(ukey)
+            for m in self.measures:  # guardrails: each unit at its leaf's level, with noise
+                if m in (self.num, self.den):
+                    continue
+                level = np.where(pos >= 0, per[m][pos], 0.0)
+                units_out[m] = s * level * rng.lognormal(0.0, 0.1, len(u))
             sums = pd.DataFrame({"k": ukey, "s": s, "y": y}).groupby("k").sum()
             inside = pd.Index(sums.index).get_indexer(key) >= 0
         sessions = rng.poisson(sess_t).astype(float)
