@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from ..governance.policy import Action, Identity, local_identity
@@ -219,7 +218,7 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
                                       better=spec.better, name=metric,
                                       guardrails=guard_cols, experiment=plan.flag)
             c = readout.primary
-            var = ((c.cuped_ci_high - c.cuped_ci_low) / (2 * 1.959964)) ** 2
+            var = c.cuped_se ** 2
             bf = float(hypothesis_bayes_factor(c.cuped_effect, var, delta=delta, spread=spread))
             conf = float(update_confidence(prior, bf))
             restoring = (c.seq_low > 0) if delta > 0 else (c.seq_high < 0)

@@ -58,6 +58,7 @@ class Comparison:
     cuped_ci_low: float
     cuped_ci_high: float
     variance_reduction: float
+    cuped_se: float
     seq_low: float
     seq_high: float
     prob_better: float
@@ -179,7 +180,7 @@ def compare_arms(units: pd.DataFrame, *, metric: tuple[str, str], covariate=None
         effect=float(effect), ci_low=float(effect - z * se), ci_high=float(effect + z * se),
         p_value=p, cuped_effect=float(cu_effect), cuped_ci_low=float(cu_effect - z * cu_se),
         cuped_ci_high=float(cu_effect + z * cu_se),
-        variance_reduction=float(1 - cu_var / var) if var > 0 else 0.0,
+        variance_reduction=float(1 - cu_var / var) if var > 0 else 0.0, cuped_se=cu_se,
         seq_low=float(cu_effect - hw), seq_high=float(cu_effect + hw),
         prob_better=float(stats.norm.sf(0, loc=post_mean, scale=np.sqrt(post_var))),
         posterior_mean=float(post_mean), units={arm: int(len(a)), control: int(len(c))})
@@ -241,10 +242,10 @@ def read_experiment(units: pd.DataFrame, *, metric: tuple[str, str] = ("conversi
                   for a in others)
     guards = []
     for g, (num, den, g_better) in (guardrails or {}).items():
+        g_tau = max(abs(control_value(units, control, num, den)) * 0.1, 1e-9)
         for a in others:
             gc = compare_arms(units, metric=(num, den), covariate=None, arm=a, control=control,
-                              alpha=a_each, tau=max(abs(gc_base(units, control, num, den)) * 0.1,
-                                                    1e-9), name=g)
+                              alpha=a_each, tau=g_tau, name=g)
             harm = gc.seq_high < 0 if g_better == "higher" else gc.seq_low > 0
             guards.append({"metric": g, "arm": a, "effect": gc.effect, "seq_low": gc.seq_low,
                            "seq_high": gc.seq_high, "failed": bool(harm)})
@@ -254,7 +255,7 @@ def read_experiment(units: pd.DataFrame, *, metric: tuple[str, str] = ("conversi
                    comparisons=comps, guardrails=tuple(guards), srm=srm.to_dict())
 
 
-def gc_base(units: pd.DataFrame, control: str, num: str, den: str) -> float:
+def control_value(units: pd.DataFrame, control: str, num: str, den: str) -> float:
     """The control's value of a ratio (the guardrail's scale)."""
     c = units[units["variant"] == control]
     return float(c[num].sum() / max(c[den].sum(), 1e-300))
