@@ -36,6 +36,8 @@ def register(subparsers):
     p.add_argument("--audit", help="audit log (default INVESTIGATIONS/audit.jsonl)")
     p.add_argument("--workdir", help="flag file, batches and store of the loop "
                                      "(default PASSPORT/.workbench/loop/)")
+    p.add_argument("--db", help="store the investigation reads (default PASSPORT/.workbench/"
+                                "store.duckdb); the loop's batches go to a store of its own")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated world")
     p.add_argument("--json", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -45,7 +47,8 @@ def register(subparsers):
 
 def close_loop(passport, *, metric: str, cause: str, template: str = "rollback",
                dose: float | None = None, hours: int = 6, audit=None, workdir=None,
-               provider=None, seed: int = 0, identity=None, progress=None, on_update=None):
+               provider=None, seed: int = 0, identity=None, progress=None, on_update=None,
+               db=None):
     """Investigate, pick cause ``cause``, and run the loop on it (see the module docstring).
 
     Returns a :class:`workbench.experiments.loop.LoopResult`.
@@ -58,7 +61,8 @@ def close_loop(passport, *, metric: str, cause: str, template: str = "rollback",
     from .passport import load_passport
 
     pp = load_passport(passport)
-    inv = investigate(pp, metric=metric, artifact_dir=None, progress=progress, verify=False)
+    inv = investigate(pp, metric=metric, db=db, artifact_dir=None, progress=progress,
+                      verify=False)
     ans = inv.to_dict()
     causes = ans.get("causes") or []
     match = [c for c in causes if c.get("change_id") == cause]
@@ -100,7 +104,7 @@ def cmd_loop(a) -> int:
 
     res = close_loop(a.passport, metric=a.metric, cause=a.cause, template=a.template,
                      dose=a.dose, hours=a.hours, audit=a.audit, workdir=a.workdir,
-                     provider=provider, seed=a.seed, on_update=on_update,
+                     provider=provider, seed=a.seed, on_update=on_update, db=a.db,
                      progress=None if a.quiet else (lambda m, *x, **k: None))
     if a.json:
         print(json.dumps(res.to_dict(), indent=1, default=str))

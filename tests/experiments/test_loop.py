@@ -17,7 +17,7 @@ def _loop(tmp_path, capsys, cause, *extra):
     rc = main(["loop", str(DEMO), "--metric", "conversion_rate", "--cause", cause,
                "--template", "rollback", "--dose", "50", "--hours", "6", "--json", "-q",
                "--audit", str(tmp_path / "audit.jsonl"), "--workdir", str(tmp_path / "loop"),
-               *extra])
+               "--db", str(tmp_path / "store.duckdb"), *extra])
     out = capsys.readouterr().out
     assert rc == 0
     return json.loads(out)
@@ -57,7 +57,8 @@ def test_rollback_confirms_the_culprit_and_refutes_an_innocent(tmp_path, capsys)
 
 def test_an_unranked_cause_is_one_clear_line(tmp_path, capsys):
     rc = main(["loop", str(DEMO), "--metric", "conversion_rate", "--cause", "chg-9999",
-               "-q", "--audit", str(tmp_path / "a.jsonl"), "--workdir", str(tmp_path)])
+               "-q", "--audit", str(tmp_path / "a.jsonl"), "--workdir", str(tmp_path),
+               "--db", str(tmp_path / "store.duckdb")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err
     assert "--cause chg-9999 is not among the ranked causes" in err and "chg-0431" in err

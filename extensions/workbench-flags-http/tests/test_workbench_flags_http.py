@@ -178,7 +178,8 @@ def test_workbench_loop_through_the_http_provider(service, tmp_path, capsys):
     args = ["loop", str(demo), "--metric", "conversion_rate", "--cause", "chg-0431",
             "--hours", "4", "--json", "-q", "--provider", "http",
             "--provider-option", f"url={service.url}", "--provider-option", "timeout=2",
-            "--audit", str(tmp_path / "audit.jsonl"), "--workdir", str(tmp_path / "loop")]
+            "--audit", str(tmp_path / "audit.jsonl"), "--workdir", str(tmp_path / "loop"),
+            "--db", str(tmp_path / "store.duckdb")]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["action"]["provider"] == "http" and out["status"] == "confirmed"
