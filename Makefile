@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := causal,notebooks,dev,ui
+EXTRAS := causal,notebooks,dev,ui,flags
 # Debian packages the tests need; installed when missing: Chromium for the browser tests
 # (Playwright drives Debian's /usr/bin/chromium; `playwright install` cannot download here).
 APT_PACKAGES := chromium chromium-driver
@@ -15,7 +15,8 @@ APT_PACKAGES := chromium chromium-driver
 venv: $(STAMP)
 
 # Source adapters (plug-ins), each its own package; installed after the root package.
-EXTENSIONS := extensions/workbench-otel extensions/workbench-changes extensions/workbench-warehouse
+EXTENSIONS := extensions/workbench-otel extensions/workbench-changes extensions/workbench-warehouse \
+	extensions/workbench-flags-http
 
 $(STAMP): pyproject.toml constraints.txt $(wildcard extensions/*/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,7 @@ bench: venv sysdeps
 	$(BIN)/python benchmarks/causal.py
 	$(BIN)/python benchmarks/graph_rca.py
 	$(BIN)/python benchmarks/ui_latency.py
+	$(BIN)/python benchmarks/experiments.py
 
 serve: venv
 	$(BIN)/workbench serve sample_data/demo --metric conversion_rate

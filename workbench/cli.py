@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_investigations import register
 
     register(sub)  # investigations list|show|diff|reopen|stats|..., audit verify|log
+    from .cli_loop import register as register_loop
+
+    register_loop(sub)  # loop: launch a test of a cause, watch, update
     return p
 
 

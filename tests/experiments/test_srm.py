@@ -39,3 +39,27 @@ def test_repeated_units_count_once(rng):
     df = _assign(rng, 2000, 0.5)
     dup = pd.concat([df, df[df.variant == "a"]])  # re-logged 'a' units
     assert check_srm(dup)[0].counts == check_srm(df)[0].counts
+
+
+def _exp(rng, n=30000):
+    return pd.DataFrame({
+        "unit_id": np.arange(n), "experiment": "e", "variant": rng.choice(["a", "b"], n),
+        "app_version": rng.choice(["5.0", "5.1", "5.2"], n),
+        "browser": rng.choice(["chrome", "safari", "firefox"], n),
+        "ts": pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, 72, n),
+                                                                      unit="h")})
+
+
+def test_diagnosis_names_the_cause_class(rng):
+    from workbench.experiments import diagnose_srm
+
+    e = _exp(rng)
+    loss = e[~((e.browser == "safari") & (e.variant == "b") & (rng.random(len(e)) < 0.3))]
+    d = diagnose_srm(loss)[0]
+    assert (d.cause, d.where) == ("log_processing", {"browser": "safari"})
+    assert d.p_without > 0.0005 and "telemetry loss" in d.detail
+    e = _exp(rng)
+    late = e[~((e.variant == "b") & (e.ts < e.ts.min() + pd.Timedelta(hours=6)))]
+    d = diagnose_srm(late)[0]
+    assert d.cause == "execution" and "time" in d.where
+    assert diagnose_srm(_exp(rng))[0].mismatch is False

@@ -884,8 +884,11 @@ class Workbench(_View):
         left = pn.Column(self.search, self.divergence, self.replay, self.slices,
                          sizing_mode="stretch_width")
         # Hidden tabs render when first opened (_lazy_tabs), never Panel's dynamic tabs.
+        from .loop import LoopState, LoopView  # the closed loop: test a hypothesis by acting
+        self.act = LoopView(state=LoopState(workbench=st))
         right = pn.Column(_lazy_tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
-                                     ("Evidence", self.causal), sizing_mode="stretch_width"),
+                                     ("Evidence", self.causal), ("Act", self.act),
+                                     sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
         return pn.Column(header,
