@@ -170,6 +170,11 @@ class LocalizeConfig:
         Screened path: a value whose deviation from its proportional share carries at
         least ``prune_share`` of the divergence is kept when its statistic reaches
         this (values significant at the Bonferroni level are kept regardless).
+    max_cuboids
+        The cuboid lattice is enumerated (and every slice in it tested) down to the
+        deepest layer whose lattice holds at most this many cuboids, and at least to
+        depth 3; slices deeper than that are reached by descent from a chosen slice
+        (step 7), where the rest of the slice stood still.
     """
 
     alpha: float = 0.05
@@ -189,6 +194,7 @@ class LocalizeConfig:
     max_leaves: int = 500_000
     max_cells: int = 100_000
     screen_z: float = 3.0
+    max_cuboids: int = 64
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:
@@ -487,7 +493,7 @@ def _aggregate(key, n_cells, X, dense_limit):
 
 
 def localize(leaves, *, dimensions, kind: str = "ratio", hierarchies=None,
-             max_depth: int = 3, config: LocalizeConfig | None = None,
+             max_depth: int | None = None, config: LocalizeConfig | None = None,
              labels=None) -> Localization:
     """Find the slices that explain the divergence between baseline and observed.
 
@@ -512,7 +518,9 @@ def localize(leaves, *, dimensions, kind: str = "ratio", hierarchies=None,
         ``{"region": "country"}``: ``{region: EU}`` is preferred to listing its
         countries and ``{region: EU, country: DE}`` is never produced.
     max_depth
-        Largest number of dimensions in one slice.
+        Largest number of dimensions in one slice; by default none (the number of
+        dimensions): the data decide how deep the search goes (see
+        ``LocalizeConfig.max_cuboids``).
     config
         :class:`LocalizeConfig`.
     labels
@@ -538,7 +546,7 @@ def localize(leaves, *, dimensions, kind: str = "ratio", hierarchies=None,
     [{'dc': 'b'}]
     """
     cfg = config or LocalizeConfig()
-    if max_depth < 1:
+    if max_depth is not None and max_depth < 1:
         raise UsageError(f"max_depth must be at least 1, got {max_depth}")
     if isinstance(leaves, pd.DataFrame):
         if len(leaves) <= cfg.max_leaves:
@@ -596,8 +604,17 @@ def _relabel(leaves: pd.DataFrame, labels) -> pd.DataFrame:
 class _Search:
     """One run of the search; state lives here, results leave as frozen dataclasses."""
 
-    def __init__(self, cube: CodedLeaves, max_depth: int, cfg: LocalizeConfig):
-        self.cube, self.max_depth, self.cfg = cube, max_depth, cfg
+    def __init__(self, cube: CodedLeaves, max_depth: int | None, cfg: LocalizeConfig):
+        n = len(cube.dims)
+        self.cube, self.cfg = cube, cfg
+        self.max_depth = n if max_depth is None else min(max_depth, n)
+        # The lattice is enumerated whole when it is small; otherwise to depth 3 (or as
+        # deep as the budget allows), and deeper slices are reached by descent only.
+        depth = min(3, self.max_depth)
+        while depth < self.max_depth and len(enumerate_cuboids(
+                cube.dims, cube.coarse_of, depth + 1)) <= cfg.max_cuboids:
+            depth += 1
+        self.lattice_depth = depth
         self.dense_limit = 1 << 22
 
     # ---------------------------------------------------------------- set-up
@@ -705,7 +722,7 @@ class _Search:
 
     def _build_cuboids(self, keep_tests: bool = False):
         cube = self.cube
-        self.combos = enumerate_cuboids(cube.dims, cube.coarse_of, self.max_depth)
+        self.combos = enumerate_cuboids(cube.dims, cube.coarse_of, self.lattice_depth)
         fine = {cube.dims.index(f) for f in cube.coarse_of}
         old = self.cuboids if keep_tests else None
         # Deepest cuboids from the cells, shallower ones from their smallest computed
