@@ -103,7 +103,7 @@ def run_b0(cases_per_setting: int | None, config=None):
                              dtype={c: str for c in "abcd"})
             t0, c0 = time.perf_counter(), time.process_time()
             leaves = df.rename(columns={"real": "obs_num", "predict": "base_num"})
-            loc = localize(leaves, dimensions=["a", "b", "c", "d"], kind="sum", max_depth=3,
+            loc = localize(leaves, dimensions=["a", "b", "c", "d"], kind="sum",
                            config=config)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
@@ -195,7 +195,7 @@ def run_rs(limit: int | None, config=None):
     for lab in labels:
         leaves, dims = load_rs_case(lab["data"], int(lab["timestamp"]))
         t0, c0 = time.perf_counter(), time.process_time()
-        loc = localize(leaves, dimensions=dims, kind="ratio", max_depth=3, config=config)
+        loc = localize(leaves, dimensions=dims, kind="ratio", config=config)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         pred = {element(s.filter) for s in loc.slices}
@@ -467,7 +467,7 @@ def measure_scale(store: Path) -> dict:
         obs = (SCALE_DAY + pd.Timedelta("1D"), SCALE_DAY + pd.Timedelta("2D"))
         src = window_rows(st.con, sp, spec, obs=obs, base=[(SCALE_DAY, obs[0])])
         loc = localize(src.relation, dimensions=list(m.all_dimensions), kind=spec.kind,
-                       max_depth=3, hierarchies=dict(m.hierarchies), labels=src.labels)
+                       hierarchies=dict(m.hierarchies), labels=src.labels)
     secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"secs": secs, "cpu_secs": cpu, "peak_gb": peak_hwm_gb(),
             "peak_gb_after_imports": rss_imports, "secs_imports": t_imp,

@@ -119,6 +119,10 @@ class LocalizeConfig:
     alpha
         False discovery rate (Benjamini-Hochberg) for q-values and for the gate a
         slice must pass to be chosen.
+    extra_alpha
+        False discovery rate a second and every further slice must pass (the step-up
+        threshold of Benjamini-Hochberg at this rate, when lower than ``alpha``): each
+        extra element of the answer must be surer than the first.
     min_share
         A chosen slice must carry at least this share of the deviation the chosen set
         explains (a real but tiny local anomaly does not explain the divergence).
@@ -178,9 +182,10 @@ class LocalizeConfig:
     """
 
     alpha: float = 0.05
+    extra_alpha: float = 0.01
     min_share: float = 0.02
     min_relative_change: float = 0.0
-    min_effect_sd: float = 2.0
+    min_effect_sd: float = 1.5
     max_slices: int = 10
     max_values: int = 100
     prune_share: float = 0.005
@@ -197,8 +202,9 @@ class LocalizeConfig:
     max_cuboids: int = 64
 
     def __post_init__(self):
-        if not 0 < self.alpha < 1:
-            raise UsageError(f"LocalizeConfig.alpha must be in (0, 1), got {self.alpha}")
+        if not 0 < self.alpha < 1 or not 0 < self.extra_alpha < 1:
+            raise UsageError("LocalizeConfig.alpha and extra_alpha must be in (0, 1), got "
+                             f"{self.alpha} and {self.extra_alpha}")
         if not 0 <= self.min_share < 1:
             raise UsageError(f"LocalizeConfig.min_share must be in [0, 1), got {self.min_share}")
         if self.max_slices < 1 or self.max_values < 1:
@@ -764,9 +770,27 @@ class _Search:
             cb.offset = offset
             ps.append(np.where(cb.selectable & (cb.N0 > 0), cb.p0, np.nan))
             offset += len(cb.keys)
-        allp = np.concatenate(ps + [self.pruned_p])
-        self.bh = _noise.BHCurve(allp[~np.isnan(allp)])
+        # Weighted BH (Genovese, Roeder and Wasserman 2006): every layer of the lattice
+        # gets an equal part of the family's weight, so searching deeper (many more
+        # slices) does not take power from the shallow layers.
+        per_depth = {}
+        for cb, p in zip(cuboids, ps):
+            per_depth[cb.depth] = per_depth.get(cb.depth, 0) + int(np.sum(~np.isnan(p)))
+        per_depth[1] = per_depth.get(1, 0) + len(self.pruned_p)
+        per_depth = {d: n for d, n in per_depth.items() if n}
+        m = sum(per_depth.values())
+        self.layer_w = {d: m / (len(per_depth) * n) for d, n in per_depth.items()}
+        wp = [p / self._weight(cb.depth) for cb, p in zip(cuboids, ps)]
+        allp = np.concatenate(wp + [self.pruned_p / self._weight(1)])
+        self.bh = _noise.BHCurve(np.minimum(allp[~np.isnan(allp)], 1.0))
         self.n_tested = self.bh.m
+
+    def _weight(self, depth: int) -> float:
+        """Weight of a slice of ``depth`` dimensions in the BH family (layers share alike)."""
+        w = getattr(self, "layer_w", None)
+        if not w:
+            return 1.0
+        return w.get(min(max(depth, 1), max(w)), min(w.values()))
 
     # ---------------------------------------------------------------- helpers
     def _cells_of(self, flt: dict[int, int]) -> np.ndarray:
@@ -798,8 +822,12 @@ class _Search:
             cnt = np.bincount(self._positions(cb, idx), minlength=len(cb.keys))
             cb.blocked |= cnt == idx.size
 
-    def _gate_z(self, k: int) -> float:
-        return _noise.z_for_p(self.cfg.alpha * (k + 1) / max(self.n_tested, 1))
+    def _gate_z(self, k: int, depth: int = 1) -> float:
+        # The first slice answers "is anything localized" at FDR alpha; every further one
+        # must pass the stricter extra_alpha (the answer is meant to be the smallest set).
+        alpha = self.cfg.alpha if k == 0 else min(self.cfg.alpha, self.cfg.extra_alpha)
+        p = alpha * (k + 1) * self._weight(depth) / max(self.n_tested, 1)
+        return _noise.z_for_p(min(p, 1.0))
 
     def _eligible(self, A) -> np.ndarray:
         D = A[_Y] - A[_M]
@@ -817,14 +845,16 @@ class _Search:
             ok &= ~(rel < self.cfg.min_relative_change)
         return ok
 
-    def _best(self):
-        """(|z|, cuboid index, slice index) of the best eligible slice, with tie-breaks."""
+    def _best(self, k: int):
+        """(|z|, cuboid index, slice index) of the best eligible slice that passes the gate
+        for discovery ``k`` (which depends on its layer), with tie-breaks."""
         cands = []
         for ci, cb in enumerate(self.cuboids):
             ok = ~cb.blocked & self._eligible(cb.A)
             if not ok.any():
                 continue
-            az = np.where(ok, np.abs(self._z(cb.A)), -1.0)
+            az = np.abs(self._z(cb.A))
+            az = np.where(ok & (az >= self._gate_z(k, cb.depth)), az, -1.0)
             j = int(np.argmax(az))
             if az[j] > 0:
                 cands.append((float(az[j]), ci, j))
@@ -849,7 +879,7 @@ class _Search:
         """If the whole population is the best explanation, rescale the expectation."""
         root = self.C.sum(axis=1)[:, None]
         z_root = float(np.abs(self._z(root))[0])
-        best = self._best()
+        best = self._best(0)
         if best is not None and best[0] >= z_root:
             return None
         Y, M = float(root[_Y, 0]), float(root[_M, 0])
@@ -1052,15 +1082,16 @@ class _Search:
         return self._prune_weak(out)
 
     def _prune_weak(self, chosen):
-        """Drop slices that no longer pass the gate given the others."""
+        """Drop slices that no longer pass the gate (of their layer) given the others."""
         while chosen:
-            worst, wz = None, math.inf
+            worst, margin = None, math.inf
             for k, f in enumerate(chosen):
                 A = self._agg_mask(self._cells_of(f) & ~self._others(chosen, k))
                 z = float(np.abs(self._z(A))[0]) if self._eligible(A)[0] else 0.0
-                if z < wz:
-                    worst, wz = k, z
-            if wz >= self._gate_z(len(chosen) - 1):
+                gap = z - self._gate_z(len(chosen) - 1, len(f))
+                if gap < margin:
+                    worst, margin = k, gap
+            if margin >= 0:
                 break
             chosen = chosen[:worst] + chosen[worst + 1:]
         return chosen
@@ -1075,8 +1106,8 @@ class _Search:
         chosen: list[dict[int, int]] = []
         explained = np.zeros(self.n_cells, dtype=bool)
         while len(chosen) < cfg.max_slices:
-            best = self._best()
-            if best is None or best[0] < self._gate_z(len(chosen)):
+            best = self._best(len(chosen))
+            if best is None:
                 break
             flt = self._filter_of(best[1], best[2])
             if cfg.refine:
@@ -1096,17 +1127,37 @@ class _Search:
         """Drop slices that explain less than ``min_share`` of what the chosen set explains.
 
         A real but tiny local anomaly does not help explain the divergence; the answer
-        is meant to be the smallest set that does.
+        is meant to be the smallest set that does. The share is measured twice, against
+        the leaf-by-leaf expectation the search tests and as the slice's contribution
+        to the metric (its own baseline rate; what :class:`SliceFinding` reports), and
+        the smaller counts: a slice of a few leaves whose shrunk expectation differs
+        from their raw rate must not pass on the first alone.
         """
         while len(chosen) > 1:
-            dev = [abs(float(self._agg_mask(self._cells_of(f) & ~self._others(chosen, k))[_Y, 0]
-                             - self._agg_mask(self._cells_of(f) & ~self._others(chosen, k))[_M, 0]))
-                   for k, f in enumerate(chosen)]
-            k = int(np.argmin(dev))
-            if dev[k] >= self.cfg.min_share * sum(dev):
+            dev, con = [], []
+            for k, f in enumerate(chosen):
+                free = self._cells_of(f) & ~self._others(chosen, k)
+                A = self._agg_mask(free)
+                dev.append(abs(float(A[_Y, 0] - A[_M, 0])))
+                con.append(abs(self._contribution(free)))
+            share = [min(d / max(sum(dev), 1e-300), c / max(sum(con), 1e-300))
+                     for d, c in zip(dev, con)]
+            k = int(np.argmin(share))
+            if share[k] >= self.cfg.min_share:
                 break
             chosen = chosen[:k] + chosen[k + 1:]
         return chosen
+
+    def _contribution(self, cells: np.ndarray) -> float:
+        """Deviation of the metric over ``cells`` from their own baseline (numerator units)."""
+        cube = self.cube
+        m = cells if self.cell_of_leaf is None else cells[self.cell_of_leaf]
+        if cube.kind != "ratio":
+            return float(cube.obs_num[m].sum() - cube.base_num[m].sum())
+        b_d = float(cube.base_den[m].sum())
+        rate = float(cube.base_num[m].sum()) / b_d if b_d > 0 else \
+            float(cube.base_num.sum()) / max(float(cube.base_den.sum()), 1e-300)
+        return float(cube.obs_num[m].sum() - cube.obs_den[m].sum() * rate)
 
     def _leaf_mask(self, chosen) -> np.ndarray:
         cells = np.zeros(self.n_cells, dtype=bool)
@@ -1221,7 +1272,7 @@ class _Search:
                     mult *= self.pcards[i]
                 j = int(np.searchsorted(cb.keys, key))
                 if j < len(cb.keys) and cb.keys[j] == key:
-                    return self.bh.q(float(cb.p0[j]))
+                    return self.bh.q(float(cb.p0[j]) / self._weight(cb.depth))
         return min(1.0, p * self.n_tested)
 
     def _candidates(self) -> pd.DataFrame:
@@ -1239,7 +1290,8 @@ class _Search:
                 rows.append((float(z[j]), {"slice": _render(flt), "depth": cb.depth,
                                            "n_leaves": int(cb.N0[j]), "z": float(cb.z0[j]),
                                            "p_value": float(cb.p0[j]),
-                                           "q_value": self.bh.q(float(cb.p0[j]))}))
+                                           "q_value": self.bh.q(float(cb.p0[j])
+                                                                / self._weight(cb.depth))}))
         rows.sort(key=lambda r: -r[0])
         return pd.DataFrame([r[1] for r in rows[:n]],
                             columns=["slice", "depth", "n_leaves", "z", "p_value", "q_value"])
