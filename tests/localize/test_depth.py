@@ -1,6 +1,10 @@
 """Localization at any depth: the search decides how deep to go, and stays precise there."""
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from workbench.errors import UsageError
@@ -57,3 +61,30 @@ def test_max_depth_is_a_cap(rng, make_leaves):
         localize(leaves, dimensions=DIMS, kind="sum", max_depth=0)
     with pytest.raises(UsageError, match="extra_alpha"):
         LocalizeConfig(extra_alpha=0.0)
+
+
+def test_everything_is_no_answer_when_only_part_moved(rng):
+    # Three of six countries drop by 10 %, below the leaves' own 10 % wobble times 1.5:
+    # no slice is a cause on its own, but the empty filter must not be the answer
+    # either (half the population stood still); the search names what it could not
+    # separate.
+    cards = {"country": 6, "device": 4, "browser": 4, "plan": 3}
+    vals = {d: [f"{d[:2]}{i}" for i in range(n)] for d, n in cards.items()}
+    leaves = pd.DataFrame(list(itertools.product(*vals.values())), columns=list(vals))
+    leaves["base_num"] = 1000 * rng.lognormal(0, 0.5, len(leaves))
+    factor = np.where(leaves["country"].isin(["co0", "co1", "co2"]), 0.9, 1.0)
+    leaves["obs_num"] = leaves["base_num"] * factor * (1 + 0.1 * rng.standard_normal(len(leaves)))
+    loc = localize(leaves, dimensions=list(cards), kind="sum")
+    assert {} not in filters(loc)
+    assert loc.p_value < 1e-6
+    named = [f for f in loc.unseparated if set(f) == {"country"}]
+    assert {f["country"] for f in named} <= {"co0", "co1", "co2"} and len(named) >= 2
+    assert loc.to_dict()["unseparated"] == [{str(k): str(v) for k, v in f.items()}
+                                           for f in loc.unseparated]
+
+
+def test_everything_is_the_answer_when_everything_moved(rng, make_leaves):
+    leaves = make_leaves(rng, CARDS, size=300.0)
+    leaves["obs_num"] = rng.poisson(leaves["base_num"] * 0.7).astype(float)
+    loc = localize(leaves, dimensions=DIMS, kind="sum")
+    assert filters(loc) == [{}] and loc.unseparated == ()

@@ -306,6 +306,12 @@ class Localization:
         Fitted variance model ``{"a", "b", "counts"}``.
     candidates
         The most significant slices tested (a DataFrame), chosen or not.
+    unseparated
+        When the whole moved significantly but the chosen slices explain less than half
+        of it: up to five significant slices (filters) that carry the divergence and
+        that the search could not separate into causes (none of them passes as a cause
+        on its own, e.g. a deviation spread thinly but not evenly). Empty otherwise: the
+        empty filter ``{}`` is only ever an answer when everything moved alike.
     """
 
     slices: tuple
@@ -324,6 +330,7 @@ class Localization:
     noise: dict
     candidates: pd.DataFrame = field(repr=False)
     config: LocalizeConfig = field(default_factory=LocalizeConfig, repr=False)
+    unseparated: tuple = ()
 
     def to_frame(self) -> pd.DataFrame:
         """One row per chosen slice; ``slice`` renders the filter as ``a=x&b=y``."""
@@ -355,6 +362,7 @@ class Localization:
             "noise": {"a": _json_float(self.noise["a"]), "b": _json_float(self.noise["b"]),
                       "counts": bool(self.noise["counts"])},
             "slices": [s.to_dict() for s in self.slices],
+            "unseparated": [{str(k): str(v) for k, v in f.items()} for f in self.unseparated],
         }
 
 
@@ -630,10 +638,10 @@ class _Search:
         self.offset = off
         counts = _noise.is_count_data(y)
         a, b = _noise.fit_variance(y, mu, counts=counts, offset=off)
-        if cube.pooled is not None and mu.sum() > 0:
-            # Pooled cells are large: a shift of the whole population moves every cell by
-            # the same factor, far beyond its sampling noise, and would be read as
-            # multiplicative wobble (``b``) that then hides the shift itself. The global
+        if mu.sum() > 0:
+            # A shift of the whole population moves every leaf (or pooled cell) by the same
+            # factor, beyond its sampling noise, and would be read as multiplicative
+            # wobble (``b``) that then hides the shift itself. The global
             # shift is a candidate explanation (step 9), not noise: fit around the
             # rescaled expectation too and keep the fit that leaves less unexplained.
             f = float(y.sum() / mu.sum())
@@ -884,6 +892,11 @@ class _Search:
             return None
         Y, M = float(root[_Y, 0]), float(root[_M, 0])
         if z_root < self._gate_z(0) or M <= 0:
+            return None
+        # Everything is an answer only when the deviation is spread across the whole
+        # population: along every dimension, the parts that stood still hold little.
+        ref, _ = self._delta(root)
+        if not self._broadly_moved(np.ones(self.n_cells, dtype=bool), {}, ref):
             return None
         if best is not None:
             # As for any parent: everything outside the best slice must have moved the
@@ -1249,15 +1262,25 @@ class _Search:
         else:
             joint = contribution(union)[0] / total_dev if union.any() else 0.0
         root = X0.sum(axis=1)[:, None]
+        p_root = float(_noise.two_sided_p(self._z(root))[0])
+        cands = self._candidates()
+        unsep = ()
+        if p_root < self.cfg.alpha and not (math.isfinite(joint) and abs(joint) >= 0.5):
+            # The total moved but the answer does not explain it: name the slices that
+            # carry it and that the search could not separate into causes.
+            chosen_f = [f.filter for f in findings if f.filter]
+            sig = cands[(cands["q_value"] <= self.cfg.alpha) & (cands["depth"] > 0)]
+            unsep = tuple(f for f in sig["filter"] if not any(
+                set(f.items()) <= set(c.items()) or set(c.items()) <= set(f.items())
+                for c in chosen_f))[:5]
         return Localization(
             slices=tuple(findings), kind=cube.kind, dimensions=cube.dims,
             baseline=float(base_val), observed=float(obs_val), relative_change=float(rel_total),
             deviation=float(total_dev), rate_deviation=float(rate_dev),
             mix_deviation=float(total_dev - rate_dev), explained_share=float(joint),
-            p_value=float(_noise.two_sided_p(self._z(root))[0]),
-            n_leaves=cube.n, n_tested=self.n_tested,
+            p_value=p_root, n_leaves=cube.n, n_tested=self.n_tested,
             noise={"a": self.a, "b": self.b, "counts": self.counts},
-            candidates=self._candidates(), config=self.cfg,
+            candidates=cands.drop(columns="filter"), config=self.cfg, unseparated=unsep,
         )
 
     def _q_of(self, flt: dict[int, int], p: float) -> float:
@@ -1287,11 +1310,12 @@ class _Search:
                 vals = decode_key(int(cb.keys[j]), self.pcards, cb.combo)
                 flt = {cube.dims[i]: str(cube.labels[i][self.kept_maps[i][c]])
                        for i, c in zip(cb.combo, vals)}
-                rows.append((float(z[j]), {"slice": _render(flt), "depth": cb.depth,
+                rows.append((float(z[j]), {"slice": _render(flt), "filter": flt,
+                                           "depth": cb.depth,
                                            "n_leaves": int(cb.N0[j]), "z": float(cb.z0[j]),
                                            "p_value": float(cb.p0[j]),
                                            "q_value": self.bh.q(float(cb.p0[j])
                                                                 / self._weight(cb.depth))}))
         rows.sort(key=lambda r: -r[0])
-        return pd.DataFrame([r[1] for r in rows[:n]],
-                            columns=["slice", "depth", "n_leaves", "z", "p_value", "q_value"])
+        return pd.DataFrame([r[1] for r in rows[:n]], columns=[
+            "slice", "filter", "depth", "n_leaves", "z", "p_value", "q_value"])
