@@ -548,12 +548,11 @@ def run_sensitivity(quick: bool):
 
     n_b0, n_rs = (3, 27) if quick else (None, None)
     rows = []
-    variants = [("min_share=0", LocalizeConfig(min_share=0.0)),
-                ("min_share=0.01", LocalizeConfig(min_share=0.01)),
-                ("min_share=0.02 (default)", LocalizeConfig()),
+    variants = [("defaults", LocalizeConfig()),
+                ("extra_alpha=0.05 (every slice at alpha)", LocalizeConfig(extra_alpha=0.05)),
+                ("min_effect_sd=2.0 (former default)", LocalizeConfig(min_effect_sd=2.0)),
                 ("min_share=0.05", LocalizeConfig(min_share=0.05)),
-                ("no refine (greedy only)", LocalizeConfig(refine=False)),
-                ("no recalibration", LocalizeConfig(recalibrate=False))]
+                ("no refine (greedy only)", LocalizeConfig(refine=False))]
     for name, cfg in variants:
         b0 = run_b0(n_b0, cfg)
         rs = run_rs(n_rs, cfg)

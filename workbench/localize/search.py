@@ -638,10 +638,10 @@ class _Search:
         self.offset = off
         counts = _noise.is_count_data(y)
         a, b = _noise.fit_variance(y, mu, counts=counts, offset=off)
-        if mu.sum() > 0:
-            # A shift of the whole population moves every leaf (or pooled cell) by the same
-            # factor, beyond its sampling noise, and would be read as multiplicative
-            # wobble (``b``) that then hides the shift itself. The global
+        if cube.pooled is not None and mu.sum() > 0:
+            # Pooled cells are large: a shift of the whole population moves every cell by
+            # the same factor, far beyond its sampling noise, and would be read as
+            # multiplicative wobble (``b``) that then hides the shift itself. The global
             # shift is a candidate explanation (step 9), not noise: fit around the
             # rescaled expectation too and keep the fit that leaves less unexplained.
             f = float(y.sum() / mu.sum())
@@ -896,7 +896,7 @@ class _Search:
         # Everything is an answer only when the deviation is spread across the whole
         # population: along every dimension, the parts that stood still hold little.
         ref, _ = self._delta(root)
-        if not self._broadly_moved(np.ones(self.n_cells, dtype=bool), {}, ref):
+        if not self._broadly_moved_globally(ref, Y / M):
             return None
         if best is not None:
             # As for any parent: everything outside the best slice must have moved the
@@ -913,6 +913,26 @@ class _Search:
             np.stack([np.bincount(self.cell_of_leaf, weights=x, minlength=self.n_cells) for x in self.X])
         self._build_cuboids(keep_tests=True)
         return f
+
+    def _broadly_moved_globally(self, ref: float, f: float) -> bool:
+        """:meth:`_broadly_moved` for the whole population, judged under the noise model
+        fitted around the rescaled expectation when that fits better: a shift of every
+        leaf is otherwise read as multiplicative wobble, and every part then looks still."""
+        every = np.ones(self.n_cells, dtype=bool)
+        a2, b2 = _noise.fit_variance(self.y, self.mu0 * f, counts=self.counts,
+                                     offset=self.offset * f * f)
+        if not (b2, a2) < (self.b, self.a):
+            return self._broadly_moved(every, {}, ref)
+        saved = self.a, self.b, self.min_effect, self.C
+        self.a, self.b = a2, b2
+        self.min_effect = self.cfg.min_effect_sd * math.sqrt(b2)
+        X = self._measures(self.y, self.mu0, np.ones(self.cube.n), self.offset)
+        self.C = X if self.cell_of_leaf is None else np.stack(
+            [np.bincount(self.cell_of_leaf, weights=x, minlength=self.n_cells) for x in X])
+        try:
+            return self._broadly_moved(every, {}, ref)
+        finally:
+            self.a, self.b, self.min_effect, self.C = saved
 
     # ---------------------------------------------------------------- refinement
     def _parents(self, flt: dict[int, int]) -> list[dict[int, int]]:
