@@ -548,8 +548,7 @@ def run_sensitivity(quick: bool):
 
     n_b0, n_rs = (3, 27) if quick else (None, None)
     rows = []
-    variants = [("defaults", LocalizeConfig()),
-                ("extra_alpha=0.05 (every slice at alpha)", LocalizeConfig(extra_alpha=0.05)),
+    variants = [("extra_alpha=0.05 (every slice at alpha)", LocalizeConfig(extra_alpha=0.05)),
                 ("min_effect_sd=2.0 (former default)", LocalizeConfig(min_effect_sd=2.0)),
                 ("min_share=0.05", LocalizeConfig(min_share=0.05)),
                 ("no refine (greedy only)", LocalizeConfig(refine=False))]
