@@ -29,7 +29,11 @@ Method
    volumes, with multiplicative noise it counts how many leaves agree instead of
    how large the largest is; its Poisson part is corrected towards the signed root
    of the Poisson deviance so small counts keep the right tail.
-4. **Lattice and pruning.** Every cuboid up to ``max_depth`` dimensions; a cuboid
+4. **Lattice and pruning.** The search decides its depth: the lattice is enumerated
+   whole when it holds at most ``max_cuboids`` cuboids (4-6 dimensions), otherwise to
+   depth 3 or as deep as that budget allows, and slices deeper than that are reached by
+   descent (step 7) where the rest of a chosen slice stood still; ``max_depth`` is only
+   a cap. A cuboid
    holding a dimension and one of its roll-ups (``{region, country}``) is skipped as
    redundant. Aggregation is ``numpy.bincount`` over integer codes: the deepest
    cuboids from the leaves, shallower ones from their smallest parent cuboid.
@@ -45,7 +49,10 @@ Method
    dimensions are kept whole within a cell budget, and one more scan groups the rows
    by the pooled codes into cells, which are searched as leaves are.
 5. **FDR.** Every slice tested gets a p-value; Benjamini and Hochberg (1995) q-values
-   are computed over all of them.
+   are computed over all of them, weighted (Genovese, Roeder and Wasserman 2006) so
+   that every layer of the lattice holds an equal share of the family: the thousands
+   of deep slices do not take power from the few shallow ones. The first slice chosen
+   passes the step-up threshold at ``alpha``, every further one at ``extra_alpha``.
 6. **Selection (greedy, explaining away).** Repeatedly take the slice with the
    largest statistic on the leaves not yet explained, provided it passes the BH
    step-up threshold for the next discovery and its common change is beyond the
@@ -64,10 +71,14 @@ Method
    *descend* to a child when the rest of the slice confidently stood still
    (``stillness``). It runs when a slice is chosen and again with all others fixed.
 8. **Parsimony.** Slices carrying less than ``min_share`` of what the chosen set
-   explains are dropped: real but tiny local anomalies do not explain the divergence.
+   explains (against the leaf expectation and as a contribution to the metric) are
+   dropped: real but tiny local anomalies do not explain the divergence.
 9. **Global shift.** The whole population is a candidate too (the empty filter),
    under the same ascend rule: when everything moved alike the answer is ``{}`` and
-   the expectation is rescaled before looking for slices that moved beyond it.
+   the expectation is rescaled before looking for slices that moved beyond it. When
+   part of the population stood still it is never ``{}``; if no slice explains at
+   least half of a significant divergence, ``Localization.unseparated`` names the
+   significant slices that carry it.
 
 This combines the ripple effect of Squeeze (Li et al., ISSRE 2019), the weighted
 risk of RiskLoc (Kalander 2022) and explanatory power with surprise from Adtributor
@@ -85,6 +96,8 @@ Li et al. (2019) Generic and robust localization of multi-dimensional root cause
 Kalander (2022) RiskLoc: localization of multi-dimensional root causes by weighted
 risk. arXiv:2205.10004.
 Benjamini and Hochberg (1995) Controlling the false discovery rate. JRSS B 57.
+Genovese, Roeder and Wasserman (2006) False discovery control with p-value
+weighting. Biometrika 93.
 Kitagawa (1955) Components of a difference between two rates. JASA 50.
 """
 from __future__ import annotations
