@@ -15,7 +15,8 @@ in DuckDB first (``_sql``).
 
 Methods: Adtributor (Bhagwan et al. 2014), HotSpot (Sun et al. 2018), Squeeze
 (Li et al. 2019), RiskLoc (Kalander 2022), Benjamini and Hochberg (1995),
-Kitagawa (1955); the module docstrings say how each is used.
+Kitagawa (1955), Genovese, Roeder and Wasserman (2006); the module docstrings say how
+each is used.
 """
 from workbench.localize.ratemix import RateMixResult, decompose_rate_mix
 from workbench.localize.search import Localization, LocalizeConfig, SliceFinding, localize

@@ -29,7 +29,11 @@ Method
    volumes, with multiplicative noise it counts how many leaves agree instead of
    how large the largest is; its Poisson part is corrected towards the signed root
    of the Poisson deviance so small counts keep the right tail.
-4. **Lattice and pruning.** Every cuboid up to ``max_depth`` dimensions; a cuboid
+4. **Lattice and pruning.** The search decides its depth: the lattice is enumerated
+   whole when it holds at most ``max_cuboids`` cuboids (4-6 dimensions), otherwise to
+   depth 3 or as deep as that budget allows, and slices deeper than that are reached by
+   descent (step 7) where the rest of a chosen slice stood still; ``max_depth`` is only
+   a cap. A cuboid
    holding a dimension and one of its roll-ups (``{region, country}``) is skipped as
    redundant. Aggregation is ``numpy.bincount`` over integer codes: the deepest
    cuboids from the leaves, shallower ones from their smallest parent cuboid.
@@ -45,7 +49,10 @@ Method
    dimensions are kept whole within a cell budget, and one more scan groups the rows
    by the pooled codes into cells, which are searched as leaves are.
 5. **FDR.** Every slice tested gets a p-value; Benjamini and Hochberg (1995) q-values
-   are computed over all of them.
+   are computed over all of them, weighted (Genovese, Roeder and Wasserman 2006) so
+   that every layer of the lattice holds an equal share of the family: the thousands
+   of deep slices do not take power from the few shallow ones. The first slice chosen
+   passes the step-up threshold at ``alpha``, every further one at ``extra_alpha``.
 6. **Selection (greedy, explaining away).** Repeatedly take the slice with the
    largest statistic on the leaves not yet explained, provided it passes the BH
    step-up threshold for the next discovery and its common change is beyond the
@@ -64,10 +71,14 @@ Method
    *descend* to a child when the rest of the slice confidently stood still
    (``stillness``). It runs when a slice is chosen and again with all others fixed.
 8. **Parsimony.** Slices carrying less than ``min_share`` of what the chosen set
-   explains are dropped: real but tiny local anomalies do not explain the divergence.
+   explains (against the leaf expectation and as a contribution to the metric) are
+   dropped: real but tiny local anomalies do not explain the divergence.
 9. **Global shift.** The whole population is a candidate too (the empty filter),
    under the same ascend rule: when everything moved alike the answer is ``{}`` and
-   the expectation is rescaled before looking for slices that moved beyond it.
+   the expectation is rescaled before looking for slices that moved beyond it. When
+   part of the population stood still it is never ``{}``; if no slice explains at
+   least half of a significant divergence, ``Localization.unseparated`` names the
+   significant slices that carry it.
 
 This combines the ripple effect of Squeeze (Li et al., ISSRE 2019), the weighted
 risk of RiskLoc (Kalander 2022) and explanatory power with surprise from Adtributor
@@ -85,6 +96,8 @@ Li et al. (2019) Generic and robust localization of multi-dimensional root cause
 Kalander (2022) RiskLoc: localization of multi-dimensional root causes by weighted
 risk. arXiv:2205.10004.
 Benjamini and Hochberg (1995) Controlling the false discovery rate. JRSS B 57.
+Genovese, Roeder and Wasserman (2006) False discovery control with p-value
+weighting. Biometrika 93.
 Kitagawa (1955) Components of a difference between two rates. JASA 50.
 """
 from __future__ import annotations
@@ -119,6 +132,10 @@ class LocalizeConfig:
     alpha
         False discovery rate (Benjamini-Hochberg) for q-values and for the gate a
         slice must pass to be chosen.
+    extra_alpha
+        False discovery rate a second and every further slice must pass (the step-up
+        threshold of Benjamini-Hochberg at this rate, when lower than ``alpha``): each
+        extra element of the answer must be surer than the first.
     min_share
         A chosen slice must carry at least this share of the deviation the chosen set
         explains (a real but tiny local anomaly does not explain the divergence).
@@ -170,12 +187,18 @@ class LocalizeConfig:
         Screened path: a value whose deviation from its proportional share carries at
         least ``prune_share`` of the divergence is kept when its statistic reaches
         this (values significant at the Bonferroni level are kept regardless).
+    max_cuboids
+        The cuboid lattice is enumerated (and every slice in it tested) down to the
+        deepest layer whose lattice holds at most this many cuboids, and at least to
+        depth 3; slices deeper than that are reached by descent from a chosen slice
+        (step 7), where the rest of the slice stood still.
     """
 
     alpha: float = 0.05
+    extra_alpha: float = 0.01
     min_share: float = 0.02
     min_relative_change: float = 0.0
-    min_effect_sd: float = 2.0
+    min_effect_sd: float = 1.5
     max_slices: int = 10
     max_values: int = 100
     prune_share: float = 0.005
@@ -189,10 +212,12 @@ class LocalizeConfig:
     max_leaves: int = 500_000
     max_cells: int = 100_000
     screen_z: float = 3.0
+    max_cuboids: int = 64
 
     def __post_init__(self):
-        if not 0 < self.alpha < 1:
-            raise UsageError(f"LocalizeConfig.alpha must be in (0, 1), got {self.alpha}")
+        if not 0 < self.alpha < 1 or not 0 < self.extra_alpha < 1:
+            raise UsageError("LocalizeConfig.alpha and extra_alpha must be in (0, 1), got "
+                             f"{self.alpha} and {self.extra_alpha}")
         if not 0 <= self.min_share < 1:
             raise UsageError(f"LocalizeConfig.min_share must be in [0, 1), got {self.min_share}")
         if self.max_slices < 1 or self.max_values < 1:
@@ -294,6 +319,12 @@ class Localization:
         Fitted variance model ``{"a", "b", "counts"}``.
     candidates
         The most significant slices tested (a DataFrame), chosen or not.
+    unseparated
+        When the whole moved significantly but the chosen slices explain less than half
+        of it: up to five significant slices (filters) that carry the divergence and
+        that the search could not separate into causes (none of them passes as a cause
+        on its own, e.g. a deviation spread thinly but not evenly). Empty otherwise: the
+        empty filter ``{}`` is only ever an answer when everything moved alike.
     """
 
     slices: tuple
@@ -312,6 +343,7 @@ class Localization:
     noise: dict
     candidates: pd.DataFrame = field(repr=False)
     config: LocalizeConfig = field(default_factory=LocalizeConfig, repr=False)
+    unseparated: tuple = ()
 
     def to_frame(self) -> pd.DataFrame:
         """One row per chosen slice; ``slice`` renders the filter as ``a=x&b=y``."""
@@ -343,6 +375,7 @@ class Localization:
             "noise": {"a": _json_float(self.noise["a"]), "b": _json_float(self.noise["b"]),
                       "counts": bool(self.noise["counts"])},
             "slices": [s.to_dict() for s in self.slices],
+            "unseparated": [{str(k): str(v) for k, v in f.items()} for f in self.unseparated],
         }
 
 
@@ -487,7 +520,7 @@ def _aggregate(key, n_cells, X, dense_limit):
 
 
 def localize(leaves, *, dimensions, kind: str = "ratio", hierarchies=None,
-             max_depth: int = 3, config: LocalizeConfig | None = None,
+             max_depth: int | None = None, config: LocalizeConfig | None = None,
              labels=None) -> Localization:
     """Find the slices that explain the divergence between baseline and observed.
 
@@ -512,7 +545,9 @@ def localize(leaves, *, dimensions, kind: str = "ratio", hierarchies=None,
         ``{"region": "country"}``: ``{region: EU}`` is preferred to listing its
         countries and ``{region: EU, country: DE}`` is never produced.
     max_depth
-        Largest number of dimensions in one slice.
+        Largest number of dimensions in one slice; by default none (the number of
+        dimensions): the data decide how deep the search goes (see
+        ``LocalizeConfig.max_cuboids``).
     config
         :class:`LocalizeConfig`.
     labels
@@ -538,7 +573,7 @@ def localize(leaves, *, dimensions, kind: str = "ratio", hierarchies=None,
     [{'dc': 'b'}]
     """
     cfg = config or LocalizeConfig()
-    if max_depth < 1:
+    if max_depth is not None and max_depth < 1:
         raise UsageError(f"max_depth must be at least 1, got {max_depth}")
     if isinstance(leaves, pd.DataFrame):
         if len(leaves) <= cfg.max_leaves:
@@ -596,8 +631,17 @@ def _relabel(leaves: pd.DataFrame, labels) -> pd.DataFrame:
 class _Search:
     """One run of the search; state lives here, results leave as frozen dataclasses."""
 
-    def __init__(self, cube: CodedLeaves, max_depth: int, cfg: LocalizeConfig):
-        self.cube, self.max_depth, self.cfg = cube, max_depth, cfg
+    def __init__(self, cube: CodedLeaves, max_depth: int | None, cfg: LocalizeConfig):
+        n = len(cube.dims)
+        self.cube, self.cfg = cube, cfg
+        self.max_depth = n if max_depth is None else min(max_depth, n)
+        # The lattice is enumerated whole when it is small; otherwise to depth 3 (or as
+        # deep as the budget allows), and deeper slices are reached by descent only.
+        depth = min(3, self.max_depth)
+        while depth < self.max_depth and len(enumerate_cuboids(
+                cube.dims, cube.coarse_of, depth + 1)) <= cfg.max_cuboids:
+            depth += 1
+        self.lattice_depth = depth
         self.dense_limit = 1 << 22
 
     # ---------------------------------------------------------------- set-up
@@ -705,7 +749,7 @@ class _Search:
 
     def _build_cuboids(self, keep_tests: bool = False):
         cube = self.cube
-        self.combos = enumerate_cuboids(cube.dims, cube.coarse_of, self.max_depth)
+        self.combos = enumerate_cuboids(cube.dims, cube.coarse_of, self.lattice_depth)
         fine = {cube.dims.index(f) for f in cube.coarse_of}
         old = self.cuboids if keep_tests else None
         # Deepest cuboids from the cells, shallower ones from their smallest computed
@@ -747,9 +791,27 @@ class _Search:
             cb.offset = offset
             ps.append(np.where(cb.selectable & (cb.N0 > 0), cb.p0, np.nan))
             offset += len(cb.keys)
-        allp = np.concatenate(ps + [self.pruned_p])
-        self.bh = _noise.BHCurve(allp[~np.isnan(allp)])
+        # Weighted BH (Genovese, Roeder and Wasserman 2006): every layer of the lattice
+        # gets an equal part of the family's weight, so searching deeper (many more
+        # slices) does not take power from the shallow layers.
+        per_depth = {}
+        for cb, p in zip(cuboids, ps):
+            per_depth[cb.depth] = per_depth.get(cb.depth, 0) + int(np.sum(~np.isnan(p)))
+        per_depth[1] = per_depth.get(1, 0) + len(self.pruned_p)
+        per_depth = {d: n for d, n in per_depth.items() if n}
+        m = sum(per_depth.values())
+        self.layer_w = {d: m / (len(per_depth) * n) for d, n in per_depth.items()}
+        wp = [p / self._weight(cb.depth) for cb, p in zip(cuboids, ps)]
+        allp = np.concatenate(wp + [self.pruned_p / self._weight(1)])
+        self.bh = _noise.BHCurve(np.minimum(allp[~np.isnan(allp)], 1.0))
         self.n_tested = self.bh.m
+
+    def _weight(self, depth: int) -> float:
+        """Weight of a slice of ``depth`` dimensions in the BH family (layers share alike)."""
+        w = getattr(self, "layer_w", None)
+        if not w:
+            return 1.0
+        return w.get(min(max(depth, 1), max(w)), min(w.values()))
 
     # ---------------------------------------------------------------- helpers
     def _cells_of(self, flt: dict[int, int]) -> np.ndarray:
@@ -781,8 +843,12 @@ class _Search:
             cnt = np.bincount(self._positions(cb, idx), minlength=len(cb.keys))
             cb.blocked |= cnt == idx.size
 
-    def _gate_z(self, k: int) -> float:
-        return _noise.z_for_p(self.cfg.alpha * (k + 1) / max(self.n_tested, 1))
+    def _gate_z(self, k: int, depth: int = 1) -> float:
+        # The first slice answers "is anything localized" at FDR alpha; every further one
+        # must pass the stricter extra_alpha (the answer is meant to be the smallest set).
+        alpha = self.cfg.alpha if k == 0 else min(self.cfg.alpha, self.cfg.extra_alpha)
+        p = alpha * (k + 1) * self._weight(depth) / max(self.n_tested, 1)
+        return _noise.z_for_p(min(p, 1.0))
 
     def _eligible(self, A) -> np.ndarray:
         D = A[_Y] - A[_M]
@@ -800,14 +866,16 @@ class _Search:
             ok &= ~(rel < self.cfg.min_relative_change)
         return ok
 
-    def _best(self):
-        """(|z|, cuboid index, slice index) of the best eligible slice, with tie-breaks."""
+    def _best(self, k: int):
+        """(|z|, cuboid index, slice index) of the best eligible slice that passes the gate
+        for discovery ``k`` (which depends on its layer), with tie-breaks."""
         cands = []
         for ci, cb in enumerate(self.cuboids):
             ok = ~cb.blocked & self._eligible(cb.A)
             if not ok.any():
                 continue
-            az = np.where(ok, np.abs(self._z(cb.A)), -1.0)
+            az = np.abs(self._z(cb.A))
+            az = np.where(ok & (az >= self._gate_z(k, cb.depth)), az, -1.0)
             j = int(np.argmax(az))
             if az[j] > 0:
                 cands.append((float(az[j]), ci, j))
@@ -832,11 +900,16 @@ class _Search:
         """If the whole population is the best explanation, rescale the expectation."""
         root = self.C.sum(axis=1)[:, None]
         z_root = float(np.abs(self._z(root))[0])
-        best = self._best()
+        best = self._best(0)
         if best is not None and best[0] >= z_root:
             return None
         Y, M = float(root[_Y, 0]), float(root[_M, 0])
         if z_root < self._gate_z(0) or M <= 0:
+            return None
+        # Everything is an answer only when the deviation is spread across the whole
+        # population: along every dimension, the parts that stood still hold little.
+        ref, _ = self._delta(root)
+        if not self._broadly_moved_globally(ref, Y / M):
             return None
         if best is not None:
             # As for any parent: everything outside the best slice must have moved the
@@ -853,6 +926,26 @@ class _Search:
             np.stack([np.bincount(self.cell_of_leaf, weights=x, minlength=self.n_cells) for x in self.X])
         self._build_cuboids(keep_tests=True)
         return f
+
+    def _broadly_moved_globally(self, ref: float, f: float) -> bool:
+        """:meth:`_broadly_moved` for the whole population, judged under the noise model
+        fitted around the rescaled expectation when that fits better: a shift of every
+        leaf is otherwise read as multiplicative wobble, and every part then looks still."""
+        every = np.ones(self.n_cells, dtype=bool)
+        a2, b2 = _noise.fit_variance(self.y, self.mu0 * f, counts=self.counts,
+                                     offset=self.offset * f * f)
+        if not (b2, a2) < (self.b, self.a):
+            return self._broadly_moved(every, {}, ref)
+        saved = self.a, self.b, self.min_effect, self.C
+        self.a, self.b = a2, b2
+        self.min_effect = self.cfg.min_effect_sd * math.sqrt(b2)
+        X = self._measures(self.y, self.mu0, np.ones(self.cube.n), self.offset)
+        self.C = X if self.cell_of_leaf is None else np.stack(
+            [np.bincount(self.cell_of_leaf, weights=x, minlength=self.n_cells) for x in X])
+        try:
+            return self._broadly_moved(every, {}, ref)
+        finally:
+            self.a, self.b, self.min_effect, self.C = saved
 
     # ---------------------------------------------------------------- refinement
     def _parents(self, flt: dict[int, int]) -> list[dict[int, int]]:
@@ -1035,15 +1128,16 @@ class _Search:
         return self._prune_weak(out)
 
     def _prune_weak(self, chosen):
-        """Drop slices that no longer pass the gate given the others."""
+        """Drop slices that no longer pass the gate (of their layer) given the others."""
         while chosen:
-            worst, wz = None, math.inf
+            worst, margin = None, math.inf
             for k, f in enumerate(chosen):
                 A = self._agg_mask(self._cells_of(f) & ~self._others(chosen, k))
                 z = float(np.abs(self._z(A))[0]) if self._eligible(A)[0] else 0.0
-                if z < wz:
-                    worst, wz = k, z
-            if wz >= self._gate_z(len(chosen) - 1):
+                gap = z - self._gate_z(len(chosen) - 1, len(f))
+                if gap < margin:
+                    worst, margin = k, gap
+            if margin >= 0:
                 break
             chosen = chosen[:worst] + chosen[worst + 1:]
         return chosen
@@ -1058,8 +1152,8 @@ class _Search:
         chosen: list[dict[int, int]] = []
         explained = np.zeros(self.n_cells, dtype=bool)
         while len(chosen) < cfg.max_slices:
-            best = self._best()
-            if best is None or best[0] < self._gate_z(len(chosen)):
+            best = self._best(len(chosen))
+            if best is None:
                 break
             flt = self._filter_of(best[1], best[2])
             if cfg.refine:
@@ -1079,17 +1173,37 @@ class _Search:
         """Drop slices that explain less than ``min_share`` of what the chosen set explains.
 
         A real but tiny local anomaly does not help explain the divergence; the answer
-        is meant to be the smallest set that does.
+        is meant to be the smallest set that does. The share is measured twice, against
+        the leaf-by-leaf expectation the search tests and as the slice's contribution
+        to the metric (its own baseline rate; what :class:`SliceFinding` reports), and
+        the smaller counts: a slice of a few leaves whose shrunk expectation differs
+        from their raw rate must not pass on the first alone.
         """
         while len(chosen) > 1:
-            dev = [abs(float(self._agg_mask(self._cells_of(f) & ~self._others(chosen, k))[_Y, 0]
-                             - self._agg_mask(self._cells_of(f) & ~self._others(chosen, k))[_M, 0]))
-                   for k, f in enumerate(chosen)]
-            k = int(np.argmin(dev))
-            if dev[k] >= self.cfg.min_share * sum(dev):
+            dev, con = [], []
+            for k, f in enumerate(chosen):
+                free = self._cells_of(f) & ~self._others(chosen, k)
+                A = self._agg_mask(free)
+                dev.append(abs(float(A[_Y, 0] - A[_M, 0])))
+                con.append(abs(self._contribution(free)))
+            share = [min(d / max(sum(dev), 1e-300), c / max(sum(con), 1e-300))
+                     for d, c in zip(dev, con)]
+            k = int(np.argmin(share))
+            if share[k] >= self.cfg.min_share:
                 break
             chosen = chosen[:k] + chosen[k + 1:]
         return chosen
+
+    def _contribution(self, cells: np.ndarray) -> float:
+        """Deviation of the metric over ``cells`` from their own baseline (numerator units)."""
+        cube = self.cube
+        m = cells if self.cell_of_leaf is None else cells[self.cell_of_leaf]
+        if cube.kind != "ratio":
+            return float(cube.obs_num[m].sum() - cube.base_num[m].sum())
+        b_d = float(cube.base_den[m].sum())
+        rate = float(cube.base_num[m].sum()) / b_d if b_d > 0 else \
+            float(cube.base_num.sum()) / max(float(cube.base_den.sum()), 1e-300)
+        return float(cube.obs_num[m].sum() - cube.obs_den[m].sum() * rate)
 
     def _leaf_mask(self, chosen) -> np.ndarray:
         cells = np.zeros(self.n_cells, dtype=bool)
@@ -1181,15 +1295,25 @@ class _Search:
         else:
             joint = contribution(union)[0] / total_dev if union.any() else 0.0
         root = X0.sum(axis=1)[:, None]
+        p_root = float(_noise.two_sided_p(self._z(root))[0])
+        cands = self._candidates()
+        unsep = ()
+        if p_root < self.cfg.alpha and not (math.isfinite(joint) and abs(joint) >= 0.5):
+            # The total moved but the answer does not explain it: name the slices that
+            # carry it and that the search could not separate into causes.
+            chosen_f = [f.filter for f in findings if f.filter]
+            sig = cands[(cands["q_value"] <= self.cfg.alpha) & (cands["depth"] > 0)]
+            unsep = tuple(f for f in sig["filter"] if not any(
+                set(f.items()) <= set(c.items()) or set(c.items()) <= set(f.items())
+                for c in chosen_f))[:5]
         return Localization(
             slices=tuple(findings), kind=cube.kind, dimensions=cube.dims,
             baseline=float(base_val), observed=float(obs_val), relative_change=float(rel_total),
             deviation=float(total_dev), rate_deviation=float(rate_dev),
             mix_deviation=float(total_dev - rate_dev), explained_share=float(joint),
-            p_value=float(_noise.two_sided_p(self._z(root))[0]),
-            n_leaves=cube.n, n_tested=self.n_tested,
+            p_value=p_root, n_leaves=cube.n, n_tested=self.n_tested,
             noise={"a": self.a, "b": self.b, "counts": self.counts},
-            candidates=self._candidates(), config=self.cfg,
+            candidates=cands.drop(columns="filter"), config=self.cfg, unseparated=unsep,
         )
 
     def _q_of(self, flt: dict[int, int], p: float) -> float:
@@ -1204,7 +1328,7 @@ class _Search:
                     mult *= self.pcards[i]
                 j = int(np.searchsorted(cb.keys, key))
                 if j < len(cb.keys) and cb.keys[j] == key:
-                    return self.bh.q(float(cb.p0[j]))
+                    return self.bh.q(float(cb.p0[j]) / self._weight(cb.depth))
         return min(1.0, p * self.n_tested)
 
     def _candidates(self) -> pd.DataFrame:
@@ -1219,10 +1343,12 @@ class _Search:
                 vals = decode_key(int(cb.keys[j]), self.pcards, cb.combo)
                 flt = {cube.dims[i]: str(cube.labels[i][self.kept_maps[i][c]])
                        for i, c in zip(cb.combo, vals)}
-                rows.append((float(z[j]), {"slice": _render(flt), "depth": cb.depth,
+                rows.append((float(z[j]), {"slice": _render(flt), "filter": flt,
+                                           "depth": cb.depth,
                                            "n_leaves": int(cb.N0[j]), "z": float(cb.z0[j]),
                                            "p_value": float(cb.p0[j]),
-                                           "q_value": self.bh.q(float(cb.p0[j]))}))
+                                           "q_value": self.bh.q(float(cb.p0[j])
+                                                                / self._weight(cb.depth))}))
         rows.sort(key=lambda r: -r[0])
-        return pd.DataFrame([r[1] for r in rows[:n]],
-                            columns=["slice", "depth", "n_leaves", "z", "p_value", "q_value"])
+        return pd.DataFrame([r[1] for r in rows[:n]], columns=[
+            "slice", "filter", "depth", "n_leaves", "z", "p_value", "q_value"])
