@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sql import lit as _lit
+
 __all__ = ["Lockdown", "configure", "lock_down", "serve_lockdown", "served_lockdown"]
 
 
@@ -34,10 +36,6 @@ class Lockdown:
 
 
 _SERVED: Lockdown | None = None
-
-
-def _lit(s: str) -> str:
-    return "'" + str(s).replace("'", "''") + "'"
 
 
 def lock_down(con, policy: Lockdown) -> None:
