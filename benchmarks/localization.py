@@ -536,6 +536,7 @@ def run_scale(n_rows: int, seed: int = 7, scale_dir: str | None = None, repeats:
                         "in a fresh process per run; secs is the median wall time of the runs, "
                         "peak_gb the largest peak resident set (VmHWM) of a run's process "
                         "(interpreter and imports included: peak_gb_after_imports)",
+            "load_avg_1m": round(os.getloadavg()[0], 2),
             "found": found, "truth": [truth], "correct": found == [truth]}
 
 
@@ -635,9 +636,9 @@ def print_table(res):
               f"peak RSS {sc.get('peak_gb')} GB ({sc.get('peak_gb_after_imports')} GB after "
               f"imports); found {sc.get('found')} (correct: {sc.get('correct')})")
     if "sensitivity" in res:
-        print("\nsensitivity / ablation           squeeze_B0  riskloc_RS")
+        print("\nsensitivity / ablation" + " " * 24 + "squeeze_B0  riskloc_RS")
         for r in res["sensitivity"]:
-            print(f"  {r['variant']:<30} {r['squeeze_B0_f1']:10.3f}  {r['riskloc_RS_f1']:10.3f}")
+            print(f"  {r['variant']:<42} {r['squeeze_B0_f1']:10.3f}  {r['riskloc_RS_f1']:10.3f}")
 
 
 if __name__ == "__main__":
