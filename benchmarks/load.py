@@ -128,15 +128,14 @@ def build_highcard_passport(out: Path, *, seed: int, rows: int, values: int,
     conversions = rng.binomial(sessions, p).astype(np.int32)
     labels = np.char.add("c", np.char.zfill(np.arange(values).astype(str), 7))
 
-    def dict_col(codes, names):
-        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(names))
-
+    # Plain string columns: dictionary-encoded ones were stored as their codes by the
+    # ingest ("0", "1", "2" for platform), a defect reported apart.
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({
         "ts": pa.array((start + pd.to_timedelta(hour, unit="h")).as_unit("us")),
-        "customer": dict_col(customer, labels.tolist()),
-        "platform": dict_col(plat, ["ios", "android", "web"]),
-        "country": dict_col(country, [f"C{i}" for i in range(10)]),
+        "customer": pa.array(labels[customer]),
+        "platform": pa.array(np.array(["ios", "android", "web"])[plat]),
+        "country": pa.array(np.array([f"C{i}" for i in range(10)])[country]),
         "sessions": pa.array(sessions), "conversions": pa.array(conversions),
     }), out / "events.parquet", row_group_size=1 << 20)
     onset = start + pd.Timedelta(hours=onset_h)
@@ -477,8 +476,10 @@ def main(argv=None) -> int:
         work = Path(a.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         env["WORKBENCH_INVESTIGATIONS"] = str(work / "library")
-        proc = None
-        if a.url:
+        proc, pid, url = None, None, None
+        if not a.cycles:
+            pass
+        elif a.url:
             url, pid = a.url, a.pid
         else:
             proc, url = start_server(DEMO, work / "demo.duckdb", work / "server.log", env,
@@ -486,7 +487,7 @@ def main(argv=None) -> int:
             pid = proc.pid
         cycles = []
         try:
-            time.sleep(5)  # let the server's first investigation finish (it warms at start)
+            time.sleep(5 if a.cycles else 0)  # the server warms its first investigation
             for c in range(a.cycles):
                 cpu0 = cpu_s(pid) if pid else None
                 r = run_cycle(url, a.sessions, a.browsers, a.clicks, a.seed + 1000 * c)
