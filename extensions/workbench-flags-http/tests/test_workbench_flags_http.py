@@ -176,7 +176,7 @@ def test_workbench_loop_through_the_http_provider(service, tmp_path, capsys):
 
     demo = Path(__file__).resolve().parents[3] / "sample_data" / "demo"
     args = ["loop", str(demo), "--metric", "conversion_rate", "--cause", "chg-0431",
-            "--hours", "4", "--json", "-q", "--provider", "http",
+            "--hours", "6", "--json", "-q", "--provider", "http",
             "--provider-option", f"url={service.url}", "--provider-option", "timeout=2",
             "--audit", str(tmp_path / "audit.jsonl"), "--workdir", str(tmp_path / "loop"),
             "--db", str(tmp_path / "store.duckdb")]

@@ -12,10 +12,12 @@ on a private copy), the way flagd's in-process mode evaluates a synced rule set.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import tempfile
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 from urllib.parse import quote
 
@@ -144,10 +146,14 @@ class HttpFlagProvider:
         definition = self.current(key)
         if definition is None:
             return np.full(len(contexts), default, dtype=object)
-        with tempfile.TemporaryDirectory() as d:
-            local = FlagdFileProvider(Path(d) / "flags.json")
-            local.apply(key, definition)
-            return local.evaluate(key, contexts, default)
+        # a private copy that lives as long as this provider: the flagd file watcher polls
+        # once more after it is shut down, and must find the file there
+        if getattr(self, "_copy", None) is None:
+            self._copy = tempfile.mkdtemp(prefix="workbench-flags-http-")
+            weakref.finalize(self, shutil.rmtree, self._copy, True)
+        local = FlagdFileProvider(Path(self._copy) / "flags.json")
+        local.apply(key, definition)
+        return local.evaluate(key, contexts, default)
 
     # ------------------------------------------------------------------ history (change rows)
     def sample_input(self) -> Path:
