@@ -48,6 +48,8 @@ def test_stores_take_the_duckdb_limits(tmp_path):
             limit, threads = st.con.execute(
                 "SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
     assert limit == "256.0 MiB" and threads == 1
-    with Store(tmp_path / "s.duckdb") as st:  # DuckDB's own default once the block ends
-        default = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()
+    with Store(tmp_path / "s.duckdb") as st:  # the environment's bound once the block ends
+        from workbench.store.sql import bound_connection
+        default = bound_connection(duckdb.connect()).execute(
+            "SELECT current_setting('memory_limit')").fetchone()
         assert st.con.execute("SELECT current_setting('memory_limit')").fetchone() == default

@@ -67,7 +67,7 @@ def test_hypothesis_navigation_is_bounded(state):
 
 
 def test_decisions_are_recorded_on_the_investigation(demo_inv, tmp_path):
-    state = WorkbenchState.from_investigation(dataclasses.replace(demo_inv), background=False,
+    state = WorkbenchState.from_investigation(dataclasses.replace(demo_inv, record=None), background=False,
                                               library=str(tmp_path / "library"))
     state.decide(TOP, "confirmed", "payment step broken")
     d = state.decisions[-1]

@@ -76,6 +76,12 @@ def cardinalities(con: duckdb.DuckDBPyConnection, sp: StoredPassport,
                    .fetchone()[0]) for d in (dims or sp.manifest.all_dimensions)}
 
 
+def dictionary(con: duckdb.DuckDBPyConnection, sp: StoredPassport, dimension: str
+               ) -> pd.DataFrame:
+    """The code -> value dictionary of one dimension (columns ``code``, ``value``)."""
+    return con.execute(f"SELECT code, value FROM {sp.schema}.{q('dict_' + dimension)}").df()
+
+
 def grouping_labels(sp: StoredPassport, dims: Sequence[str], alias: str = "g") -> tuple[str, str]:
     """SQL naming each GROUPING SETS row by its dimension and decoded value.
 

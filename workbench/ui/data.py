@@ -316,15 +316,14 @@ class InvestigationData:
 
         def run():
             from ..store import Store
-            from ..store.queries import q
+            from ..store.queries import dictionary
             with Store(self.db, read_only=True) as st:
                 df = st.con.execute(sql).df()
                 # A large store's leaves come from its fact rows: dimension codes, decoded
                 # here (the UI showed "0", "1", "2" for platform and searched codes).
                 for d in (d for d in self.dimensions
                           if d in df and pd.api.types.is_integer_dtype(df[d])):
-                    dt = st.con.execute(f"SELECT code, value FROM {self.sp.schema}."
-                                        f"{q('dict_' + d)}").df()
+                    dt = dictionary(st.con, self.sp, d)
                     df[d] = df[d].map(pd.Series(dt["value"].to_numpy(dtype=object),
                                                 index=dt["code"].to_numpy()))
             for c in ("obs_num", "base_num", "obs_den", "base_den", "obs_rows", "base_rows"):
