@@ -345,6 +345,7 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     with Store(db_path, read_only=True) as st:
         inv = _analyse(st, pp, spec, win, say, timings, skipped, memory=memory,
                        memory_asof=memory_asof, verify=verify)
+    _say_late_data(inv)
     inv.clock = {"loaded_at": loaded_at}
     inv.passport_dir = str(Path(pp.directory).resolve())
     t = time.perf_counter()
@@ -361,6 +362,30 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         inv.artifact = str(write_artifact(inv, pp, artifact_dir, window=window))
         say(f"artifact written: {inv.artifact}")
     return inv
+
+
+def _drop_late_tail(series: pd.DataFrame, data_last, grain):
+    """Drop the incomplete last buckets (late data, :mod:`workbench.quality.late`).
+
+    Returns ``(series, data_last, tail)``; unchanged with ``tail=None`` when complete.
+    """
+    from ..quality.late import incomplete_tail
+
+    tail = incomplete_tail(series, grain)
+    if tail is None:
+        return series, data_last, None
+    kept = series[series["ts"] < tail.start].reset_index(drop=True)
+    return kept, min(data_last, tail.start - grain), tail
+
+
+def _say_late_data(inv: "Investigation") -> None:
+    """The answer says what late data may change: ``divergence.late_data`` and next step."""
+    late = inv.params.get("late_data")
+    if not late:
+        return
+    inv.divergence["late_data"] = late
+    step = inv.params.get("next_step") or ""
+    inv.params["next_step"] = (step + "; " if step else "") + late["message"]
 
 
 def _next_step(verdict: str, causes: list[dict], slices: list[dict], dq: list[dict]) -> str:
@@ -825,6 +850,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     t = time.perf_counter()
     say("auditing data quality (gaps, duplicates)")
     qrep = audit_quality(st.con, sp, skipped_batches=skipped)
+    series, data_last, late = _drop_late_tail(series, data_last, grain)
     timings["quality"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -844,6 +870,8 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                     better=spec.better, provenance=[], queries=queries, db="",
                     timings=timings, series=series, detection=det,
                     params={"window": None if win is None else [_iso(w) for w in win]})
+    if late is not None:
+        base_inv["params"]["late_data"] = late.to_dict()
     srm_findings = _srm_findings(pp)
     dq_all = [f.to_dict() for f in qrep.findings] + srm_findings
     if not det.significant or det.onset is None:
@@ -1064,12 +1092,17 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
                            panel=panel_fn, onset_set=onset_set)
     timings["rank"] = time.perf_counter() - t
     dose = getattr(ranking, "dose", None)
-    if dose is not None and dose.consistent and dose.first_step < onset:
-        say(f"dose-response: the divergence began with the first rollout step "
-            f"{_iso(dose.first_step)}")
-        onset = dose.first_step
-        onset_from = f"first step of the rollout ({dose.first_step_id})"
-        base_inv["params"]["onset_from_first_dose"] = dose.first_step_id
+    # a dose-response that follows the exposure dates the ramp from its first step;
+    # otherwise the first step whose exposed units diverge does
+    first_dose = None if dose is None else (
+        (dose.first_step, dose.first_step_id) if dose.consistent
+        else dose.first_diverging(sign, grain))
+    if first_dose is not None and first_dose[0] < onset:
+        say(f"dose-response: the divergence began with the first rollout step whose exposed "
+            f"units diverge {_iso(first_dose[0])}")
+        onset = first_dose[0]
+        onset_from = f"first rollout step whose exposed units diverge ({first_dose[1]})"
+        base_inv["params"]["onset_from_first_dose"] = first_dose[1]
         # rank again from the first dose: the ramp's first row is now aligned
         ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                                direction_sign=sign, leaves=leaves, top_slices=slices,
@@ -1092,15 +1125,16 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
         gap = next((f for f in overlapping if f.slice), None)
         if gap is not None:
             slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
-    elif rm is not None and _is_mix_shift(rm) and \
-            np.sign(rm.total_change) == np.sign((det.observed or 0) - (det.baseline or 0)):
-        verdict = "mix_shift"
-        scale = max(0.0, min(1.0, 1.0 - mix_share))
-        slices = _mix_slices(leaves, leaf_dims, m) + slices
-    elif ranking.top is not None and ranking.top.confidence >= 0.5:
-        verdict, scale = "change", 1.0
     else:
-        verdict, scale = "external", 1.0
+        from ..events.verdict import decide_verdict
+
+        verdict = decide_verdict(data_quality_explains=False,
+                                 strict_mix=rm is not None and _is_mix_shift(rm), rm=rm,
+                                 divergence_sign=sign, top=causes[0] if causes else None)
+        scale = 1.0
+        if verdict == "mix_shift":
+            scale = max(0.0, min(1.0, 1.0 - mix_share))
+            slices = _mix_slices(leaves, leaf_dims, m) + slices
     if verdict != "change":
         for c in causes:
             c["confidence"] = round(min(c["confidence"] * scale, 0.49), 4)
@@ -1113,7 +1147,7 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     # estimate wanders inside a flat likelihood (a night, a small slice), the
     # change's time does not. Ranked first, then dated, so the dating adds no blame.
     if verdict == "change" and causes and onset_set and onset_from.startswith("scan") \
-            and ranking.aligned is not None:
+            and ranking.aligned is not None and causes[0].get("own_effect") is not False:
         t_top = pd.Timestamp(causes[0]["ts"]).floor(grain)
         s_lo, s_hi = ranking.aligned  # as far as the ranking aligned changes
         # (one grain of slack: the set's edges fall between buckets)
