@@ -573,13 +573,11 @@ def _assemble(out_dir: Path, *, name: str, family: str, seed: int, world: World,
     onset_iso = None if plan.onset is None else ch.iso_utc(world.hour_ns(plan.onset))
     truth = {
         "family": family,
-        "heldout": family in HELDOUT_FAMILIES,
         "seed": int(seed),
         "metric": plan.metric,
         "verdict": plan.verdict,
         "onset": onset_iso,
         "slice": plan.slice if plan.score_slice else None,
-        "accept_verdicts": [plan.verdict, *plan.accept],
         "culprit_ids": culprit_ids,
         "effect": round(float(plan.effect), 4),
         "description": plan.description.format(culprits=", ".join(culprit_ids) or "none",
@@ -590,6 +588,8 @@ def _assemble(out_dir: Path, *, name: str, family: str, seed: int, world: World,
                     "period": [ch.iso_utc(world.start_ns), ch.iso_utc(end_ns)],
                     "decoy_ids": [r["id"] for r in rows if r["role"] in ("decoy", "story")]},
     }
+    if family in HELDOUT_FAMILIES:  # (the tuning families' truth.json stays as it was)
+        truth.update(heldout=True, accept_verdicts=[plan.verdict, *plan.accept])
     (out_dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     return truth
 
