@@ -34,7 +34,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .siblings import OwnEffectRule, apply_own_effect_rule, effect_score, sibling_evidence
+from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule, effect_score,
+                       sibling_evidence)
 
 RankSeries = Callable[[dict, bool], pd.DataFrame]
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
@@ -158,24 +159,6 @@ class RankingResult:
     def to_dict(self) -> dict:
         return {"causes": [c.to_dict() for c in self.causes], "external": self.external,
                 "window": [t.isoformat() for t in self.window], "stability": self.stability}
-
-
-def _against_siblings(series, leaves, m, den, top_slices, focus, scope, t0, kind, lo_t, hi_t,
-                      cfg) -> tuple | None:
-    """``(effect, slice)`` of a scoped change against its siblings in the diverging slice
-    its scope is nested in (:mod:`workbench.events.siblings`), or ``None``."""
-    from .siblings import nesting_slice, sibling_effect
-
-    if series is None or not scope:
-        return None
-    sl = nesting_slice(leaves, m, den, top_slices, focus, cfg.own_rule.min_sibling_share)
-    if sl is None:
-        return None
-    try:
-        eff = sibling_effect(series, scope, sl, t0, kind, lo_t, hi_t)
-    except (ValueError, KeyError):
-        return None
-    return None if eff is None else (eff, sl)
 
 
 def alignment(lag: float, cfg: "RankConfig") -> float:
@@ -404,8 +387,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 if (direction_sign * effect.pre_t_stat >= 3.0
                         and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
                     f_effect = -1.0
-            sib = _against_siblings(series, leaves, m, den, top_slices, focus, scope, t0,
-                                    kind, lo_t, hi_t, cfg) if effect is not None else None
+            sib = against_siblings(series, leaves, m, den, top_slices, focus, scope, t0,
+                                   kind, lo_t, hi_t, cfg.own_rule) if effect is not None else None
         sib_feat = None
         if sib is not None:  # explained away by the siblings: never adds blame
             sib_eff, sib_slice = sib

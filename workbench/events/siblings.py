@@ -142,6 +142,24 @@ def sibling_effect(series: Callable[[dict, bool], pd.DataFrame], scope: dict,
     return EffectEstimate(**{**eff.__dict__, "method": "ddd-siblings-log-hac"})
 
 
+def against_siblings(series, leaves: pd.DataFrame, m: np.ndarray, den: np.ndarray,
+                     slices: list[dict], focus: dict | None, scope: dict,
+                     change_ts: pd.Timestamp, kind: str, lo: pd.Timestamp, hi: pd.Timestamp,
+                     rule: OwnEffectRule) -> tuple | None:
+    """``(effect, slice)`` of a scoped change against its siblings in the diverging slice
+    its scope is nested in, or ``None`` (not nested, no siblings, or too few buckets)."""
+    if series is None or not scope:
+        return None
+    sl = nesting_slice(leaves, m, den, slices, focus, rule.min_sibling_share)
+    if sl is None:
+        return None
+    try:
+        eff = sibling_effect(series, scope, sl, change_ts, kind, lo, hi)
+    except (ValueError, KeyError):
+        return None
+    return None if eff is None else (eff, sl)
+
+
 def effect_score(effect, direction_sign: float) -> float:
     """The effect feature of the ranking: ``clip(sign * t, -3, 8) / 4`` (0 without a test)."""
     if effect is None:
