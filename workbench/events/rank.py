@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule, effect_score,
-                       sibling_evidence)
+                       ramp_effects, sibling_evidence)
 
 RankSeries = Callable[[dict, bool], pd.DataFrame]
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
@@ -426,6 +426,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     if panel is not None:
         _joint_adjust(rows, boot, panel, kind=kind, grain=grain, direction_sign=direction_sign,
                       cfg=cfg, end=(data_end or end) + grain)
+    if series is not None:
+        ramp_effects(rows, changes, series, kind=kind, grain=grain, cfg=cfg,
+                      end=(data_end or end) + grain, direction_sign=direction_sign)
     apply_own_effect_rule(rows, [b[0] for b in boot], dev, total_dev, cfg.own_rule,
                           cfg.external_score)
     scores = np.array([r[1] for r in rows], dtype=float)

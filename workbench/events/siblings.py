@@ -184,6 +184,48 @@ def sibling_evidence(sib, slice_filter: dict, rule: OwnEffectRule,
     return line
 
 
+def ramp_effects(rows: list, changes: pd.DataFrame, series, *, kind: str,
+                 grain: pd.Timedelta, cfg, end: pd.Timestamp, direction_sign: float) -> None:
+    """Mark, in place, the first dose of a ramp whose later doses diverge (``ramp_effect``).
+
+    A 10% step's own comparison is weak by design; the ramp shows the effect
+    when the exposure grows (a consistent dose-response with a step whose
+    exposed units diverge).
+    """
+    from .rank import CandidateCause, dose_response
+
+    for i, (ch, llr, lag, s, c, eff, ev, feat) in enumerate(rows):
+        scoped = isinstance(ch.scope, dict) and bool(ch.scope)
+        if not scoped or pd.isna(ch.rollout) or not np.isfinite(llr) \
+                or has_own_effect(feat["effect"], cfg.own_rule):
+            continue
+        probe = CandidateCause(change_id=str(ch.id), kind=str(ch.kind), target=str(ch.target),
+                               ts=ch.ts, scope=ch.scope, rollout=float(ch.rollout),
+                               confidence=0.0, lag_grains=0.0, scope_share=0.0,
+                               traffic_share=0.0, effect=None, evidence=())
+        try:
+            dose = dose_response(changes, probe, series, kind=kind, grain=grain, end=end,
+                                 direction_sign=direction_sign)
+        except (ValueError, KeyError):
+            dose = None
+        if dose is not None and dose.consistent and \
+                dose.first_diverging(direction_sign, grain, cfg.own_rule.min_t) is not None:
+            rows[i] = (ch, llr, lag, s, c, eff, ev + (
+                "its later doses diverge with the exposure: the ramp's effect is its own",),
+                {**feat, "ramp_effect": True})
+
+
+def _ramp_key(ch) -> str | None:
+    """Identity of a dosed rollout (kind, target, scope) for rows with a rollout share."""
+    import json
+
+    roll = getattr(ch, "rollout", None)
+    if roll is None or (isinstance(roll, float) and np.isnan(roll)):
+        return None
+    scope = ch.scope if isinstance(ch.scope, dict) else {}
+    return f"{ch.kind}|{ch.target}|{json.dumps(scope, sort_keys=True)}"
+
+
 def apply_own_effect_rule(rows: list, masks: list[np.ndarray], dev: np.ndarray,
                           total_dev: float, rule: OwnEffectRule,
                           external_score: float) -> None:
@@ -195,9 +237,18 @@ def apply_own_effect_rule(rows: list, masks: list[np.ndarray], dev: np.ndarray,
     (no unexposed units, no test) are left to the scope evidence.
     """
     own = []
+    ramps: dict[str, bool] = {}  # the rows of one dosed rollout are one intervention
     for ch, llr, lag, s, c, eff, ev, feat in rows:
         scoped = isinstance(ch.scope, dict) and bool(ch.scope)
-        own.append(scoped and np.isfinite(llr) and has_own_effect(feat["effect"], rule))
+        has = scoped and (has_own_effect(feat["effect"], rule) or bool(feat.get("ramp_effect")))
+        key = _ramp_key(ch)
+        if key is not None:
+            ramps[key] = ramps.get(key, False) or has
+        own.append(has and np.isfinite(llr))
+    for i, (ch, llr, *_rest) in enumerate(rows):
+        key = _ramp_key(ch)
+        if key is not None and ramps.get(key) and np.isfinite(llr):
+            own[i] = True  # a later, larger dose shows the ramp's effect
     union = np.zeros(len(dev), dtype=bool)
     for m, o in zip(masks, own):
         if o:

@@ -1095,13 +1095,14 @@ def _analyse(st, pp: Passport, spec, win, say: Progress, timings: dict,
     # a dose-response that follows the exposure dates the ramp from its first step;
     # otherwise the first step whose exposed units diverge does
     first_dose = None if dose is None else (
-        (dose.first_step, dose.first_step_id) if dose.consistent
-        else dose.first_diverging(sign, grain))
+        (dose.first_step, dose.first_step_id, "first step of the rollout") if dose.consistent
+        else (*dose.first_diverging(sign, grain), "first rollout step whose exposed units "
+              "diverge") if dose.first_diverging(sign, grain) else None)
     if first_dose is not None and first_dose[0] < onset:
-        say(f"dose-response: the divergence began with the first rollout step whose exposed "
-            f"units diverge {_iso(first_dose[0])}")
+        say(f"dose-response: the divergence began with the {first_dose[2]} "
+            f"{_iso(first_dose[0])}")
         onset = first_dose[0]
-        onset_from = f"first rollout step whose exposed units diverge ({first_dose[1]})"
+        onset_from = f"{first_dose[2]} ({first_dose[1]})"
         base_inv["params"]["onset_from_first_dose"] = first_dose[1]
         # rank again from the first dose: the ramp's first row is now aligned
         ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
