@@ -149,3 +149,27 @@ def test_dosed_rollout_is_dated_from_the_first_dose_that_diverges():
     t, cid = dose.first_diverging(-1.0, GRAIN)
     assert cid == "b" and t == pd.Timestamp("2026-11-18T22:00Z")
     assert dose.first_diverging(+1.0, GRAIN) is None  # no step rose
+
+
+def test_a_ramps_first_dose_has_the_effect_its_later_doses_show(rng):
+    """10% -> 50% -> 100% over a day and a half: the 10% step's own comparison is weak,
+    the 50% and 100% steps land after the candidate window; the ramp's effect is its own."""
+    from workbench.events.siblings import ramp_effects
+
+    from .test_rank import _series
+
+    scope = {"platform": "android"}
+    t1, t2, t3 = ONSET, ONSET + pd.Timedelta("12h"), ONSET + pd.Timedelta("36h")
+    fn = _series(scope, 0.6, rng, hours=24 * 12, doses=[(t1, 0.1), (t2, 0.5), (t3, 1.0)])
+    ch = _changes([{"id": f"s{i}", "ts": t, "scope": scope, "kind": "flag", "target": "f",
+                    "rollout": r} for i, (t, r) in enumerate([(t1, 10), (t2, 50), (t3, 100)])])
+    first = next(ch.itertuples(index=False))
+    rows = [(first, 6.0, 0.0, 1.0, 0.3, None, (), {"effect": 0.2, "prior": 0.0})]
+    kw = dict(kind="ratio", grain=GRAIN, cfg=SimpleNamespace(own_rule=OwnEffectRule()),
+              end=ONSET + pd.Timedelta("60h"))
+    ramp_effects(rows, ch, fn, direction_sign=-1.0, **kw)
+    assert rows[0][7]["ramp_effect"] is True
+    # a ramp whose doses do nothing stays without an effect of its own
+    flat = [(first, 6.0, 0.0, 1.0, 0.3, None, (), {"effect": 0.2, "prior": 0.0})]
+    ramp_effects(flat, ch, _series(scope, 0.0, rng, hours=24 * 12), direction_sign=-1.0, **kw)
+    assert "ramp_effect" not in flat[0][7]
