@@ -116,6 +116,13 @@ def test_a_small_share_needs_the_rest_explained():
     apply_own_effect_rule(r, masks, dev, dev.sum(), rule, external_score=3.5)
     assert r[0][1] == pytest.approx(2.5) and r[0][7]["own_effect"] is False
     assert r[1][1] == pytest.approx(2.5)
+    # a change a day early whose comparison holds the shift explains nothing credible
+    old = (SimpleNamespace(scope={"country": "DE"}), -5.0, 30.0, 1.0, 0.9, None, (),
+           {"effect": 1.0, "prior": 0.0})
+    r = rows(0.1)[:1] + [old]
+    apply_own_effect_rule(r, [masks[0], np.ones(3, dtype=bool)], dev, dev.sum(), rule,
+                          external_score=3.5)
+    assert r[0][1] == pytest.approx(2.5) and r[0][7]["own_effect"] is False
 
 
 def test_nesting_slice_requires_siblings():

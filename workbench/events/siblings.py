@@ -31,8 +31,8 @@ The rule (issue 14): a change is credited only with an *own effect*: its
 effect against the right comparison (the siblings when its scope is nested in
 a diverging slice, else the unexposed rest) in the direction of the divergence
 with a 95% interval excluding zero; and it holds at least ``min_own_share`` of
-the divergence unless the changes with own effects together explain at least
-``min_explained``. A change without one cannot score above "outside the log"
+the divergence unless the credible changes (an own effect and a score above
+"outside the log") together explain at least ``min_explained``. A change without one cannot score above "outside the log"
 less ``cap_below_external``; the onset is never dated from it.
 
 References
@@ -249,9 +249,11 @@ def apply_own_effect_rule(rows: list, masks: list[np.ndarray], dev: np.ndarray,
         key = _ramp_key(ch)
         if key is not None and ramps.get(key) and np.isfinite(llr):
             own[i] = True  # a later, larger dose shows the ramp's effect
+    # what the credible changes explain: an effect of their own and a score above
+    # "outside the log" (a change a day early whose comparison holds the shift is not)
     union = np.zeros(len(dev), dtype=bool)
-    for m, o in zip(masks, own):
-        if o:
+    for m, o, r in zip(masks, own, rows):
+        if o and r[1] >= external_score:
             union |= m
     explained = float(dev[union].sum() / total_dev) if total_dev else 0.0
     for i, (ch, llr, lag, s, c, eff, ev, feat) in enumerate(rows):
