@@ -34,6 +34,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule, effect_score,
+                       ramp_effects, sibling_evidence)
+
 RankSeries = Callable[[dict, bool], pd.DataFrame]
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
 RankPanel = Callable[[list, pd.Timestamp, pd.Timestamp], pd.DataFrame]
@@ -80,6 +83,7 @@ class RankConfig:
     joint_k: int = 4
     joint_window: pd.Timedelta = pd.Timedelta("24h")
     onset_set_reach: int = 6
+    own_rule: OwnEffectRule = field(default_factory=OwnEffectRule)
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,9 @@ class CandidateCause:
                 "lag_grains": round(self.lag_grains, 2),
                 "scope_share": round(self.scope_share, 4),
                 "traffic_share": round(self.traffic_share, 4),
-                "effect": None if self.effect is None else self.effect.to_dict()}
+                "effect": None if self.effect is None else self.effect.to_dict(),
+                "own_effect": self.features.get("own_effect"),
+                "siblings": self.features.get("siblings")}
 
 
 @dataclass(frozen=True)
@@ -361,7 +367,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             f_scope -= (1.0 - coverage) * max(s, 0.0)
         if not m.any():
             f_scope = -1.0
-        effect = None
+        effect = sib = None
         f_effect = 0.0
         if series is not None and scope and 0 < m.sum() < len(m):
             t0 = ch.ts.floor(grain) if hasattr(ch.ts, "floor") else ch.ts
@@ -381,6 +387,13 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 if (direction_sign * effect.pre_t_stat >= 3.0
                         and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
                     f_effect = -1.0
+            sib = against_siblings(series, leaves, m, den, top_slices, focus, scope, t0,
+                                   kind, lo_t, hi_t, cfg.own_rule) if effect is not None else None
+        sib_feat = None
+        if sib is not None:  # explained away by the siblings: never adds blame
+            sib_eff, sib_slice = sib
+            f_effect = min(f_effect, effect_score(sib_eff, direction_sign))
+            sib_feat = {"slice": sib_slice, **sib_eff.to_dict()}
         llr = f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
         if not np.isfinite(f_align):
             llr = -np.inf  # took effect after the onset: cannot be the cause
@@ -391,6 +404,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             ev = (f"inside the onset's 95% set ({s_lo:%m-%d %H:%M}..{s_hi:%m-%d %H:%M} at "
                   f"most {cfg.onset_set_reach} grains either side): the data cannot tell "
                   "this time from the estimated onset",) + ev[1:]
+        if sib is not None:
+            ev = ev + (sibling_evidence(sib[0], sib[1], cfg.own_rule, direction_sign),)
         if scope and coverage < 0.9:
             ev = ev + (f"only {coverage:.0%} of the scope's traffic is in the diverging "
                        "slices: the rest of the scope behaves as before",)
@@ -405,12 +420,17 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         rows.append((ch, llr, lag, s, c, effect, ev,
                      {"align": f_align, "scope": f_scope, "effect": f_effect,
                       "coverage": coverage,
-                      "prior": f_prior}))
+                      "prior": f_prior, "siblings": sib_feat}))
         boot.append((m, c, f_align, effect, f_effect, f_prior, bool(scope)))
 
     if panel is not None:
         _joint_adjust(rows, boot, panel, kind=kind, grain=grain, direction_sign=direction_sign,
                       cfg=cfg, end=(data_end or end) + grain)
+    if series is not None:
+        ramp_effects(rows, changes, series, kind=kind, grain=grain, cfg=cfg,
+                      end=(data_end or end) + grain, direction_sign=direction_sign)
+    apply_own_effect_rule(rows, [b[0] for b in boot], dev, total_dev, cfg.own_rule,
+                          cfg.external_score)
     scores = np.array([r[1] for r in rows], dtype=float)
     stability = _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg,
                            seed=int(onset.value % (2**31)))
@@ -601,6 +621,23 @@ class DoseResponse:
         """The change that starts the ramp (the step at ``first_step``)."""
         at = [st["change_id"] for st in self.steps if pd.Timestamp(st["ts"]) >= self.first_step]
         return at[0] if at else self.steps[0]["change_id"]
+
+    def first_diverging(self, direction_sign: float, grain: pd.Timedelta, min_t: float = 1.96
+                        ) -> tuple[pd.Timestamp, str] | None:
+        """``(time, change_id)`` of the first step whose exposed units diverge.
+
+        A step diverges when its effect's ``t`` is at least ``min_t`` in the
+        divergence's direction and every later step keeps that direction (the
+        exposure only grows along a ramp). ``None`` when no step qualifies.
+        """
+        ts_ = [st.get("t") for st in self.steps]
+        for i, st in enumerate(self.steps):
+            t = ts_[i]
+            if t is None or direction_sign * t < min_t:
+                continue
+            if all(direction_sign * later["effect"] > 0 for later in self.steps[i:]):
+                return pd.Timestamp(st["ts"]).floor(grain), str(st["change_id"])
+        return None
 
     def to_dict(self) -> dict:
         return {"target": self.target, "steps": list(self.steps), "slope": self.slope,
