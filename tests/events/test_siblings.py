@@ -161,7 +161,7 @@ def test_dosed_rollout_is_dated_from_the_first_dose_that_diverges():
 def test_a_ramps_first_dose_has_the_effect_its_later_doses_show(rng):
     """10% -> 50% -> 100% over a day and a half: the 10% step's own comparison is weak,
     the 50% and 100% steps land after the candidate window; the ramp's effect is its own."""
-    from workbench.events.siblings import ramp_effects
+    from workbench.events.rank import ramp_effects
 
     from .test_rank import _series
 

@@ -24,7 +24,7 @@ estimate is the DDD plus the slice's own shock; the DDD removes the shock that
 hit ``S`` as a whole. The siblings are the synthetic control *within the slice*
 (Abadie, Diamond and Hainmueller 2010) with equal weights: units exposed to the
 same outside event and not to the change. The estimate is the event-study
-regression of :func:`workbench.events.rank.did_effect` (hour-of-day effects,
+regression of :func:`workbench.events.effects.did_effect` (hour-of-day effects,
 HAC errors, a lead term), run on exposed against siblings.
 
 The rule (issue 14): a change is credited only with an *own effect*: its
@@ -51,6 +51,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from .effects import EffectEstimate, did_effect, scope_mask
 
 
 
@@ -92,8 +94,6 @@ def nesting_slice(leaves: pd.DataFrame, scope_m: np.ndarray, den: np.ndarray,
     in (``focus``). The slice must hold every leaf of the scope and leave at
     least ``min_sibling_share`` of its traffic outside the scope (the siblings).
     """
-    from .rank import scope_mask
-
     if not scope_m.any():
         return None
     cands = [s.get("filter") or {} for s in slices[:3]] + ([focus] if focus else [])
@@ -127,11 +127,9 @@ def sibling_effect(series: Callable[[dict, bool], pd.DataFrame], scope: dict,
                    lo: pd.Timestamp, hi: pd.Timestamp):
     """Exposed units against their siblings in ``slice_filter`` around ``change_ts`` (DDD).
 
-    Returns an :class:`~workbench.events.rank.EffectEstimate` (method
+    Returns an :class:`~workbench.events.effects.EffectEstimate` (method
     ``ddd-siblings-log-hac``) or ``None`` when too few buckets are comparable.
     """
-    from .rank import EffectEstimate, did_effect
-
     ex = series({**slice_filter, **scope}, False)
     sib = sibling_series(series, scope, slice_filter)
     ex = ex[(ex["ts"] >= lo) & (ex["ts"] < hi)]
@@ -182,37 +180,6 @@ def sibling_evidence(sib, slice_filter: dict, rule: OwnEffectRule,
     if direction_sign * sib.t_stat < rule.min_t:
         line += ": the siblings diverged alike, the slice is the story, not the change"
     return line
-
-
-def ramp_effects(rows: list, changes: pd.DataFrame, series, *, kind: str,
-                 grain: pd.Timedelta, cfg, end: pd.Timestamp, direction_sign: float) -> None:
-    """Mark, in place, the first dose of a ramp whose later doses diverge (``ramp_effect``).
-
-    A 10% step's own comparison is weak by design; the ramp shows the effect
-    when the exposure grows (a consistent dose-response with a step whose
-    exposed units diverge).
-    """
-    from .rank import CandidateCause, dose_response
-
-    for i, (ch, llr, lag, s, c, eff, ev, feat) in enumerate(rows):
-        scoped = isinstance(ch.scope, dict) and bool(ch.scope)
-        if not scoped or pd.isna(ch.rollout) or not np.isfinite(llr) \
-                or has_own_effect(feat["effect"], cfg.own_rule):
-            continue
-        probe = CandidateCause(change_id=str(ch.id), kind=str(ch.kind), target=str(ch.target),
-                               ts=ch.ts, scope=ch.scope, rollout=float(ch.rollout),
-                               confidence=0.0, lag_grains=0.0, scope_share=0.0,
-                               traffic_share=0.0, effect=None, evidence=())
-        try:
-            dose = dose_response(changes, probe, series, kind=kind, grain=grain, end=end,
-                                 direction_sign=direction_sign)
-        except (ValueError, KeyError):
-            dose = None
-        if dose is not None and dose.consistent and \
-                dose.first_diverging(direction_sign, grain, cfg.own_rule.min_t) is not None:
-            rows[i] = (ch, llr, lag, s, c, eff, ev + (
-                "its later doses diverge with the exposure: the ramp's effect is its own",),
-                {**feat, "ramp_effect": True})
 
 
 def _ramp_key(ch) -> str | None:

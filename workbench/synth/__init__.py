@@ -22,5 +22,6 @@ Examples
 from __future__ import annotations
 
 from .generate import FAMILIES, HELDOUT_FAMILIES, generate_demo, generate_incident
+from . import _heldout  # noqa: F401  registers the held-out families
 
 __all__ = ["FAMILIES", "HELDOUT_FAMILIES", "generate_demo", "generate_incident"]

@@ -41,8 +41,8 @@ import numpy as np
 
 from . import _changes as ch
 from ._world import APP_VERSIONS, COUNTRIES, COUNTRY_WEIGHT, PLANS, REGION_COUNTRIES
-from .generate import (_Plan, _conv_z, _fam_mix_shift, _latency_z, _pick_conversion_slice,
-                       _scope_label, _sessions_z, _window_mult)
+from .generate import (HELDOUT_BUILDERS, _Plan, _conv_z, _fam_mix_shift, _latency_z,
+                       _pick_conversion_slice, _scope_label, _sessions_z, _window_mult)
 
 
 def _pick(rng, seq):
@@ -202,9 +202,10 @@ def _fam_external_isolated(rng, world, onset, hours) -> _Plan:
                  details={"expected_z": round(e * z1, 1)})
 
 
-HELDOUT_BUILDERS = {
+_HELDOUT = {
     "nested_decoy": _fam_nested_decoy, "mix_with_deploy": _fam_mix_with_deploy,
     "two_changes": _fam_two_changes, "delayed_effect": _fam_delayed_effect,
     "small_effect": _fam_small_effect, "late_tail": _fam_late_tail,
     "external_isolated": _fam_external_isolated,
 }
+HELDOUT_BUILDERS.update(_HELDOUT)  # generate_incident finds them there

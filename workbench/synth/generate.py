@@ -89,6 +89,9 @@ FAMILIES: tuple[str, ...] = ("scoped_change", "staged_rollout", "latency_regress
 HELDOUT_FAMILIES: tuple[str, ...] = ("nested_decoy", "mix_with_deploy", "two_changes",
                                      "delayed_effect", "small_effect", "late_tail",
                                      "external_isolated")
+#: Their builders, registered by :mod:`workbench.synth._heldout` (imported with the
+#: package), which builds on this module's helpers.
+HELDOUT_BUILDERS: dict = {}
 HOUR_NS = 3_600_000_000_000
 DAY_NS = 24 * HOUR_NS
 #: Incidents' periods end on a day drawn from this range (so weekdays vary with the seed).
@@ -642,8 +645,6 @@ def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int 
     >>> json.loads((path / "truth.json").read_text())["verdict"]
     'change'
     """
-    from ._heldout import HELDOUT_BUILDERS
-
     builders = {**_BUILDERS, **HELDOUT_BUILDERS}
     if family not in builders:
         raise ValueError(f"unknown incident family {family!r}; valid families are: "
