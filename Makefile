@@ -47,7 +47,10 @@ test-ui: venv sysdeps
 	$(BIN)/python -m pytest -q -m browser tests/ui
 
 bench: venv sysdeps
-	$(BIN)/python benchmarks/incidents.py --n 8
+	$(BIN)/python benchmarks/incidents.py --n 8 --heldout
+	$(BIN)/python benchmarks/incidents.py --n 3 --heldout --scale 0.15 \
+	  --out benchmarks/results/incidents_calibration.json \
+	  --png benchmarks/results/incidents_reliability.png
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/localization.py
 	$(BIN)/python benchmarks/causal.py

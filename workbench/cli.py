@@ -208,17 +208,18 @@ def _cmd_generate(a) -> int:
     from . import synth
     from .errors import UsageError
 
+    families = synth.FAMILIES + synth.HELDOUT_FAMILIES  # tuning, then held-out families
     if a.list:
-        print("\n".join(synth.FAMILIES + ("demo",)))
+        print("\n".join(families + ("demo",)))
         return 0
     if not a.out:
         raise UsageError("generate: --out DIR is required")
     if a.family == "demo":
         path = synth.generate_demo(a.out)
     else:
-        if a.family not in synth.FAMILIES:
+        if a.family not in families:
             raise UsageError(f"unknown family '{a.family}'; families are: "
-                             + ", ".join(synth.FAMILIES + ("demo",)))
+                             + ", ".join(families + ("demo",)))
         path = synth.generate_incident(a.family, a.seed, a.out, days=a.days)
     print(path)
     return 0

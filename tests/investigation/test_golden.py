@@ -5,6 +5,9 @@ package was split into rooms (result, render, hypothesis, stages, library); a
 refactor that drops, renames or retypes a key of the answer fails here. Numbers
 are one type (``number``): JSON does not tell 1 from 1.0. Regenerate only on an
 intended change of the spec: ``python -m tests.investigation.test_golden``.
+Extensions are added, never breaks: issue 14 added ``causes[].own_effect`` and
+``causes[].siblings`` (regenerated in) and ``divergence.late_data`` (absent on the
+demo, frozen in ``LATE_DATA_SHAPE``).
 """
 from __future__ import annotations
 
@@ -115,6 +118,34 @@ def test_shape_diff_sees_a_renamed_key():
     b = shape({"causes": [{"time": "x", "confidence": 1}]})
     assert _diff(a, b) == ["$.causes[].ts: missing",
                            "$.causes[].time: not in the golden answer"]
+
+
+#: ``divergence.late_data`` (issue 14), which the demo passport does not carry: its
+#: feed is complete. Frozen here instead: an answer cut short by late data says this.
+LATE_DATA_SHAPE = {"{}": {"start": "str", "end": "str", "buckets": "number", "hours": "number",
+                          "expected_rows": "number", "observed_rows": "number",
+                          "missing_share": "number", "message": "str"}}
+
+
+def test_answer_extensions_of_issue_14(answer):
+    """``causes[].own_effect``, ``causes[].siblings`` and ``divergence.late_data``: typed."""
+    import pandas as pd
+
+    from workbench.investigation.result import Cause, Divergence
+    from workbench.quality.late import LateTail
+
+    assert answer["causes"] and all("own_effect" in c and "siblings" in c
+                                    for c in answer["causes"])
+    assert "late_data" not in answer["divergence"]  # the demo's feed is complete
+    c = Cause(answer["causes"][0])
+    assert c.own_effect is answer["causes"][0]["own_effect"]
+    assert c.siblings == answer["causes"][0]["siblings"]
+    tail = LateTail(start=pd.Timestamp("2026-03-01 20:00"), end=pd.Timestamp("2026-03-02"),
+                    buckets=4, expected_rows=400.0, observed_rows=100.0, hours=4.0)
+    late = json.loads(json.dumps(tail.to_dict()))
+    assert _diff(LATE_DATA_SHAPE, shape(late)) == []
+    assert Divergence({"late_data": late}).late_data["missing_share"] == 0.75
+    assert Divergence({}).late_data is None
 
 
 if __name__ == "__main__":  # regenerate the golden shape (an intended change of the spec)

@@ -52,3 +52,35 @@ def test_concentration_slice_names_the_value_holding_the_divergence():
     assert sl["source"].startswith("concentration")
     flat = lf.assign(obs_num=lf["obs_den"] * 0.04 * 0.9)  # everything moved alike
     assert _concentration_slice(flat, ["platform", "country"], "ratio") is None
+
+
+# ---------------------------------------------------------------- issue 14: rules that agree
+def _verdict(rm, top, *, dq=False, strict=False, sign=-1.0):
+    from workbench.events.verdict import decide_verdict
+
+    return decide_verdict(data_quality_explains=dq, strict_mix=strict, rm=rm,
+                          divergence_sign=sign, top=top)
+
+
+def test_mix_above_rate_is_a_mix_shift_unless_a_change_has_an_effect_of_its_own():
+    rm = _rm(-0.004, -0.00116, -0.00284)  # mix share 71%, below the strict 75%
+    coincident = {"confidence": 0.82, "own_effect": False}  # CI includes zero
+    assert _verdict(rm, coincident) == "mix_shift"
+    assert _verdict(rm, None) == "mix_shift"
+    assert _verdict(rm, {"confidence": 0.9, "own_effect": True}) == "change"
+    # the mix moving against the divergence explains none of it
+    assert _verdict(_rm(-0.004, -0.005, +0.001), None) == "external"
+    assert _verdict(rm, None, sign=+1.0) == "external"
+
+
+def test_strict_mix_shift_and_data_quality_come_first():
+    rm = _rm(-0.004, -0.0002, -0.0038)
+    assert _verdict(rm, {"confidence": 0.95, "own_effect": True}, strict=True) == "mix_shift"
+    assert _verdict(rm, {"confidence": 0.95, "own_effect": True}, dq=True) == "data_quality"
+
+
+def test_a_named_change_needs_an_effect_of_its_own():
+    assert _verdict(None, {"confidence": 0.7, "own_effect": True}) == "change"
+    assert _verdict(None, {"confidence": 0.7, "own_effect": None}) == "change"  # global change
+    assert _verdict(None, {"confidence": 0.7, "own_effect": False}) == "external"
+    assert _verdict(None, {"confidence": 0.4, "own_effect": True}) == "external"

@@ -34,6 +34,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .effects import EffectEstimate, did_effect, scope_mask
+from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule, effect_score,
+                       has_own_effect, sibling_evidence)
+
 RankSeries = Callable[[dict, bool], pd.DataFrame]
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
 RankPanel = Callable[[list, pd.Timestamp, pd.Timestamp], pd.DataFrame]
@@ -80,24 +84,7 @@ class RankConfig:
     joint_k: int = 4
     joint_window: pd.Timedelta = pd.Timedelta("24h")
     onset_set_reach: int = 6
-
-
-@dataclass(frozen=True)
-class EffectEstimate:
-    """A difference-in-differences estimate of one change's effect (log scale)."""
-
-    estimate: float  # relative effect, exp(coef) - 1
-    ci_low: float
-    ci_high: float
-    t_stat: float
-    n_pre: int
-    n_post: int
-    method: str = "did-log-hac"
-    pre_estimate: float = 0.0  # the same contrast in the 6 hours before the change
-    pre_t_stat: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+    own_rule: OwnEffectRule = field(default_factory=OwnEffectRule)
 
 
 @dataclass(frozen=True)
@@ -127,7 +114,9 @@ class CandidateCause:
                 "lag_grains": round(self.lag_grains, 2),
                 "scope_share": round(self.scope_share, 4),
                 "traffic_share": round(self.traffic_share, 4),
-                "effect": None if self.effect is None else self.effect.to_dict()}
+                "effect": None if self.effect is None else self.effect.to_dict(),
+                "own_effect": self.features.get("own_effect"),
+                "siblings": self.features.get("siblings")}
 
 
 @dataclass(frozen=True)
@@ -171,17 +160,6 @@ def alignment(lag: float, cfg: "RankConfig") -> float:
     return -np.inf
 
 
-def scope_mask(leaves: pd.DataFrame, scope: dict) -> np.ndarray:
-    """Which leaves a change's scope covers (``{}`` covers everything)."""
-    mask = np.ones(len(leaves), dtype=bool)
-    for dim, val in (scope or {}).items():
-        if dim not in leaves.columns:
-            return np.zeros(len(leaves), dtype=bool)
-        vals = val if isinstance(val, list) else [val]
-        mask &= leaves[dim].astype(str).isin([str(v) for v in vals]).to_numpy()
-    return mask
-
-
 def leaf_deviation(leaves: pd.DataFrame, kind: str) -> np.ndarray:
     """Per-leaf deviation from the baseline that comes from the leaf itself.
 
@@ -195,72 +173,6 @@ def leaf_deviation(leaves: pd.DataFrame, kind: str) -> np.ndarray:
         rate = np.where(np.isnan(rate), tot_rate, rate)
         return (leaves["obs_num"] - leaves["obs_den"] * rate).to_numpy(dtype=float)
     return (leaves["obs_num"] - leaves["base_num"]).to_numpy(dtype=float)
-
-
-def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Timestamp,
-               kind: str) -> EffectEstimate | None:
-    """Difference-in-differences of log metric, exposed minus unexposed, around ``change_ts``.
-
-    Parameters
-    ----------
-    exposed, unexposed:
-        ``ts, num, den`` per bucket for the two groups.
-    """
-    from statsmodels.regression import linear_model as sm  # not statsmodels.api: ~5x faster import
-
-    e = exposed.set_index("ts")
-    u = unexposed.set_index("ts")
-    idx = e.index.intersection(u.index)
-    if len(idx) < 8:
-        return None
-    e, u = e.loc[idx], u.loc[idx]
-    if kind == "ratio":
-        ve, vu = e["num"] / e["den"], u["num"] / u["den"]
-    else:
-        ve, vu = e["num"], u["num"]
-    ok = (ve > 0) & (vu > 0) & np.isfinite(ve) & np.isfinite(vu)
-    if kind == "ratio":
-        ok &= (e["den"] > 0) & (u["den"] > 0)
-    d = (np.log(ve[ok]) - np.log(vu[ok])).astype(float)
-    post = (d.index >= change_ts).astype(float)
-    n_post, n_pre = int(post.sum()), int(len(post) - post.sum())
-    if n_post < 2 or n_pre < 4:
-        return None
-    # Event-study lead: the buckets just before the change get their own term. A
-    # "lead" as large as the effect means the divergence began before the change
-    # (a pre-trend), which refutes it as the cause.
-    lead_len = pd.Timedelta(hours=6)
-    lead = ((d.index < change_ts) & (d.index >= change_ts - lead_len)).astype(float)
-    # Hour-of-day effects differ between groups (mobile vs web at night): absorb them.
-    hours = pd.get_dummies(d.index.hour, prefix="h", drop_first=True, dtype=float)
-    use_lead = lead.sum() >= 3 and (n_pre - lead.sum()) >= 24
-    cols = [np.ones(len(d)), post] + ([lead] if use_lead else [])
-    X = np.column_stack(cols + [hours.to_numpy()])
-    w = None
-    if kind == "ratio":  # weight buckets by the smaller group's volume: noisy hours count less
-        w = np.minimum(e["den"][ok], u["den"][ok]).to_numpy(dtype=float)
-    model = sm.WLS(d.to_numpy(), X, weights=w) if w is not None else sm.OLS(d.to_numpy(), X)
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            # a degenerate design (constant difference) makes HAC's sqrt warn; the
-            # non-finite standard error is rejected just below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": 3})
-            bse = np.asarray(fit.bse, dtype=float)  # lazily computed: inside the filter
-    except (ValueError, np.linalg.LinAlgError):
-        return None
-    coef, se = float(fit.params[1]), float(bse[1])
-    if not np.isfinite(se) or se <= 0:
-        return None
-    pre_c, pre_t = 0.0, 0.0
-    if use_lead and np.isfinite(bse[2]) and bse[2] > 0:
-        pre_c, pre_t = float(fit.params[2]), float(fit.params[2] / bse[2])
-    return EffectEstimate(estimate=float(np.expm1(coef)), ci_low=float(np.expm1(coef - 1.96 * se)),
-                          ci_high=float(np.expm1(coef + 1.96 * se)), t_stat=coef / se,
-                          n_pre=n_pre, n_post=n_post, pre_estimate=float(np.expm1(pre_c)),
-                          pre_t_stat=pre_t)
 
 
 def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestamp,
@@ -361,7 +273,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             f_scope -= (1.0 - coverage) * max(s, 0.0)
         if not m.any():
             f_scope = -1.0
-        effect = None
+        effect = sib = None
         f_effect = 0.0
         if series is not None and scope and 0 < m.sum() < len(m):
             t0 = ch.ts.floor(grain) if hasattr(ch.ts, "floor") else ch.ts
@@ -381,6 +293,13 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 if (direction_sign * effect.pre_t_stat >= 3.0
                         and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
                     f_effect = -1.0
+            sib = against_siblings(series, leaves, m, den, top_slices, focus, scope, t0,
+                                   kind, lo_t, hi_t, cfg.own_rule) if effect is not None else None
+        sib_feat = None
+        if sib is not None:  # explained away by the siblings: never adds blame
+            sib_eff, sib_slice = sib
+            f_effect = min(f_effect, effect_score(sib_eff, direction_sign))
+            sib_feat = {"slice": sib_slice, **sib_eff.to_dict()}
         llr = f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
         if not np.isfinite(f_align):
             llr = -np.inf  # took effect after the onset: cannot be the cause
@@ -391,6 +310,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             ev = (f"inside the onset's 95% set ({s_lo:%m-%d %H:%M}..{s_hi:%m-%d %H:%M} at "
                   f"most {cfg.onset_set_reach} grains either side): the data cannot tell "
                   "this time from the estimated onset",) + ev[1:]
+        if sib is not None:
+            ev = ev + (sibling_evidence(sib[0], sib[1], cfg.own_rule, direction_sign),)
         if scope and coverage < 0.9:
             ev = ev + (f"only {coverage:.0%} of the scope's traffic is in the diverging "
                        "slices: the rest of the scope behaves as before",)
@@ -405,12 +326,17 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         rows.append((ch, llr, lag, s, c, effect, ev,
                      {"align": f_align, "scope": f_scope, "effect": f_effect,
                       "coverage": coverage,
-                      "prior": f_prior}))
+                      "prior": f_prior, "siblings": sib_feat}))
         boot.append((m, c, f_align, effect, f_effect, f_prior, bool(scope)))
 
     if panel is not None:
         _joint_adjust(rows, boot, panel, kind=kind, grain=grain, direction_sign=direction_sign,
                       cfg=cfg, end=(data_end or end) + grain)
+    if series is not None:
+        ramp_effects(rows, changes, series, kind=kind, grain=grain, cfg=cfg,
+                      end=(data_end or end) + grain, direction_sign=direction_sign)
+    apply_own_effect_rule(rows, [b[0] for b in boot], dev, total_dev, cfg.own_rule,
+                          cfg.external_score)
     scores = np.array([r[1] for r in rows], dtype=float)
     stability = _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg,
                            seed=int(onset.value % (2**31)))
@@ -504,6 +430,35 @@ def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain:
         j_eff = EffectEstimate(estimate=e.estimate, ci_low=e.ci_low, ci_high=e.ci_high,
                                t_stat=e.t_stat, n_pre=0, n_post=0, method="joint-twfe")
         boot[i] = (m, c_, f_align, j_eff if f_old != -1.0 else eff, f_new, f_prior, scoped)
+
+
+def ramp_effects(rows: list, changes: pd.DataFrame, series, *, kind: str,
+                 grain: pd.Timedelta, cfg, end: pd.Timestamp, direction_sign: float) -> None:
+    """Mark, in place, the first dose of a ramp whose later doses diverge (``ramp_effect``).
+
+    A 10% step's own comparison is weak by design; the ramp shows the effect
+    when the exposure grows (a consistent dose-response with a step whose
+    exposed units diverge).
+    """
+    for i, (ch, llr, lag, s, c, eff, ev, feat) in enumerate(rows):
+        scoped = isinstance(ch.scope, dict) and bool(ch.scope)
+        if not scoped or pd.isna(ch.rollout) or not np.isfinite(llr) \
+                or has_own_effect(feat["effect"], cfg.own_rule):
+            continue
+        probe = CandidateCause(change_id=str(ch.id), kind=str(ch.kind), target=str(ch.target),
+                               ts=ch.ts, scope=ch.scope, rollout=float(ch.rollout),
+                               confidence=0.0, lag_grains=0.0, scope_share=0.0,
+                               traffic_share=0.0, effect=None, evidence=())
+        try:
+            dose = dose_response(changes, probe, series, kind=kind, grain=grain, end=end,
+                                 direction_sign=direction_sign)
+        except (ValueError, KeyError):
+            dose = None
+        if dose is not None and dose.consistent and \
+                dose.first_diverging(direction_sign, grain, cfg.own_rule.min_t) is not None:
+            rows[i] = (ch, llr, lag, s, c, eff, ev + (
+                "its later doses diverge with the exposure: the ramp's effect is its own",),
+                {**feat, "ramp_effect": True})
 
 
 def _merge_rollouts(causes: list[CandidateCause]) -> list[CandidateCause]:
@@ -601,6 +556,23 @@ class DoseResponse:
         """The change that starts the ramp (the step at ``first_step``)."""
         at = [st["change_id"] for st in self.steps if pd.Timestamp(st["ts"]) >= self.first_step]
         return at[0] if at else self.steps[0]["change_id"]
+
+    def first_diverging(self, direction_sign: float, grain: pd.Timedelta, min_t: float = 1.96
+                        ) -> tuple[pd.Timestamp, str] | None:
+        """``(time, change_id)`` of the first step whose exposed units diverge.
+
+        A step diverges when its effect's ``t`` is at least ``min_t`` in the
+        divergence's direction and every later step keeps that direction (the
+        exposure only grows along a ramp). ``None`` when no step qualifies.
+        """
+        ts_ = [st.get("t") for st in self.steps]
+        for i, st in enumerate(self.steps):
+            t = ts_[i]
+            if t is None or direction_sign * t < min_t:
+                continue
+            if all(direction_sign * later["effect"] > 0 for later in self.steps[i:]):
+                return pd.Timestamp(st["ts"]).floor(grain), str(st["change_id"])
+        return None
 
     def to_dict(self) -> dict:
         return {"target": self.target, "steps": list(self.steps), "slope": self.slope,

@@ -66,15 +66,24 @@ def verdict_step(verdict: str, where: str = "the whole population") -> str:
     return _STEP_BY_VERDICT.get(verdict, _STEP_BY_VERDICT["none"]).format(where=where)
 
 
-def next_step(verdict: str, causes: list[dict], slices: list[dict], dq: list[dict]) -> str:
-    """What to do now, for the verdict as a whole."""
+def next_step(verdict: str, causes: list[dict], slices: list[dict], dq: list[dict], *,
+              late: Any = None) -> str:
+    """What to do now, for the verdict as a whole.
+
+    ``late`` is the late tail cut from the data (:class:`workbench.quality.late.LateTail`,
+    or None): the step then ends saying what may change when it arrives.
+    """
     where = ", ".join(f"{k}={v}" for k, v in (slices[0]["filter"] if slices else {}).items()) \
         or "the whole population"
     if verdict == "change" and causes:
-        return causes[0]["next_step"]
-    if verdict in ("data_quality", "mix_shift", "external"):
-        return verdict_step(verdict, where)
-    return verdict_step("none")
+        step = causes[0]["next_step"]
+    elif verdict in ("data_quality", "mix_shift", "external"):
+        step = verdict_step(verdict, where)
+    else:
+        step = verdict_step("none")
+    if late is None:
+        return step
+    return (step + "; " if step else "") + late.message()
 
 
 def advice(cause: Mapping | None, verdict: str, *, where: str = "the whole population") -> str:

@@ -92,6 +92,9 @@ class Divergence(Part):
     p_value: float | None = _key("p_value", "the detector's p-value")
     onset_source: str | None = _key("onset_source", "what dated the onset")
     scope: dict | None = _key("scope", "the slice the divergence was found in, if not total")
+    late_data: dict | None = _key("late_data", "the incomplete last hours cut before judging "
+                                  "(start, end, buckets, hours, expected_rows, observed_rows, "
+                                  "missing_share, message); None when the feed is complete")
 
 
 class SliceFinding(Part):
@@ -119,6 +122,10 @@ class Cause(Part):
     status: str | None = _key("status", "supported, open or refuted")
     tests: list = _key("tests", "the tests run on the hypothesis")
     next_step: str | None = _key("next_step", "what to do about it")
+    own_effect: bool | None = _key("own_effect", "does its own comparison against its "
+                                   "unexposed siblings exclude zero (None: not tested)")
+    siblings: dict | None = _key("siblings", "the comparison against the unexposed siblings "
+                                 "in the slice: the slice and its effect estimate, when made")
 
 
 class QualityFinding(Part):

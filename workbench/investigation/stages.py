@@ -7,7 +7,10 @@ the metric, the calendar of the data) and the frozen results of the stages
 before it, and returns its own frozen result; the answer's fields are
 assembled once, at the end (:func:`assemble`), and nothing is patched after.
 
-1. :func:`audit` - data quality (gaps, duplicates) and sample-ratio mismatch;
+1. :func:`audit` - data quality (gaps, duplicates), sample-ratio mismatch and
+   late data: the incomplete last buckets of the feed are cut from the context
+   before anything is judged (:mod:`workbench.quality.late`), and the answer
+   says what may change when they arrive;
 2. :func:`detect` - the divergence of the metric and its onset against a
    seasonal baseline (or over the window given); when the total is quiet, a
    defect's slice, then every single-dimension slice, then localized
@@ -18,9 +21,11 @@ assembled once, at the end (:func:`assemble`), and nothing is patched after.
    from the seasonal baseline, duplicates removed)?
 5. :func:`rank` - the changes of the log against "outside the log"
    (:func:`workbench.events.rank_changes`), re-ranked from the first step of a
-   consistent rollout (dose-response);
-6. :func:`decide` - the verdict (``none`` < ``data_quality`` < ``mix_shift`` <
-   ``change`` at confidence >= 0.5 < ``external``), the hypotheses' status
+   consistent rollout (dose-response), or else from the first step whose
+   exposed units diverge;
+6. :func:`decide` - the verdict (:func:`workbench.events.verdict.decide_verdict`:
+   ``data_quality``, then ``mix_shift``, then ``change`` at confidence >= 0.5
+   with an effect of its own, else ``external``), the hypotheses' status
    (:mod:`.hypothesis`) and, asked for, their DoWhy verification.
 
 The 95% onset set is Siegmund's likelihood-ratio confidence set (Siegmund
@@ -29,7 +34,7 @@ The 95% onset set is Siegmund's likelihood-ratio confidence set (Siegmund
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,6 +84,7 @@ class Context:
     verify: bool = False
     detector: Any = "seasonal"  # a registered name (workbench.detectors), class or object
     localizer: Any = None  # a callable like workbench.localize.localize; None: the built-in
+    late: Any = None  # the late tail cut from the series (workbench.quality.late.LateTail)
     queries: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
@@ -92,6 +98,7 @@ class Audit:
     report: Any  # workbench.quality.QualityReport
     srm: list
     findings: list  # the report's findings as dicts, then the SRM ones
+    late: Any = None  # the incomplete tail of the feed (workbench.quality.late.LateTail)
 
 
 @dataclass(frozen=True)
@@ -204,13 +211,32 @@ def _timed(ctx: Context, name: str, t0: float) -> None:
 # --------------------------------------------------------------------------- 1. audit
 def audit(ctx: Context) -> Audit:
     from ..quality import audit_quality
+    from ..quality.late import incomplete_tail
 
     t = time.perf_counter()
     ctx.say("auditing data quality (gaps, duplicates)")
     qrep = audit_quality(ctx.st.con, ctx.sp, skipped_batches=list(ctx.skipped))
+    late = incomplete_tail(ctx.series, ctx.grain)
     _timed(ctx, "quality", t)
     srm = _srm_findings(ctx.pp)
-    return Audit(qrep, srm, [f.to_dict() for f in qrep.findings] + srm)
+    return Audit(qrep, srm, [f.to_dict() for f in qrep.findings] + srm, late)
+
+
+def without_late_tail(ctx: Context, late) -> Context:
+    """The context with the late tail cut: its buckets are not judged until they arrive.
+
+    ``late`` is :attr:`Audit.late`; ``ctx`` itself when the feed is complete.
+    The series, the last bucket of the data and the calendar all end before
+    the tail; the context remembers the tail for the answer.
+    """
+    if late is None:
+        return ctx
+    data_last = min(ctx.data_last, late.start - ctx.grain)
+    series = ctx.series[ctx.series["ts"] < late.start].reset_index(drop=True)
+    full_idx = pd.date_range(ctx.data_start.floor(ctx.grain), data_last.floor(ctx.grain),
+                             freq=ctx.grain)
+    ctx.say(f"late data: the buckets from {_iso(late.start)} are incomplete and not judged")
+    return replace(ctx, series=series, data_last=data_last, full_idx=full_idx, late=late)
 
 
 # --------------------------------------------------------------------------- 2. detect
@@ -448,13 +474,12 @@ def rank(ctx: Context, dn: Detection, lz: Localized) -> Ranked:
                            series=series_fn, data_end=ctx.data_last, focus=scope or None,
                            prior=prior, panel=panel_fn, onset_set=lz.onset_set)
     _timed(ctx, "rank", t)
-    dose = getattr(ranking, "dose", None)
-    if dose is not None and dose.consistent and dose.first_step < onset:
-        ctx.say(f"dose-response: the divergence began with the first rollout step "
-                f"{_iso(dose.first_step)}")
-        onset = dose.first_step
-        onset_from = f"first step of the rollout ({dose.first_step_id})"
-        params["onset_from_first_dose"] = dose.first_step_id
+    first = _first_dose(getattr(ranking, "dose", None), sign, grain)
+    if first is not None and first[0] < onset:
+        ctx.say(f"dose-response: the divergence began with the {first[2]} {_iso(first[0])}")
+        onset = first[0]
+        onset_from = f"{first[2]} ({first[1]})"
+        params["onset_from_first_dose"] = first[1]
         # rank again from the first dose: the ramp's first row is now aligned
         ranking = rank_changes(changes, onset=onset, end=end, grain=grain, kind=spec.kind,
                                direction_sign=sign, leaves=leaves, top_slices=slices,
@@ -464,10 +489,26 @@ def rank(ctx: Context, dn: Detection, lz: Localized) -> Ranked:
                   sign, params)
 
 
+def _first_dose(dose, sign: float, grain: pd.Timedelta):
+    """``(time, change_id, what)`` of the rollout step that dates the divergence, or None.
+
+    A dose-response that follows the exposure dates the ramp from its first
+    step; otherwise the first step whose exposed units diverge does.
+    """
+    if dose is None:
+        return None
+    if dose.consistent:
+        return dose.first_step, dose.first_step_id, "first step of the rollout"
+    hit = dose.first_diverging(sign, grain)
+    return None if not hit else (*hit, "first rollout step whose exposed units diverge")
+
+
 # --------------------------------------------------------------------------- 6. decide
 def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
     """The verdict, the causes' confidence under it, their hypothesis fields, verification."""
-    grain, det, rm, ranking = ctx.grain, lz.det, lz.rate_mix, rk.ranking
+    from ..events.verdict import decide_verdict
+
+    grain, rm, ranking = ctx.grain, lz.rate_mix, rk.ranking
     onset, onset_from, onset_set = rk.onset, rk.onset_from, lz.onset_set
     slices, causes, overlapping = list(lz.slices), rk.causes, br.overlapping
     mix_share = float(rm.mix_share) if rm is not None else 0.0
@@ -484,15 +525,14 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
         gap = next((f for f in overlapping if f.slice), None)
         if gap is not None:
             slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
-    elif rm is not None and _is_mix_shift(rm) and \
-            np.sign(rm.total_change) == np.sign((det.observed or 0) - (det.baseline or 0)):
-        verdict = "mix_shift"
-        scale = max(0.0, min(1.0, 1.0 - mix_share))
-        slices = _mix_slices(lz.leaves, lz.leaf_dims, ctx.sp.manifest) + slices
-    elif ranking.top is not None and ranking.top.confidence >= 0.5:
-        verdict, scale = "change", 1.0
     else:
-        verdict, scale = "external", 1.0
+        verdict = decide_verdict(data_quality_explains=False,
+                                 strict_mix=rm is not None and _is_mix_shift(rm), rm=rm,
+                                 divergence_sign=rk.sign, top=causes[0] if causes else None)
+        scale = 1.0
+        if verdict == "mix_shift":
+            scale = max(0.0, min(1.0, 1.0 - mix_share))
+            slices = _mix_slices(lz.leaves, lz.leaf_dims, ctx.sp.manifest) + slices
     if verdict != "change":
         for c in causes:
             c["confidence"] = round(min(c["confidence"] * scale, 0.49), 4)
@@ -504,8 +544,9 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
     # the scan's onset (inside its 95% set), dates the divergence: the scan's own
     # estimate wanders inside a flat likelihood (a night, a small slice), the
     # change's time does not. Ranked first, then dated, so the dating adds no blame.
+    # A change without an effect of its own (its siblings moved alike) dates nothing.
     if verdict == "change" and causes and onset_set and onset_from.startswith("scan") \
-            and ranking.aligned is not None:
+            and ranking.aligned is not None and causes[0].get("own_effect") is not False:
         t_top = pd.Timestamp(causes[0]["ts"]).floor(grain)
         s_lo, s_hi = ranking.aligned  # as far as the ranking aligned changes
         # (one grain of slack: the set's edges fall between buckets)
@@ -575,11 +616,24 @@ def _safe_dict(obj) -> dict:
 
 # --------------------------------------------------------------------------- the answer
 def _common(ctx: Context, det, params: dict) -> dict:
+    late = {} if ctx.late is None else {"late_data": ctx.late.to_dict()}
     return dict(passport=ctx.pp.name, metric=ctx.spec.name, metric_kind=ctx.spec.kind,
                 better=ctx.spec.better, queries=ctx.queries, timings=ctx.timings,
                 series=ctx.series, detection=det,
                 params={"window": None if ctx.window is None else [_iso(w) for w in ctx.window],
-                        **params})
+                        **late, **params})
+
+
+def _divergence(ctx: Context, det) -> dict:
+    """The divergence's fields, with what late data may change (``late_data``)."""
+    div = _div_dict(det)
+    if ctx.late is not None:
+        div["late_data"] = ctx.late.to_dict()
+    return div
+
+
+def _step(ctx: Context, verdict: str, causes: list, slices: list, dq: list) -> str:
+    return _next_step(verdict, causes, slices, dq, late=ctx.late)
 
 
 def _quiet_answer(ctx: Context, au: Audit, dn: Detection) -> dict:
@@ -594,17 +648,17 @@ def _quiet_answer(ctx: Context, au: Audit, dn: Detection) -> dict:
                     f"{_fmt_filter(f.slice)} ({det_f.relative_change:+.1%} over "
                     f"{f.buckets} buckets); with complete data it would not be there"))
             dq.append(d)
-        div = _div_dict(det_f)
+        div = _divergence(ctx, det_f)
         div["scope"] = dict(f.slice)
         slices = [{"filter": dict(f.slice), "explained_share": 1.0,
                    "baseline": _f(det_f.baseline), "observed": _f(det_f.observed),
                    "source": "data_quality"}]
-        step = _next_step("data_quality", [], [{"filter": dict(f.slice)}], dq)
+        step = _step(ctx, "data_quality", [], [{"filter": dict(f.slice)}], dq)
         return dict(verdict="data_quality", divergence=div, slices=slices, causes=[],
                     data_quality=dq, rate_mix=None, external=None,
                     **_common(ctx, dn.total, {"next_step": step}))
-    step = _next_step("none", [], [], au.findings)
-    return dict(verdict="none", divergence=_div_dict(dn.det), slices=[], causes=[],
+    step = _step(ctx, "none", [], [], au.findings)
+    return dict(verdict="none", divergence=_divergence(ctx, dn.det), slices=[], causes=[],
                 data_quality=au.findings, rate_mix=None, external=None,
                 **_common(ctx, dn.det, {"next_step": step}))
 
@@ -612,7 +666,7 @@ def _quiet_answer(ctx: Context, au: Audit, dn: Detection) -> dict:
 def assemble(ctx: Context, dn: Detection, lz: Localized, br: Bearing, rk: Ranked,
              dc: Decision) -> dict:
     """Every field of the answer but the store's and the library's, made once."""
-    div = _div_dict(lz.det)
+    div = _divergence(ctx, lz.det)
     div["onset"], div["window"] = _iso(dc.onset), [_iso(dc.onset), _iso(lz.end)]
     if lz.onset_set:  # the 95% likelihood-ratio set of the scan's onset (Siegmund 1988)
         div["onset_interval"] = [_iso(lz.onset_set[0]), _iso(lz.onset_set[1])]
@@ -621,7 +675,7 @@ def assemble(ctx: Context, dn: Detection, lz: Localized, br: Bearing, rk: Ranked
         div["scope"] = dn.scope
     if rk.ranking.stability is not None:
         div["top_cause_stability"] = rk.ranking.stability
-    step = _next_step(dc.verdict, dc.causes, dc.slices, br.data_quality)
+    step = _step(ctx, dc.verdict, dc.causes, dc.slices, br.data_quality)
     return dict(verdict=dc.verdict, divergence=div, slices=dc.slices, causes=dc.causes,
                 data_quality=br.data_quality,
                 rate_mix=None if lz.rate_mix is None else _safe_dict(lz.rate_mix),
@@ -633,6 +687,7 @@ def assemble(ctx: Context, dn: Detection, lz: Localized, br: Bearing, rk: Ranked
 def analyse(ctx: Context) -> dict:
     """Run the stages over ``ctx``; the answer's fields (a dict for ``Investigation``)."""
     au = audit(ctx)
+    ctx = without_late_tail(ctx, au.late)
     dn = detect(ctx, au)
     if dn.kind in ("defect", "none"):
         return _quiet_answer(ctx, au, dn)

@@ -21,6 +21,7 @@ Examples
 """
 from __future__ import annotations
 
-from .generate import FAMILIES, generate_demo, generate_incident
+from .generate import FAMILIES, HELDOUT_FAMILIES, generate_demo, generate_incident
+from . import _heldout  # noqa: F401  registers the held-out families
 
-__all__ = ["FAMILIES", "generate_demo", "generate_incident"]
+__all__ = ["FAMILIES", "HELDOUT_FAMILIES", "generate_demo", "generate_incident"]

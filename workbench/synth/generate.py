@@ -85,6 +85,13 @@ from ._world import (COUNTRIES, COUNTRY_WEIGHT, DIMENSIONS, PLATFORM_VERSIONS, R
 
 FAMILIES: tuple[str, ...] = ("scoped_change", "staged_rollout", "latency_regression", "external",
                              "ingestion_gap", "duplicated_batch", "mix_shift", "quiet")
+#: Families the method was never tuned on (:mod:`workbench.synth._heldout`).
+HELDOUT_FAMILIES: tuple[str, ...] = ("nested_decoy", "mix_with_deploy", "two_changes",
+                                     "delayed_effect", "small_effect", "late_tail",
+                                     "external_isolated")
+#: Their builders, registered by :mod:`workbench.synth._heldout` (imported with the
+#: package), which builds on this module's helpers.
+HELDOUT_BUILDERS: dict = {}
 HOUR_NS = 3_600_000_000_000
 DAY_NS = 24 * HOUR_NS
 #: Incidents' periods end on a day drawn from this range (so weekdays vary with the seed).
@@ -116,6 +123,13 @@ class _Plan:
     drop: np.ndarray | None = None
     dup: np.ndarray | None = None
     details: dict = field(default_factory=dict)
+    # held-out families (workbench.synth._heldout): the slice the change log keeps
+    # clear of overlapping changes (default: ``slice``), extra hours to keep clear
+    # around, whether ``slice`` is scored, and verdicts also accepted as right
+    log_slice: dict | None = None
+    protect: list = field(default_factory=list)
+    score_slice: bool = True
+    accept: tuple = ()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -566,7 +580,7 @@ def _assemble(out_dir: Path, *, name: str, family: str, seed: int, world: World,
         "metric": plan.metric,
         "verdict": plan.verdict,
         "onset": onset_iso,
-        "slice": plan.slice,
+        "slice": plan.slice if plan.score_slice else None,
         "culprit_ids": culprit_ids,
         "effect": round(float(plan.effect), 4),
         "description": plan.description.format(culprits=", ".join(culprit_ids) or "none",
@@ -577,6 +591,8 @@ def _assemble(out_dir: Path, *, name: str, family: str, seed: int, world: World,
                     "period": [ch.iso_utc(world.start_ns), ch.iso_utc(end_ns)],
                     "decoy_ids": [r["id"] for r in rows if r["role"] in ("decoy", "story")]},
     }
+    if family in HELDOUT_FAMILIES:  # (the tuning families' truth.json stays as it was)
+        truth.update(heldout=True, accept_verdicts=[plan.verdict, *plan.accept])
     (out_dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     return truth
 
@@ -587,8 +603,9 @@ def _change_log(rng, world: World, plan: _Plan, extra: list[dict] | None = None)
                              sibling_kind=plan.sibling_kind)
     rows += list(extra or [])
     rows += plan.culprits
-    protect = [plan.anchor] + [r["ts"] for r in plan.culprits]
-    ch.keep_truth_unambiguous(rng, rows, world.leaves, plan.slice or None, protect)
+    protect = [plan.anchor] + [r["ts"] for r in plan.culprits] + list(plan.protect)
+    ch.keep_truth_unambiguous(rng, rows, world.leaves, plan.log_slice or plan.slice or None,
+                              protect)
     return ch.finalize_changes(rng, rows, world.start_ns)
 
 
@@ -628,16 +645,17 @@ def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int 
     >>> json.loads((path / "truth.json").read_text())["verdict"]
     'change'
     """
-    if family not in _BUILDERS:
+    builders = {**_BUILDERS, **HELDOUT_BUILDERS}
+    if family not in builders:
         raise ValueError(f"unknown incident family {family!r}; valid families are: "
-                         + ", ".join(FAMILIES))
+                         + ", ".join(FAMILIES + HELDOUT_FAMILIES))
     if int(days) < 7:
         raise ValueError(f"days must be at least 7 (the incident starts 2-4 days before the "
                          f"end and needs a baseline before it); got {days}")
     if not scale > 0:
         raise ValueError(f"scale must be a positive number; got {scale}")
     seed, days = int(seed), int(days)
-    fam = FAMILIES.index(family)
+    fam = FAMILIES.index(family) if family in FAMILIES else 100 + HELDOUT_FAMILIES.index(family)
     world_rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     end_ns = _FIRST_END_DAY_NS + int(world_rng.integers(0, 240)) * DAY_NS
     hours = days * 24
@@ -645,7 +663,7 @@ def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int 
     world = build_world(world_rng, start_ns, hours, float(scale))
     inc_rng = np.random.default_rng(np.random.SeedSequence([seed, 2, fam]))
     onset = hours - int(inc_rng.integers(48, 97))
-    plan = _BUILDERS[family](inc_rng, world, onset, hours)
+    plan = builders[family](inc_rng, world, onset, hours)
     chg_rng = np.random.default_rng(np.random.SeedSequence([seed, 3, fam]))
     rows = _change_log(chg_rng, world, plan)
     tag = np.random.default_rng(np.random.SeedSequence([seed, 4, fam])).integers(16 ** 6)
