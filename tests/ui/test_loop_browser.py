@@ -82,6 +82,8 @@ def test_launch_rollbacks_from_the_page(page: Page, server):
     page.get_by_text("Act", exact=True).first.click()
     act = page.locator(".wb-loop")
     expect(act.get_by_role("button", name="Launch test")).to_be_visible()
+    # the positive control of the viewer test: this document holds the launch models
+    assert {"Launch test", "Hypothesis", "Template"} <= set(page.evaluate(LAUNCH_MODELS_JS))
 
     _launch(page, "chg-0431")
     status = act.locator(".wb-loop-status")
