@@ -56,8 +56,12 @@ GROUPS: dict[str, str] = {
                            "(detect(frame, *, kind, better, grain, window, config) -> DivergenceResult)",
     "workbench.localizers": "find the slices that explain a divergence "
                             "(callable(leaves, *, dimensions, kind, hierarchies) -> Localization)",
-    "workbench.flag_providers": "read a feature-flag provider's history as change rows "
-                                "(name, sample_input(), read_changes(path, **options) -> DataFrame)",
+    "workbench.flag_providers": "a feature-flag provider: read its history as change rows "
+                                "(name, sample_input(), read_changes(path, **options) -> "
+                                "DataFrame) and, to launch tests from the loop (workbench "
+                                "loop --provider NAME), act on flags (timeout, apply(key, "
+                                "definition), current(key), remove(key), evaluate(key, "
+                                "contexts, default); experiments.flags.FlagProvider)",
     "workbench.views": "a Panel view of an investigation (a pn.viewable.Viewer subclass "
                        "with a title)",
 }

@@ -13,25 +13,24 @@ from .conftest import DEMO
 
 
 @pytest.fixture
-def wb(demo_inv, demo_store, tmp_path):
-    st = WorkbenchState.from_investigation(demo_inv, db=str(demo_store), passport=str(DEMO),
-                                           library=str(tmp_path / "library"))
-    return st
+def session(demo_inv, demo_store, tmp_path):
+    """A session's workbench state for an identity of ``role``, as the served app builds it."""
+    def make(role: Role) -> WorkbenchState:
+        return WorkbenchState.from_investigation(
+            demo_inv, db=str(demo_store), passport=str(DEMO), library=str(tmp_path / "library"),
+            identity=Identity("someone", role, source="token"))
+    return make
 
 
-def _as(wb, role):
-    # the gov engineer's WorkbenchState.identity; set here as the served app will set it
-    object.__setattr__(wb, "identity", Identity("someone", role, source="token"))
-    return wb
-
-
-def test_a_viewer_sees_no_launch_control_and_a_forged_launch_is_denied(wb, tmp_path):
-    st = LoopState(workbench=_as(wb, Role.VIEWER))
+def test_a_viewer_sees_no_launch_control_and_a_forged_launch_is_denied(session, tmp_path):
+    wb = session(Role.VIEWER)
+    st = LoopState(workbench=wb)
     view = LoopView(state=st)
     assert view._button is None and not st.can_launch()
     assert "can follow tests but not launch them" in view._layout.objects[1].object
     st.launch()  # a forged request reaching the handler anyway
     assert "someone (viewer) may not rollback on chg-0431" in st.error
+    assert wb.error == st.error  # the guard's refusal, shown in both alerts
     assert not st.running and st.updates == []
     log = tmp_path / "library" / "audit.jsonl"
     recs = read_audit(log)
@@ -40,8 +39,9 @@ def test_a_viewer_sees_no_launch_control_and_a_forged_launch_is_denied(wb, tmp_p
     assert not (tmp_path / "library" / "loop" / "flags.json").exists()
 
 
-def test_an_operator_launch_streams_updates_to_a_confirmed_readout(wb, tmp_path):
-    st = LoopState(workbench=_as(wb, Role.OPERATOR))
+def test_an_operator_launch_streams_updates_to_a_confirmed_readout(session, tmp_path):
+    wb = session(Role.OPERATOR)
+    st = LoopState(workbench=wb)
     view = LoopView(state=st)
     assert st.cause == "chg-0431" and view._button is not None
     seen = []

@@ -3,12 +3,13 @@
 :class:`LoopState` holds the launch settings and what the running test has
 shown (one update per simulated hour); :class:`LoopView` is the "Act" tab:
 launch controls for a role that may act, and the live readout for everyone.
-The launch handler checks the caller's role on the server
-(:func:`workbench.governance.policy.authorize`, audited), whatever the page
-shows, then runs :func:`workbench.experiments.loop.run_loop` off the event
-loop; each hourly update is pushed to the page as it is made. When the test
-concludes, the decision goes to the hypothesis board (the workbench state's
-``decide``), so the board's statuses move too.
+The launch handler checks the caller's role on the server through the
+workbench state's guard (:meth:`workbench.governance.guard.Guarded.authorize`:
+refused and audited as ``access.denied``), whatever the page shows, then runs
+:func:`workbench.experiments.loop.run_loop` off the event loop; each hourly
+update is pushed to the page as it is made. When the test concludes, the
+decision goes to the hypothesis board (the workbench state's ``decide``), so
+the board's statuses move too.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import panel as pn
 import param
 
 from ..experiments.templates import TEMPLATES
-from ..governance.policy import Action, PermissionDenied, allowed, authorize, local_identity
+from ..governance.policy import Action, local_identity
 from .state import _POOL, WorkbenchState, _serving
 
 log = logging.getLogger("workbench.ui")
@@ -61,8 +62,8 @@ class LoopState(param.Parameterized):
     # ------------------------------------------------------------------ who and where
     @property
     def identity(self):
-        """The caller: the workbench state's identity (served), else the local user."""
-        return getattr(self.workbench, "identity", None) or local_identity()
+        """The caller: the workbench state's ``identity`` (the local user without one)."""
+        return self.workbench.identity if self.workbench is not None else local_identity()
 
     @property
     def action(self) -> Action:
@@ -70,7 +71,7 @@ class LoopState(param.Parameterized):
 
     def can_launch(self) -> bool:
         """Whether the caller's role may launch this template (the page hides controls if not)."""
-        return allowed(self.identity, self.action)
+        return self.workbench is not None and self.workbench.can(self.action)
 
     def _paths(self) -> tuple[Path, Path]:
         from ..investigation.versions import audit_path, library_root
@@ -89,13 +90,14 @@ class LoopState(param.Parameterized):
     def launch(self) -> None:
         """Launch the test of ``cause`` (checked and audited on the server)."""
         wb = self.workbench
-        live = wb.live if wb is not None else None
-        audit, workdir = self._paths()
-        try:
-            authorize(self.identity, self.action, str(self.cause or ""), audit=audit)
-        except PermissionDenied as exc:
-            self.error = str(exc)
+        if wb is None:
+            self.error = "no workbench state to launch from"
             return
+        live = wb.live
+        if not wb.authorize(self.action, str(self.cause or "")):  # refused and audited
+            self.error = wb.error
+            return
+        audit, workdir = self._paths()
         if self.running:
             self.error = "a test is already running in this session; wait for its conclusion"
             return
