@@ -190,7 +190,14 @@ def openfeature_client(path: str | Path):
         domain = f"workbench-flags-{next(_SEQ)}"
     provider = FlagdProvider(resolver_type=ResolverType.FILE,
                              offline_flag_source_path=str(Path(path).resolve()))
-    api.set_provider(provider, domain=domain)
+    # set_provider initializes on a background thread and answers the default until the
+    # provider is ready: every unit 'kept' on a loaded machine. Wait for the file's load.
+    try:
+        api.set_provider_and_wait(provider, domain=domain)
+    except Exception as exc:  # the SDK raises its own errors for a file it cannot load
+        provider.shutdown()
+        raise FlagProviderError(f"{path}: the flagd provider could not load the flag file "
+                                f"({exc})") from None
     try:
         yield api.get_client(domain=domain)
     finally:
