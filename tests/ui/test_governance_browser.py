@@ -126,3 +126,43 @@ def test_the_token_holder_sees_the_real_values(browser, gov_server):
     expect(page.get_by_role("button", name="Confirm").first).to_be_attached()
     assert len(seen.canaries(page)) >= 2
     ctx.close()
+
+
+FORGE_JS = """() => {
+  const doc = window.Bokeh.documents[0];
+  const models = [...doc._all_models.values()];
+  const decisions = models.filter(m => /^(Confirm|Refute)$/.test(String(m.label ?? ""))).length;
+  const Button = window.Bokeh.Models.get("Button");
+  const forged = new Button({label: "Confirm"});
+  doc.add_root(forged);  // sent to the server as a patch of the viewer's document
+  return {decisions, n: models.length, forged: forged.id};
+}"""
+
+
+def test_a_viewers_forged_confirm_is_refused_and_audited(browser, gov_server):
+    """From the viewer's real page: its document holds no Confirm/Refute model (the
+    control is not built for the role, so no event can route to the decision handler,
+    which checks the role again: tests/governance/test_served_roles.py); a Confirm
+    button the page adds to its document itself is removed by the server and audited
+    as ``access.denied``, and nothing is decided."""
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    login(page, gov_server["url"], *VIEWER)
+    expect(page.locator(".wb-hypotheses").get_by_text(f"#1 {TOP_CAUSE}")).to_be_visible(
+        timeout=LOAD)
+    out = page.evaluate(FORGE_JS)
+    assert out["decisions"] == 0 and out["n"] > 50
+    audit = gov_server["library"] / "audit.jsonl"
+    page.wait_for_function(
+        "id => !window.Bokeh.documents[0].roots().some(r => r.id === id)", arg=out["forged"],
+        timeout=30_000)  # the server removed it (and the page was told)
+    from workbench.governance.audit import read_audit
+    recs = read_audit(audit)
+    denied = [r for r in recs if r.action == "access.denied" and r.actor == VIEWER[0]]
+    assert [(r.details["action"], r.details["model"], r.subject) for r in denied] == [
+        ("add_model", "Button", "Confirm")]
+    assert not [r for r in recs if r.action.startswith("hypothesis.")]
+    assert not list(gov_server["library"].glob("inv-*"))
+    expect(page.get_by_text("Something went wrong")).to_have_count(0)
+    ctx.close()
