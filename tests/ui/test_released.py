@@ -24,13 +24,13 @@ def inv(tmp_path_factory):
 
 
 def _state(inv, tmp_path, role, k=None):
+    from workbench.ui.data import InvestigationData
     from workbench.ui.state import WorkbenchState
 
     i, db = inv
     st = WorkbenchState(passport=str(DEMO), db=str(db), background=False,
                         library=str(tmp_path / "lib"), identity=Identity("u", role, "password"))
     st.suppress_k = k
-    from workbench.ui.data import InvestigationData
     live = InvestigationData(dataclasses.replace(i), db=str(db), passport_dir=str(DEMO))
     st._set_metrics(live, live.metric)
     st._set_live(live)
@@ -50,10 +50,6 @@ def _released_small(df: pd.DataFrame, k: int, measures: list[str]) -> pd.DataFra
     """Rows whose count is in [1, k-1] and still carry a count or a measure."""
     small = (df["count"] >= 1) & (df["count"] < k)
     return df[small & df[["count", *measures]].notna().any(axis=1)]
-
-
-def _truth(admin, frame_fn) -> pd.DataFrame:
-    return frame_fn(admin.data)
 
 
 def _check_group(true_counts: np.ndarray, hidden: np.ndarray, k: int) -> None:
