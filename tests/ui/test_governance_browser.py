@@ -134,6 +134,17 @@ def test_the_token_holder_sees_the_real_values(browser, gov_server):
     ctx.close()
 
 
+def _viewer_page(browser, url):
+    """A new context logged in as the viewer, once the hypotheses are shown."""
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    login(page, url, *VIEWER)
+    expect(page.locator(".wb-hypotheses").get_by_text(f"#1 {TOP_CAUSE}")).to_be_visible(
+        timeout=LOAD)
+    return ctx, page
+
+
 FORGE_JS = """() => {
   const doc = window.Bokeh.documents[0];
   const models = [...doc._all_models.values()];
@@ -151,12 +162,7 @@ def test_a_viewers_forged_confirm_is_refused_and_audited(browser, gov_server):
     which checks the role again: tests/governance/test_served_roles.py); a Confirm
     button the page adds to its document itself is removed by the server and audited
     as ``access.denied``, and nothing is decided."""
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
-    page = ctx.new_page()
-    page.set_default_timeout(90_000)
-    login(page, gov_server["url"], *VIEWER)
-    expect(page.locator(".wb-hypotheses").get_by_text(f"#1 {TOP_CAUSE}")).to_be_visible(
-        timeout=LOAD)
+    ctx, page = _viewer_page(browser, gov_server["url"])
     out = page.evaluate(FORGE_JS)
     assert out["decisions"] == 0 and out["n"] > 50
     audit = gov_server["library"] / "audit.jsonl"
@@ -199,12 +205,7 @@ def test_no_small_cell_reaches_a_viewers_heatmap(browser, tmp_path_factory):
 
     proc, srv = _server(tmp_path_factory.mktemp("gov-small"), "--suppress-k", str(SMALL_K))
     try:
-        ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
-        page = ctx.new_page()
-        page.set_default_timeout(90_000)
-        login(page, srv["url"], *VIEWER)
-        expect(page.locator(".wb-hypotheses").get_by_text(f"#1 {TOP_CAUSE}")).to_be_visible(
-            timeout=LOAD)
+        ctx, page = _viewer_page(browser, srv["url"])
         page.locator(".bk-tab").filter(has_text=re.compile(r"^Heatmap$")).click()
         page.wait_for_function(f"({HEAT_JS})() !== null", timeout=LOAD)
         heat = page.evaluate(HEAT_JS)
