@@ -55,7 +55,20 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--build-threads", type=int, default=1, metavar="N",
                    help="threads building page sessions off the event loop (default 1; "
                         "0 builds them on the loop)")
+    a.add_argument("--suppress-k", metavar="K", type=_positive, default=None,
+                   help="smallest count shown to roles without the unmasked grant; "
+                        "smaller cells and their complements are withheld (default 11)")
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return k
 
 
 def register_users(subparsers) -> argparse.ArgumentParser:

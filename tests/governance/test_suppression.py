@@ -68,3 +68,31 @@ def test_zero_is_released_and_k_is_checked():
     assert not suppress_mask(table, "n", [[]], k=11).any()
     with pytest.raises(ValueError, match="positive"):
         suppress_mask(table, "n", [[]], k=0)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.integers(min_value=1, max_value=4), st.integers(min_value=1, max_value=4),
+       st.data(), st.integers(min_value=2, max_value=15))
+def test_linked_tables_margins_are_cells_too(n_rows, n_cols, data, k):
+    """A two-way table released beside its row and column tables (as a heatmap beside
+    the ranked values of both its dimensions): no small cell released, and in every
+    equation no withheld cell is the difference of released ones."""
+    from workbench.governance.suppression import suppress_linked
+
+    cells = np.array(data.draw(st.lists(counts, min_size=n_rows * n_cols,
+                                        max_size=n_rows * n_cols)), float).reshape(n_rows, n_cols)
+    rows, cols = cells.sum(axis=1), cells.sum(axis=0)
+    allc = np.concatenate([cells.ravel(), rows, cols])
+    r0, c0 = cells.size, cells.size + n_rows
+    eqs = [(r0 + i, [i * n_cols + j for j in range(n_cols)]) for i in range(n_rows)]
+    eqs += [(c0 + j, [i * n_cols + j for i in range(n_rows)]) for j in range(n_cols)]
+    eqs += [(None, list(range(r0, r0 + n_rows))), (None, list(range(c0, c0 + n_cols)))]
+    h = suppress_linked(allc, eqs, k)
+    assert not ((allc[~h] >= 1) & (allc[~h] < k)).any()
+    for margin, idx in eqs:
+        idx = np.array(idx)
+        n = int(h[idx].sum())
+        if margin is not None and h[margin]:
+            assert n >= 1 or not (allc[idx] > 0).any()
+        else:
+            assert n == 0 or (n >= 2 and allc[idx][h[idx]].sum() >= k) or allc[idx].sum() < k

@@ -31,19 +31,25 @@ VIEWER = ("vera", "viewer-pass-1")
 SHOTS = Path(os.environ.get("WORKBENCH_UI_ARTIFACTS", "/tmp"))
 
 
-@pytest.fixture(scope="module")
-def gov_server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gov-server")
+def _server(tmp, *extra):
     passport = canary_passport(tmp / "passport")
     users = tmp / "users.json"
     UserFile.add(users, VIEWER[0], Role.VIEWER, VIEWER[1])
     cmd = [sys.executable, "-m", "workbench.ui.app", str(passport), "--db",
            str(tmp / "store" / "store.duckdb"), "--library", str(tmp / "library"),
-           "--port", str(free_port()), "--metric", "conversion_rate", "--users", str(users)]
+           "--port", str(free_port()), "--metric", "conversion_rate", "--users", str(users),
+           *extra]
     proc, url = start_process(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                               ready=re.compile(r"serving .* at (http://\S+)"),
                               log=tmp / "server.log", timeout=120)
-    yield {"url": url, "library": tmp / "library", "log": tmp / "server.log"}
+    return proc, {"url": url, "library": tmp / "library", "log": tmp / "server.log",
+                  "passport": passport, "tmp": tmp}
+
+
+@pytest.fixture(scope="module")
+def gov_server(tmp_path_factory):
+    proc, info = _server(tmp_path_factory.mktemp("gov-server"))
+    yield info
     stop_process(proc)
 
 
@@ -126,3 +132,108 @@ def test_the_token_holder_sees_the_real_values(browser, gov_server):
     expect(page.get_by_role("button", name="Confirm").first).to_be_attached()
     assert len(seen.canaries(page)) >= 2
     ctx.close()
+
+
+def _viewer_page(browser, url):
+    """A new context logged in as the viewer, once the hypotheses are shown."""
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    login(page, url, *VIEWER)
+    expect(page.locator(".wb-hypotheses").get_by_text(f"#1 {TOP_CAUSE}")).to_be_visible(
+        timeout=LOAD)
+    return ctx, page
+
+
+FORGE_JS = """() => {
+  const doc = window.Bokeh.documents[0];
+  const models = [...doc._all_models.values()];
+  const decisions = models.filter(m => /^(Confirm|Refute)$/.test(String(m.label ?? ""))).length;
+  const Button = window.Bokeh.Models.get("Button");
+  const forged = new Button({label: "Confirm"});
+  doc.add_root(forged);  // sent to the server as a patch of the viewer's document
+  return {decisions, n: models.length, forged: forged.id};
+}"""
+
+
+def test_a_viewers_forged_confirm_is_refused_and_audited(browser, gov_server):
+    """From the viewer's real page: its document holds no Confirm/Refute model (the
+    control is not built for the role, so no event can route to the decision handler,
+    which checks the role again: tests/governance/test_served_roles.py); a Confirm
+    button the page adds to its document itself is removed by the server and audited
+    as ``access.denied``, and nothing is decided."""
+    ctx, page = _viewer_page(browser, gov_server["url"])
+    out = page.evaluate(FORGE_JS)
+    assert out["decisions"] == 0 and out["n"] > 50
+    audit = gov_server["library"] / "audit.jsonl"
+    page.wait_for_function(
+        "id => !window.Bokeh.documents[0].roots().some(r => r.id === id)", arg=out["forged"],
+        timeout=30_000)  # the server removed it (and the page was told)
+    from workbench.governance.audit import read_audit
+    recs = read_audit(audit)
+    denied = [r for r in recs if r.action == "access.denied" and r.actor == VIEWER[0]]
+    assert [(r.details["action"], r.details["model"], r.subject) for r in denied] == [
+        ("add_model", "Button", "Confirm")]
+    assert not [r for r in recs if r.action.startswith("hypothesis.")]
+    assert not list(gov_server["library"].glob("inv-*"))
+    expect(page.get_by_text("Something went wrong")).to_have_count(0)
+    ctx.close()
+
+
+SMALL_K = 20_000  # sessions: the demo's ios 5.0 cell (about 17,800 in a period) is small
+
+HEAT_JS = """() => {
+  const doc = window.Bokeh.documents[0];
+  for (const m of doc._all_models.values()) {
+    const d = m.data;
+    if (d && d.x && d.y && d.share && !d.line_color) {
+      const col = k => Array.from(d[k] instanceof Map ? [] : d[k]);
+      return {x: col("x"), y: col("y"), share: col("share").map(v => Number.isFinite(v) ? v : null)};
+    }
+  }
+  return null;
+}"""
+
+
+def test_no_small_cell_reaches_a_viewers_heatmap(browser, tmp_path_factory):
+    """With k above the demo's thinnest platform x version cell, the viewer's heatmap
+    (its Bokeh document, as the browser holds it) has no share for that cell, nor for
+    the complementary cells withheld with it (a withheld cell is not alone in its row or
+    column); the cells it does show carry their true share."""
+    from workbench.investigation import investigate
+    from workbench.ui.data import InvestigationData
+
+    proc, srv = _server(tmp_path_factory.mktemp("gov-small"), "--suppress-k", str(SMALL_K))
+    try:
+        ctx, page = _viewer_page(browser, srv["url"])
+        page.locator(".bk-tab").filter(has_text=re.compile(r"^Heatmap$")).click()
+        page.wait_for_function(f"({HEAT_JS})() !== null", timeout=LOAD)
+        heat = page.evaluate(HEAT_JS)
+        ctx.close()
+    finally:
+        stop_process(proc)
+    shown = {(x, y): v for x, y, v in zip(heat["x"], heat["y"], heat["share"])}
+    inv = investigate(srv["passport"], metric="conversion_rate",
+                      db=srv["tmp"] / "check.duckdb", artifact_dir=None)
+    data = InvestigationData(inv, passport_dir=str(srv["passport"]))
+    truth = data.heatmap({}, "platform", "app_version")
+    cells = set(zip(truth["platform"], truth["app_version"]))
+    assert cells <= set(shown)  # HoloViews fills the rest of the grid with empty cells
+    assert all(shown[c] is None for c in set(shown) - cells)
+    small = truth[(truth["count"] >= 1) & (truth["count"] < SMALL_K)]
+    assert len(small) >= 1
+    assert all(shown[(x, y)] is None for x, y in zip(small["platform"], small["app_version"]))
+    hidden = {c for c in cells if shown[c] is None}
+    assert len(hidden) > len(small)  # complementary cells went with it
+    # in every row and column of the heatmap, a withheld cell is never alone (the
+    # margins are released as ranked rows, or withheld with one cell at least)
+    for i in (0, 1):
+        for v in {c[i] for c in hidden}:
+            group = [c for c in cells if c[i] == v and truth.set_index(
+                ["platform", "app_version"]).loc[c, "count"] > 0]
+            assert len(group) == 1 or sum(c in hidden for c in group) >= 2 or \
+                len([c for c in group if c not in hidden]) == 0
+    # what is released is the true value
+    true_share = truth.set_index(["platform", "app_version"])["share"]
+    for c in cells - hidden:
+        assert shown[c] == pytest.approx(true_share[c], rel=1e-6)

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_K", "suppress_mask", "suppress"]
+__all__ = ["DEFAULT_K", "suppress_mask", "suppress", "suppress_linked"]
 
 #: smallest count released by default
 DEFAULT_K = 11
@@ -49,7 +49,7 @@ def _fix_group(counts: np.ndarray, hidden: np.ndarray, idx: np.ndarray, k: int) 
 
 
 def suppress_mask(table: pd.DataFrame, count: str, groups: Sequence[Sequence[str]],
-                  k: int = DEFAULT_K) -> np.ndarray:
+                  k: int = DEFAULT_K, *, hidden: np.ndarray | None = None) -> np.ndarray:
     """Which rows of ``table`` to withhold.
 
     Parameters
@@ -64,6 +64,8 @@ def suppress_mask(table: pd.DataFrame, count: str, groups: Sequence[Sequence[str
         for a two-way table with both margins. ``[[]]`` is the grand total.
     k:
         Smallest count released.
+    hidden:
+        Rows already withheld (by a table released beside this one); kept withheld.
 
     Returns
     -------
@@ -73,7 +75,8 @@ def suppress_mask(table: pd.DataFrame, count: str, groups: Sequence[Sequence[str
     if k < 1:
         raise ValueError(f"k={k}: expected a positive count")
     counts = table[count].to_numpy(dtype=float)
-    hidden = (counts >= 1) & (counts < k)
+    hidden = ((counts >= 1) & (counts < k)) | (
+        np.zeros(len(table), bool) if hidden is None else np.asarray(hidden, bool))
     group_idx = []
     for cols in groups:
         if not cols:
@@ -92,15 +95,67 @@ def suppress_mask(table: pd.DataFrame, count: str, groups: Sequence[Sequence[str
 
 
 def suppress(table: pd.DataFrame, count: str, groups: Sequence[Sequence[str]],
-             columns: Sequence[str], k: int = DEFAULT_K) -> pd.DataFrame:
+             columns: Sequence[str], k: int = DEFAULT_K, *,
+             hidden: np.ndarray | None = None) -> pd.DataFrame:
     """A copy of ``table`` with ``columns`` (and ``count``) set to NaN in withheld rows.
 
     See :func:`suppress_mask` for the parameters; ``columns`` are the values
     released per cell (measures, rates, shares).
     """
     out = table.copy()
-    mask = suppress_mask(table, count, groups, k)
+    mask = suppress_mask(table, count, groups, k, hidden=hidden)
     for c in {count, *columns}:
         out[c] = out[c].astype(float)
         out.loc[mask, c] = np.nan
     return out
+
+
+def suppress_linked(counts: np.ndarray, equations: Sequence[tuple[int | None, np.ndarray]],
+                    k: int = DEFAULT_K, *, hidden: np.ndarray | None = None) -> np.ndarray:
+    """Withheld cells of linked tables: cells that are margins of other cells.
+
+    Parameters
+    ----------
+    counts:
+        One count per cell, over every table released together (e.g. the values of
+        each dimension in a slice, and the cells of each pair of dimensions).
+    equations:
+        ``(margin, members)``: the count of cell ``margin`` is the sum of the cells at
+        positions ``members``; ``margin`` None for a total that is always released.
+    k:
+        Smallest count released.
+    hidden:
+        Cells already withheld (by a table released elsewhere); kept withheld.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, True for a withheld cell. In each equation either nothing is withheld,
+        or (released margin) two or more members adding up to ``k`` or more, or (withheld
+        margin) the margin and at least one member: no withheld cell is the difference
+        of released ones.
+    """
+    counts = np.asarray(counts, dtype=float)
+    h = ((counts >= 1) & (counts < k)) | (
+        np.zeros(len(counts), bool) if hidden is None else np.asarray(hidden, bool))
+    changed = True
+    while changed:  # withholding a cell for one equation can unbalance another: repeat
+        changed = False
+        for margin, idx in equations:
+            idx = np.asarray(idx, dtype=int)
+            n, tot = int(h[idx].sum()), float(counts[idx][h[idx]].sum())
+            if margin is not None and h[margin]:
+                ok = n >= 1 or not (counts[idx] > 0).any()
+            else:
+                ok = n == 0 or (n >= 2 and tot >= k)
+            if ok:
+                continue
+            free = idx[~h[idx] & (counts[idx] > 0)]
+            if free.size:
+                h[free[np.argmin(counts[free])]] = True
+            elif margin is not None and not h[margin]:
+                h[margin] = True
+            else:
+                continue
+            changed = True
+    return h

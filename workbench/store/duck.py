@@ -133,12 +133,13 @@ class Store:
         # UTC, no DuckDB progress bar over our own progress lines, bounded memory; a served
         # session's reader is also locked down (store/lockdown.py), after which nothing may
         # change its settings (a second reader of a locked instance is left as it is)
-        from .lockdown import _locked, configure
-        if not _locked(self.con):
-            bound_connection(self.con)  # memory limit and spill folder (environment)
-            for name, value in duckdb_settings():  # set_options(memory_limit=, threads=)
-                self.con.execute(f"SET {name} = ?", [value])
-        configure(self.con, read_only=read_only)
+        from .lockdown import CONFIGURING, _locked, configure
+        with CONFIGURING:
+            if not _locked(self.con):
+                bound_connection(self.con)  # memory limit and spill folder (environment)
+                for name, value in duckdb_settings():  # set_options(memory_limit=, threads=)
+                    self.con.execute(f"SET {name} = ?", [value])
+            configure(self.con, read_only=read_only)
         if not read_only:
             self._init_meta()
 

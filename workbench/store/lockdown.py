@@ -18,6 +18,7 @@ read-only connection it opens (:func:`configure`).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,20 @@ def lock_down(con, policy: Lockdown) -> None:
     con.execute("SET lock_configuration = true")
 
 
+#: Held while a store connection is configured. DuckDB shares one instance between the
+#: connections a process opens to a file, so two sessions opening readers at once (sessions
+#: are built on worker threads) raced: one had turned external access off while the other
+#: was still setting allowed_directories ("Cannot change allowed_directories when
+#: enable_external_access is disabled").
+CONFIGURING = threading.Lock()
+
+
 def _locked(con) -> bool:
-    return bool(con.execute("SELECT current_setting('lock_configuration')").fetchone()[0])
+    """Whether the instance is locked down (or being locked): nothing more may be set."""
+    locked, external = con.execute(
+        "SELECT current_setting('lock_configuration'), "
+        "current_setting('enable_external_access')").fetchone()
+    return bool(locked) or not bool(external)
 
 
 def configure(con, *, read_only: bool) -> None:

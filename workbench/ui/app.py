@@ -74,6 +74,8 @@ class WorkbenchApp:
         #: the served authentication (``serve`` sets it; None: the local user, unserved)
         self.auth = None
         self._masked: WorkbenchApp | None = None
+        #: smallest count shown to roles without ``view_unmasked`` (None: the default, 11)
+        self.suppress_k: int | None = None
 
     @staticmethod
     def _from_store(db: str) -> tuple[str, str]:
@@ -187,6 +189,7 @@ class WorkbenchApp:
                                                 db=str(tmp / "store.duckdb"),
                                                 metric=self.metric, library=self.library)
                     self._masked.auth = self.auth
+                    self._masked.suppress_k = self.suppress_k
                     self._masked._masked = self._masked  # already masked: no copy of a copy
         return self._masked
 
@@ -206,6 +209,11 @@ class WorkbenchApp:
             return self.masked().session(identity)
         state = WorkbenchState(passport=self.passport, db=self.db, metric=self.metric,
                                library=self.library, identity=identity)
+        state.suppress_k = self.suppress_k
+        if self.auth is not None and pn.state.curdoc is not None:
+            from ..governance.guard import refuse_client_models
+            from ..investigation.versions import audit_path
+            refuse_client_models(pn.state.curdoc, identity, audit_path(self.library))
         state.investigator = lambda p, d, m, progress: self.live(m, progress)
         if self.ready(self.metric):
             live = self.live(self.metric)
@@ -336,7 +344,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
           show: bool = False, on_ready: Callable[[str], None] | None = None,
           users: str | None = None, oauth_provider: str | None = None, token: bool = True,
           cookie_secret: str | None = None, allow_origin: list[str] | None = None,
-          build_threads: int = 1) -> None:
+          build_threads: int = 1, suppress_k: int | None = None) -> None:
     """Serve the workbench until interrupted; print the URL once the server listens.
 
     Authentication is on (:mod:`workbench.governance.auth`): the printed URL
@@ -368,6 +376,8 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         More ``HOST:PORT`` websocket origins (a proxy in front); no wildcards.
     build_threads:
         Threads building sessions off the event loop (0: on the loop, as Panel does).
+    suppress_k:
+        Smallest count a role without ``view_unmasked`` is shown (default 11).
     """
     import os
     import secrets
@@ -397,6 +407,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
                      owner=default_actor(), users=UserFile(users) if users else None,
                      audit=audit_path(library))
     app.auth = auth
+    app.suppress_k = suppress_k
     host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
     url = f"http://{host}:{port}/" + (f"?token={auth.token}" if auth.token else "")
     app.warm()
@@ -455,7 +466,7 @@ def run(a: argparse.Namespace) -> int:
     serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
           library=a.library, show=a.show, users=a.users, oauth_provider=a.oauth_provider,
           token=not a.no_token, cookie_secret=a.cookie_secret, allow_origin=a.allow_origin,
-          build_threads=getattr(a, "build_threads", 1))
+          build_threads=getattr(a, "build_threads", 1), suppress_k=a.suppress_k)
     return 0
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["InvestigationData", "slice_label", "parse_slice", "ROLE_NAMES",
+__all__ = ["InvestigationData", "slice_label", "parse_slice", "cell_count", "ROLE_NAMES",
            "WIDGET_VALUES"]
 
 ROLE_NAMES = ("engineer", "operator", "product manager")
@@ -56,6 +56,18 @@ def parse_slice(label: str) -> dict:
             k, v = part.split("=", 1)
             out[k.strip()] = v.strip()
     return out
+
+
+def cell_count(g: pd.DataFrame, kind: str = "ratio") -> np.ndarray:
+    """Each row's count for disclosure control: the units it holds (a ratio's
+    denominator, sessions or users; otherwise fact rows), the fewer of its baseline and
+    observed periods that have any, so a cell small in either period is small."""
+    obs_c, base_c = ("obs_den", "base_den") if kind == "ratio" else ("obs_rows", "base_rows")
+    if obs_c not in g:
+        return np.full(len(g), np.nan)
+    obs = g[obs_c].to_numpy(dtype=float)
+    base = g[base_c].to_numpy(dtype=float) if base_c in g else obs
+    return np.where((obs > 0) & (base > 0), np.minimum(obs, base), np.maximum(obs, base))
 
 
 def _key(filt: dict | None) -> tuple:
@@ -276,9 +288,10 @@ class InvestigationData:
         for c in ("expected", "lower", "upper"):
             out[c] = band[c].reindex(idx) if band is not None and c in band else np.nan
         out["num"], out["den"] = det_in["num"], det_in["den"]
+        out["count"] = det_in["den" if self.kind == "ratio" else "rows"]
         out.index = out.index.tz_convert("UTC").tz_localize(None)
         out.index.name = "ts"
-        out = out.reset_index()
+        out = self._release_timeline(out.reset_index())
         out.attrs["filter"] = dict(filt)
         return out
 
@@ -356,7 +369,9 @@ class InvestigationData:
 
     def _group(self, sub: pd.DataFrame, by: list[str], total_dev: float) -> pd.DataFrame:
         cols = ["obs_num", "obs_den", "base_num", "base_den", "deviation"]
+        cols += [c for c in ("obs_rows", "base_rows") if c in sub]
         g = sub.groupby(by, observed=True)[cols].sum().reset_index()
+        g["count"] = cell_count(g, self.kind)
         base, obs = self._metric_of(g)
         g["baseline"], g["observed"] = base, obs
         g["relative_change"] = obs / base.where(base != 0) - 1
@@ -365,6 +380,27 @@ class InvestigationData:
         g["traffic_share"] = (g["obs_den"] if self.kind == "ratio" else g["base_num"]) / (
             tot_den or np.nan)
         return g
+
+    def _count(self, filt: dict) -> float:
+        """The cell count of the slice ``filt`` (see :func:`cell_count`)."""
+        lv = self.leaves()
+        if lv is None:
+            return np.nan
+        sums = lv[self._mask(lv, filt)].select_dtypes("number").sum().to_frame().T
+        return float(cell_count(sums, self.kind)[0])
+
+    # What a role without the unmasked grant may see (governance.released overrides these).
+    def _release_ranked(self, df: pd.DataFrame, filt: dict) -> pd.DataFrame:
+        return df
+
+    def _release_heatmap(self, df: pd.DataFrame, filt: dict, x: str, y: str) -> pd.DataFrame:
+        return df
+
+    def _release_mix(self, df: pd.DataFrame, filt: dict, dimension: str) -> pd.DataFrame:
+        return df
+
+    def _release_timeline(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df
 
     def total_deviation(self) -> float:
         lv = self.leaves()
@@ -392,7 +428,8 @@ class InvestigationData:
                              "share": s.get("explained_share"), "baseline": s.get("baseline"),
                              "observed": s.get("observed"),
                              "relative_change": s.get("relative_change"),
-                             "traffic_share": s.get("den_share"), "source": "localized"})
+                             "traffic_share": s.get("den_share"), "source": "localized",
+                             "count": self._count(f), "group": "localized"})
         if lv is not None and len(lv):
             total = self.total_deviation()
             sub = lv[self._mask(lv, filt)]
@@ -413,8 +450,10 @@ class InvestigationData:
                     rows.append({"slice": slice_label(f), "filter": f, "share": r.share,
                                  "baseline": r.baseline, "observed": r.observed,
                                  "relative_change": r.relative_change,
-                                 "traffic_share": r.traffic_share, "source": "breakdown"})
-        df = pd.DataFrame(rows, columns=cols)
+                                 "traffic_share": r.traffic_share, "source": "breakdown",
+                                 "count": r.count, "group": d})
+        df = pd.DataFrame(rows, columns=cols + ["count", "group"])
+        df = self._release_ranked(df, filt).drop(columns="group")
         if df.empty:
             return df
         df = df.drop_duplicates(subset="slice", keep="first")
@@ -428,7 +467,8 @@ class InvestigationData:
         """Share of the divergence and relative change per ``(x, y)`` cell inside ``filt``."""
         def run():
             lv = self.leaves()
-            cols = [x, y, "share", "relative_change", "baseline", "observed", "traffic_share"]
+            cols = [x, y, "share", "relative_change", "baseline", "observed", "traffic_share",
+                    "count"]
             if lv is None or x == y or x not in lv or y not in lv:
                 return pd.DataFrame(columns=cols)
             sub = lv[self._mask(lv, filt)]
@@ -439,7 +479,7 @@ class InvestigationData:
                     sub = sub[sub[a].isin(keep)]
             g = self._group(sub, [x, y], self.total_deviation())
             g[x], g[y] = g[x].astype(str), g[y].astype(str)
-            return g[cols]
+            return self._release_heatmap(g[cols], dict(filt or {}), x, y)
         return self._cached(("heat", _key(filt), x, y), run)
 
     def rate_mix(self, filt: dict | None, dimension: str) -> pd.DataFrame:
@@ -458,7 +498,8 @@ class InvestigationData:
                 return pd.DataFrame(columns=cols)
             sub = lv[self._mask(lv, filt)]
             g = sub.groupby(sub[dimension].astype(str), observed=True)[
-                ["obs_num", "obs_den", "base_num", "base_den"]].sum()
+                ["obs_num", "obs_den", "base_num", "base_den",
+                 *[c for c in ("obs_rows", "base_rows") if c in sub]]].sum()
             if self.kind == "ratio":
                 w0 = g["base_den"] / max(g["base_den"].sum(), 1e-12)
                 w1 = g["obs_den"] / max(g["obs_den"].sum(), 1e-12)
@@ -474,6 +515,8 @@ class InvestigationData:
             out = pd.DataFrame({"value": g.index.astype(str), "rate": rate.to_numpy(),
                                 "mix": mix.to_numpy(), "w0": w0.to_numpy(), "w1": w1.to_numpy(),
                                 "r0": r0.to_numpy(), "r1": r1.to_numpy()})
+            out["count"] = cell_count(g, self.kind)
+            out = self._release_mix(out, dict(filt or {}), dimension)
             out["size"] = out["rate"].abs() + out["mix"].abs()
             return out.sort_values("size", ascending=False).drop(columns="size").head(12)
         return self._cached(("ratemix", _key(filt), dimension), run)

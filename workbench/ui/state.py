@@ -258,6 +258,7 @@ class WorkbenchState(Guarded, param.Parameterized):
             self.metric = metric
 
     def _set_live(self, live: InvestigationData) -> None:
+        live = self.released(live)
         dims = list(live.dimensions)
         top = live.top_slice
         keys = list(top)
@@ -670,7 +671,7 @@ class WorkbenchState(Guarded, param.Parameterized):
                         + ("" if eng.ready(t) else " (computing…)"))
 
         def work():
-            snap = eng.snapshot(t)
+            snap = self.released(eng.snapshot(t))
             # What the views derive from the step (the shown slice's timeline and list,
             # the selected cause's timeline) is computed here too, so the step lands
             # in one update: no view keeps the previous moment while the others move.
