@@ -5,6 +5,7 @@ Run with the project's venv::
     .venv/bin/python benchmarks/localization.py            # full run
     .venv/bin/python benchmarks/localization.py --quick    # smoke run (3 cases per setting, 1M rows)
     .venv/bin/python benchmarks/localization.py --only deep  # one part, merged into the results
+    .venv/bin/python benchmarks/localization.py --only unit10m  # issue 18 passport, investigated
 
 Three parts, written to ``benchmarks/results/localization.json``:
 
@@ -31,6 +32,12 @@ Three parts, written to ``benchmarks/results/localization.json``:
   dimension value and pools the rest before anything is materialized. Median wall
   seconds of 3 runs and the largest peak resident set (``VmHWM`` of the run's process).
   ``--scale-dir DIR`` keeps the generated store for later runs.
+* ``unit_10M_investigation`` (``--only unit10m``) - issue 18's unit-level passport
+  (:func:`make_unit10m_passport`: 10M sessions x 8 dimensions, up to 5,000 values, a
+  flag scoped to platform=ios AND app_version=5.3 that halves conversion) investigated
+  end to end with default settings (``workbench.investigate``) in a fresh process,
+  from the files and then on the stored passport: timings, peak RSS, and whether the
+  top slice is the pair rather than its parent ``app_version=5.3``.
 
 Reference figures are the ones in ``shared/benchmarks/README.md`` (peers' own code on a
 machine of this kind).
@@ -540,6 +547,126 @@ def run_scale(n_rows: int, seed: int = 7, scale_dir: str | None = None, repeats:
             "found": found, "truth": [truth], "correct": found == [truth]}
 
 
+UNIT_DIMS = ["city", "country", "device", "platform", "app_version", "browser", "plan", "channel"]
+
+
+def make_unit10m_passport(path: Path, n_rows: int, seed: int = 18) -> dict:
+    """Issue 18's unit-level passport: a flag scoped to {platform: ios, app_version: 5.3}.
+
+    One row per session over 14 days (a daily cycle in traffic), eight dimensions:
+    city (5,000 values, Zipf) rolls up into country (50), device (3,000, Zipf),
+    platform (ios, android, web), app_version (20 versions 3.4-5.3; 5.3 the newest
+    and most used, on every platform), browser (12), plan (4), channel (20).
+    Conversion is 5%; from the flag's switch-on (36 hours before the end) it halves
+    for ios sessions on 5.3 only, so the parent ``app_version=5.3`` moves too but
+    less (android and web on 5.3 are untouched). The change log holds the flag and
+    two unrelated changes. Returns the true slice.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    hours = 14 * 24
+    w = 1 + 0.5 * np.sin(2 * np.pi * (np.arange(hours) % 24) / 24)
+    h = rng.choice(hours, size=n_rows, p=w / w.sum())
+    secs = h * 3600 + rng.integers(0, 3600, n_rows)
+    ts = np.datetime64("2026-11-01T00:00:00") + secs.astype("timedelta64[s]")
+    del secs
+
+    def zipf_codes(card, s=1.1):
+        wt = 1.0 / np.arange(1, card + 1) ** s
+        return rng.choice(card, size=n_rows, p=wt / wt.sum()).astype(np.int32)
+
+    versions = [f"{v // 10}.{v % 10}" for v in range(53, 33, -1)]  # 5.3, 5.2, ... 3.4
+    labels = {"city": [f"city_{i}" for i in range(5000)], "country": [f"country_{i}" for i in range(50)],
+              "device": [f"device_{i}" for i in range(3000)], "platform": ["ios", "android", "web"],
+              "app_version": versions, "browser": [f"browser_{i}" for i in range(12)],
+              "plan": ["free", "basic", "pro", "team"], "channel": [f"channel_{i}" for i in range(20)]}
+    city = zipf_codes(5000)
+    country_of_city = rng.integers(0, 50, 5000).astype(np.int32)
+    cols = {"city": city, "country": country_of_city[city], "device": zipf_codes(3000),
+            "platform": rng.choice(3, size=n_rows, p=[0.45, 0.35, 0.20]).astype(np.int32),
+            "app_version": zipf_codes(len(versions), s=1.0),  # code 0 = newest (5.3)
+            "browser": zipf_codes(12), "plan": zipf_codes(4), "channel": zipf_codes(20)}
+    del city
+    assert versions[0] == "5.3"
+    p = np.full(n_rows, 0.05)
+    switch_on = hours - 36
+    p[(h >= switch_on) & (cols["platform"] == 0) & (cols["app_version"] == 0)] *= 0.5
+    conv = (rng.random(n_rows) < p).astype(np.int64)
+    del p, h
+    table = pa.table({
+        "ts": pa.array(ts.astype("datetime64[us]"), pa.timestamp("us", "UTC")),
+        **{d: pa.DictionaryArray.from_arrays(pa.array(c), pa.array(labels[d])) for d, c in cols.items()},
+        "sessions": pa.array(np.ones(n_rows, dtype=np.int64)), "conversions": pa.array(conv)})
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path / "events.parquet", row_group_size=1 << 20)
+    on = (np.datetime64("2026-11-01T00:00:00") + np.timedelta64(switch_on, "h")).astype(str)
+    changes = [
+        {"id": "flag-checkout-v2", "ts": on + "Z", "kind": "flag", "target": "checkout_v2",
+         "description": "new checkout for ios 5.3", "scope": {"platform": "ios", "app_version": "5.3"}},
+        {"id": "cfg-web-cache", "ts": on + "Z", "kind": "config", "target": "cdn",
+         "description": "web cache TTL", "scope": {"platform": "web"}},
+        {"id": "deploy-api-41", "ts": "2026-11-05T10:00:00Z", "kind": "deploy", "target": "api",
+         "description": "api release", "scope": {}}]
+    (path / "changes.jsonl").write_text("".join(json.dumps(c) + "\n" for c in changes))
+    (path / "passport.yaml").write_text(
+        "name: unit-10m\ntime_column: ts\ngrain: 1h\n"
+        "dimensions: [city, device, platform, app_version, browser, plan, channel]\n"
+        "hierarchies: {country: city}\n"
+        "measures: {sessions: {}, conversions: {}}\n"
+        "metrics:\n  conversion_rate: {ratio: [conversions, sessions], better: higher}\n")
+    return {"platform": "ios", "app_version": "5.3"}
+
+
+def measure_unit10m(path: Path) -> dict:
+    """One default ``investigate`` as a user runs it, in a fresh process (timings, peak RSS)."""
+    import workbench as wb
+
+    rss_imports = peak_hwm_gb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    inv = wb.investigate(path, metric="conversion_rate")
+    return {"secs": round(time.perf_counter() - t0, 2), "cpu_secs": round(time.process_time() - c0, 2),
+            "peak_gb": round(peak_hwm_gb(), 3), "peak_gb_after_imports": round(rss_imports, 3),
+            "timings": {k: round(float(v), 3) for k, v in inv.timings.items()},
+            "verdict": inv.verdict, "slices": [dict(s.filter) for s in inv.slices][:5],
+            "top_cause": inv.causes[0].change_id if inv.causes else None}
+
+
+def run_unit10m(n_rows: int, seed: int = 18, scale_dir: str | None = None) -> dict:
+    """Generate the passport, then investigate it twice in fresh processes: from the
+    files (ingest included) and on the stored passport (ingest finds nothing new)."""
+    import subprocess
+    import tempfile
+
+    tmp = None
+    if scale_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="wb-loc-unit-")
+        scale_dir = tmp.name
+    base = Path(scale_dir) / f"unit_rows{n_rows}_seed{seed}"
+    t = time.perf_counter()
+    truth = make_unit10m_passport(base, n_rows, seed)
+    t_gen = time.perf_counter() - t
+    runs = {}
+    for name in ("from_files", "stored"):
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure-unit",
+                              str(base)], capture_output=True, text=True, check=True)
+        runs[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    if tmp is not None:
+        tmp.cleanup()
+    top = runs["stored"]["slices"][0] if runs["stored"]["slices"] else None
+    return {"rows": n_rows, "dims": len(UNIT_DIMS), "max_cardinality": 5000, "seed": seed,
+            "secs_generate": round(t_gen, 1), "runs": runs, "truth": truth, "top_slice": top,
+            "pair_on_top": top == truth,
+            "pair_on_top_from_files": (runs["from_files"]["slices"] or [None])[0] == truth,
+            "measured": "workbench.investigate(passport, metric='conversion_rate') with default "
+                        "settings in a fresh process; from_files: store created and ingested in "
+                        "the run; stored: second run on the same store; secs/cpu_secs time the "
+                        "investigate call (interpreter start and imports excluded); peak_gb is "
+                        "the process's VmHWM (imports included: peak_gb_after_imports)",
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -563,16 +690,22 @@ def run_sensitivity(quick: bool):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 cases per setting, 1M rows")
-    ap.add_argument("--only", choices=["b0", "rs", "deep", "scale", "sensitivity"],
+    ap.add_argument("--only", choices=["b0", "rs", "deep", "scale", "sensitivity", "unit10m"],
                     action="append")
     ap.add_argument("--scale-dir", help="keep the generated scale store here and reuse it "
                     "(default: a temporary directory, removed afterwards)")
     ap.add_argument("--measure-scale", metavar="STORE", help=argparse.SUPPRESS)
+    ap.add_argument("--measure-unit", metavar="PASSPORT", help=argparse.SUPPRESS)
+    ap.add_argument("--unit-rows", type=int, default=10_000_000,
+                    help="rows of the unit10m passport (default 10M)")
     args = ap.parse_args(argv)
+    if args.measure_unit:
+        print(json.dumps(measure_unit10m(Path(args.measure_unit)), default=str))
+        return
     if args.measure_scale:
         print(json.dumps(measure_scale(Path(args.measure_scale))))
         return
-    parts = args.only or ["b0", "rs", "deep", "scale", "sensitivity"]
+    parts = args.only or ["b0", "rs", "deep", "scale", "unit10m", "sensitivity"]
     results = {}
     if OUT.exists() and args.only and not args.quick:
         results = json.loads(OUT.read_text())
@@ -591,6 +724,10 @@ def main(argv=None):
     if "scale" in parts:
         results["scale_10M"] = run_scale(1_000_000 if args.quick else 10_000_000,
                                          scale_dir=args.scale_dir)
+    if "unit10m" in parts:
+        results["unit_10M_investigation"] = run_unit10m(
+            min(args.unit_rows, 1_000_000) if args.quick else args.unit_rows,
+            scale_dir=args.scale_dir)
     if "sensitivity" in parts:
         results["sensitivity"] = run_sensitivity(args.quick)
     results["quick"] = bool(args.quick)
@@ -635,6 +772,13 @@ def print_table(res):
               f"{sc.get('secs')} s wall (runs {sc.get('secs_runs')}, cpu {sc.get('cpu_secs_runs')}), "
               f"peak RSS {sc.get('peak_gb')} GB ({sc.get('peak_gb_after_imports')} GB after "
               f"imports); found {sc.get('found')} (correct: {sc.get('correct')})")
+    if "unit_10M_investigation" in res:
+        u = res["unit_10M_investigation"]
+        for name, r in u["runs"].items():
+            print(f"\nunit-level investigate ({u['rows']:,} rows, {name}): {r['secs']:.1f} s wall, "
+                  f"cpu {r['cpu_secs']:.1f} s, peak RSS {r['peak_gb']:.2f} GB; verdict {r['verdict']}, "
+                  f"top cause {r['top_cause']}; slices {r['slices'][:3]}; timings {r['timings']}")
+        print(f"  top slice {u['top_slice']} (truth {u['truth']}; pair on top: {u['pair_on_top']})")
     if "sensitivity" in res:
         print("\nsensitivity / ablation" + " " * 24 + "squeeze_B0  riskloc_RS")
         for r in res["sensitivity"]:
