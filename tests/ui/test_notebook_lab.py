@@ -11,6 +11,8 @@ tracebacks) either.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -72,6 +74,20 @@ CROSS_DOC = ("already in a doc", "single document", "reference isn't known",
 
 
 def test_views_alone_in_cells_update_across_cells_without_errors(page: Page, jupyterlab):
+    """The scenario below; run a second time from a fresh notebook tab when the first run
+    times out (a wait on Lab, not an assertion about the page). Known flake, cause not yet
+    found (issue 19): about one run in four under load timed out waiting for Lab, at
+    different steps; every assertion still has to hold in the run that completes."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        _views_alone_in_cells(page, jupyterlab)
+    except PlaywrightTimeout as first:
+        print(f"first run timed out waiting for Lab, run again: {str(first)[:300]}")
+        _views_alone_in_cells(page, jupyterlab)
+
+
+def _views_alone_in_cells(page: Page, jupyterlab):
     """notebooks/ui_workbench.ipynb: one view per cell over one shared state.
 
     A widget in one cell (the timeline's slice selector, the slice list) changes
@@ -101,7 +117,10 @@ def test_views_alone_in_cells_update_across_cells_without_errors(page: Page, jup
         before = wait_timeline(page, label, changed_from=before["data"], exact=True,
                                timeout=WAIT)
         assert before["title"] == f"conversion_rate · {label}", before
-        expect(crumbs).to_contain_text(label)
+        # The drill path ENDS with the label: every path contains "everything", so a
+        # plain "contains" passed before the cells below had caught up, and the next
+        # click could land on a slice list about to be replaced (a lost click, seen once).
+        expect(crumbs).to_contain_text(re.compile(re.escape(label) + r"\s*$"))
     # A widget of another cell: a row of the slice list drills the timeline above.
     notebook.locator(".wb-slices").get_by_role("button", name="platform=ios",
                                                exact=True).click()
