@@ -266,39 +266,9 @@ class ServeAuth:
         Path(self.audit).parent.mkdir(parents=True, exist_ok=True)
         append_audit(self.audit, action, actor=actor, subject="serve", details=details)
 
-    # ------------------------------------------------------------ Bokeh hooks
-    def provider(self):
-        """A Bokeh ``AuthProvider`` enforcing this configuration."""
-        from bokeh.server.auth_provider import AuthProvider
-
-        auth = self
-        login, logout = _handlers(auth)
-
-        class Provider(AuthProvider):
-            @property
-            def get_user(self):
-                return auth._get_user
-
-            @property
-            def login_url(self):
-                return "/login"
-
-            @property
-            def login_handler(self):
-                return login
-
-            @property
-            def logout_url(self):
-                return "/logout"
-
-            @property
-            def logout_handler(self):
-                return logout
-
-        return Provider()
-
     def _get_user(self, handler) -> str | None:
-        """Bokeh's ``get_user``: the signed cookie, or a correct ``?token=`` (sets it)."""
+        """Bokeh's ``get_user`` (wired in :mod:`workbench.ui.auth_web`; ``handler`` is the
+        request handler, duck-typed so that this module imports no web framework): the signed cookie, or a correct ``?token=`` (sets it)."""
         raw = handler.get_secure_cookie(COOKIE, max_age_days=COOKIE_DAYS)
         user = raw.decode("utf-8") if raw else None
         if self.identity(user) is not None:
@@ -318,67 +288,6 @@ class ServeAuth:
         self.throttle.fail(ip)
         self.record("login.failed", "anonymous", method="token", ip=ip)
         return None
-
-
-def _handlers(auth: ServeAuth):
-    """The ``/login`` and ``/logout`` request handlers of ``auth``."""
-    from tornado.web import RequestHandler
-
-    class Login(RequestHandler):
-        def get(self):
-            if self.get_argument("token", None) is not None and auth._get_user(self):
-                return self.redirect(_next(self))
-            self._page()
-
-        def post(self):
-            ip = self.request.remote_ip or "?"
-            if auth.throttle.locked(ip):
-                return self._page("Too many failed logins; try again in 30 seconds.", 429)
-            name = self.get_body_argument("username", "").strip()
-            password = self.get_body_argument("password", "")
-            token = self.get_body_argument("token", "")
-            who = None
-            if token:
-                if auth.token_ok(token):
-                    who, method = Identity(auth.owner, auth.token_role, "token"), "token"
-                else:
-                    method = "token"
-            else:
-                method = "password"
-                if auth.users is not None and name and password:
-                    who = auth.users.verify(name, password)
-            if who is None:
-                locked = auth.throttle.fail(ip)
-                auth.record("login.failed", "anonymous", method=method, ip=ip,
-                            **({"name": name} if name and method == "password" else {}))
-                if locked:
-                    return self._page("Too many failed logins; try again in 30 seconds.", 429)
-                return self._page("Wrong name, password or token.", 401)
-            self.set_secure_cookie(COOKIE, f"{who.source}:{who.name}", expires_days=COOKIE_DAYS,
-                                   httponly=True, samesite="Strict")
-            auth.record("login.succeeded", who.name, method=method, ip=ip, role=who.role.value)
-            self.redirect(_next(self))
-
-        def _page(self, error: str = "", status: int = 200):
-            self.set_status(status)
-            self.set_header("Content-Security-Policy", "default-src 'none'; style-src "
-                            "'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-            self.set_header("X-Frame-Options", "DENY")
-            self.finish(login_page(error, password=auth.users is not None,
-                                   token=auth.token is not None, next_url=_next(self)))
-
-    class Logout(RequestHandler):
-        def get(self):
-            self.clear_cookie(COOKIE)
-            self.redirect("/login")
-
-    return Login, Logout
-
-
-def _next(handler) -> str:
-    """Where to go after logging in: a local path only (no open redirect)."""
-    nxt = handler.get_argument("next", "/")
-    return nxt if nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt else "/"
 
 
 def login_page(error: str = "", *, password: bool = True, token: bool = True,

@@ -12,7 +12,7 @@ import logging
 
 from .policy import Action, PermissionDenied, allowed, authorize, local_identity
 
-__all__ = ["Guarded", "refuse_client_models"]
+__all__ = ["Guarded"]
 
 log = logging.getLogger("workbench.ui")
 
@@ -59,32 +59,3 @@ class Guarded:
         if self.can(Action.VIEW_UNMASKED):
             return found
         return found[found["type"] != "investigation"].reset_index(drop=True)
-
-
-def refuse_client_models(doc, identity, audit) -> None:
-    """Refuse models a page adds to its own served document, and audit each attempt.
-
-    A Panel page never adds a root to its document from the browser; a model that
-    arrives that way (a forged ``Button`` to click, any widget the role was not
-    given) is removed at once and written to the audit log as ``access.denied``
-    with the identity and the model's type. Events on models the document does not
-    hold are refused by Bokeh itself (the reference does not resolve).
-    """
-    from bokeh.document.events import RootAddedEvent
-
-    from .audit import append_audit
-
-    def on_change(event):
-        if not isinstance(event, RootAddedEvent) or event.setter is None:
-            return  # the server's own changes
-        model = event.model
-        label = str(getattr(model, "label", "") or "")
-        append_audit(audit, "access.denied", actor=identity.name, subject=label[:80],
-                     details={"action": "add_model", "model": type(model).__name__,
-                              "role": identity.role.value, "source": identity.source})
-        log.warning("refused: %s (%s) added a %s to its page", identity.name,
-                    identity.role.value, type(model).__name__)
-        doc.add_next_tick_callback(lambda: doc.remove_root(model)
-                                   if model in doc.roots else None)
-
-    doc.on_change(on_change)

@@ -211,7 +211,7 @@ class WorkbenchApp:
                                library=self.library, identity=identity)
         state.suppress_k = self.suppress_k
         if self.auth is not None and pn.state.curdoc is not None:
-            from ..governance.guard import refuse_client_models
+            from .auth_web import refuse_client_models
             from ..investigation.versions import audit_path
             refuse_client_models(pn.state.curdoc, identity, audit_path(self.library))
         state.investigator = lambda p, d, m, progress: self.live(m, progress)
@@ -385,6 +385,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     import panel as pn
 
     from ..errors import UsageError
+    from .auth_web import auth_provider
     from ..governance.auth import (ServeAuth, UserFile, check_serve_config, new_token,
                                    redact_logs)
     from ..governance.audit import default_actor
@@ -412,7 +413,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     url = f"http://{host}:{port}/" + (f"?token={auth.token}" if auth.token else "")
     app.warm()
     access = ({"oauth_provider": oauth_provider} if oauth_provider
-              else {"auth_provider": auth.provider()})
+              else {"auth_provider": auth_provider(auth)})
     server = pn.serve({"/": _application(app, build_threads)}, port=port, address=address,
                       show=False, start=False, title="Divergence Workbench",
                       cookie_secret=secret, websocket_origin=_origins(address, port, origins),
