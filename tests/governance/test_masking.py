@@ -16,8 +16,9 @@ def canary(tmp_path_factory):
 
 
 def _by(path, col):
-    return dict(duckdb.sql(f"SELECT {col}, sum(sessions) FROM read_parquet('{path}') "
-                           f"GROUP BY 1").fetchall())
+    from workbench.store.sql import q
+    return dict(duckdb.execute(f"SELECT {q(col)}, sum(sessions) FROM read_parquet(?) GROUP BY 1",
+                               [str(path)]).fetchall())
 
 
 def _everything(folder) -> str:

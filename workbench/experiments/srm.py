@@ -50,6 +50,14 @@ class SRMResult:
         return s
 
 
+def _design_shares(design: dict, exp, variants: list) -> np.ndarray:
+    """The designed share of each variant of ``exp`` (equal when the design is silent)."""
+    want = design.get(str(exp)) or {v: 1.0 / len(variants) for v in variants}
+    shares = np.array([want.get(v, 0.0) for v in variants], dtype=float)
+    return shares / shares.sum() if shares.sum() > 0 else np.full(len(variants),
+                                                                  1 / len(variants))
+
+
 def _chi2(counts: np.ndarray, shares: np.ndarray) -> tuple[float, float]:
     n = counts.sum()
     if n == 0 or len(counts) < 2:
@@ -91,10 +99,7 @@ def check_srm(assignments: pd.DataFrame, *, design: dict[str, dict[str, float]] 
     for exp, g in a.groupby("experiment", sort=True):
         counts = g["variant"].value_counts().sort_index()
         variants = list(counts.index)
-        want = design.get(str(exp)) or {v: 1.0 / len(variants) for v in variants}
-        shares = np.array([want.get(v, 0.0) for v in variants], dtype=float)
-        shares = shares / shares.sum() if shares.sum() > 0 else np.full(len(variants),
-                                                                        1 / len(variants))
+        shares = _design_shares(design, exp, variants)
         chi2, p = _chi2(counts.to_numpy(dtype=float), shares)
         worst, worst_p = {}, None
         if p < alpha and dims:
@@ -199,9 +204,7 @@ def diagnose_srm(assignments: pd.DataFrame, *, design: dict[str, dict[str, float
     for exp, g in a.groupby("experiment", sort=True):
         counts = g["variant"].value_counts().sort_index()
         variants = list(counts.index)
-        want = design.get(str(exp)) or {v: 1.0 / len(variants) for v in variants}
-        shares = np.array([want.get(v, 0.0) for v in variants], dtype=float)
-        shares = shares / shares.sum()
+        shares = _design_shares(design, exp, variants)
         total = counts.to_numpy(dtype=float)
         chi, p = _chi2(total, shares)
         if p >= alpha:
