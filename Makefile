@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 EXTRAS := causal,notebooks,dev,ui,flags
 # Debian packages the tests need; installed when missing: Chromium for the browser tests
 # (Playwright drives Debian's /usr/bin/chromium; `playwright install` cannot download here).
-APT_PACKAGES := chromium chromium-driver
+# nats-server: the broker the streaming tests start (JetStream, on a free loopback port).
+APT_PACKAGES := chromium chromium-driver nats-server
 
 .PHONY: demo test test-ui bench venv sysdeps clean lint screenshots serve
 
@@ -16,7 +17,7 @@ venv: $(STAMP)
 
 # Source adapters (plug-ins), each its own package; installed after the root package.
 EXTENSIONS := extensions/workbench-otel extensions/workbench-changes extensions/workbench-warehouse \
-	extensions/workbench-flags-http
+	extensions/workbench-flags-http extensions/workbench-nats
 
 $(STAMP): pyproject.toml constraints.txt $(wildcard extensions/*/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -58,7 +58,7 @@ def test_groups_and_builtins_registered_like_plugins():
     assert list(registry.GROUPS)[0] == "workbench.sources"
     assert set(registry.GROUPS) == {"workbench.sources", "workbench.detectors",
                                     "workbench.localizers", "workbench.flag_providers",
-                                    "workbench.views"}
+                                    "workbench.views", "workbench.streams"}
     found = {(p.group, p.name): p for p in registry.list_plugins()}
     seasonal = found[("workbench.detectors", "seasonal")]
     assert seasonal.builtin and seasonal.ok and seasonal.package == "workbench"

@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_loop import register as register_loop
 
     register_loop(sub)  # loop: launch a test of a cause, watch, update
+    from .cli_watch import register as register_watch
+    register_watch(sub)  # watch: micro-batches, continuous detection; retrain: refit models
     return p
 
 

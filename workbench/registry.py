@@ -62,6 +62,9 @@ GROUPS: dict[str, str] = {
                                 "loop --provider NAME), act on flags (timeout, apply(key, "
                                 "definition), current(key), remove(key), evaluate(key, "
                                 "contexts, default); experiments.flags.FlagProvider)",
+    "workbench.streams": "a micro-batch source for `workbench watch` (from_url(url), "
+                         "open(spool), poll(timeout) -> [Batch], ack(batch), "
+                         "reject(batch, reason), close(); workbench.stream.sources)",
     "workbench.views": "a Panel view of an investigation (a pn.viewable.Viewer subclass "
                        "with a title)",
 }
@@ -70,6 +73,7 @@ GROUPS: dict[str, str] = {
 BUILTINS: dict[str, dict[str, str]] = {
     "workbench.detectors": {"seasonal": "workbench.detect.seasonal:SeasonalDetector"},
     "workbench.localizers": {"search": "workbench.localize.search:localize"},
+    "workbench.streams": {"folder": "workbench.stream.sources:FolderSource"},
 }
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ContractError", "ContractReport", "check_detector", "check_flag_provider",
-           "check_localizer", "check_plugin", "check_source", "check_view"]
+           "check_localizer", "check_plugin", "check_source", "check_stream_source",
+           "check_view"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -331,7 +332,34 @@ def check_view(view: Any) -> ContractReport:
     return c.report()
 
 
-_CHECKS = {"workbench.sources": check_source, "workbench.detectors": check_detector,
+# =========================================================================== streams
+def check_stream_source(source: Any) -> ContractReport:
+    """Check a stream source class: a name, ``from_url`` and the delivery methods.
+
+    Delivery itself needs the source's service; a plug-in's own tests run it
+    against the real thing (``extensions/workbench-nats`` starts ``nats-server``).
+    """
+    import inspect
+
+    c = _Checker("workbench.streams", getattr(source, "__name__", str(source)))
+    c.require(isinstance(source, type), "must be a class with a from_url(url) classmethod")
+    c.require(isinstance(getattr(source, "name", None), str) and source.name,
+              "needs a str name (the URL scheme)")
+    c.require(inspect.ismethod(getattr(source, "from_url", None)),
+              "from_url must be a classmethod taking the --source URL")
+    for meth, n_args in (("open", 1), ("poll", 1), ("ack", 1), ("reject", 2), ("close", 0)):
+        f = getattr(source, meth, None)
+        c.require(callable(f), f"has no method {meth}()")
+        params = [p for p in inspect.signature(f).parameters.values()
+                  if p.name != "self" and p.default is p.empty
+                  and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        c.require(len(params) == n_args, f"{meth}() must take {n_args} argument(s), "
+                  f"takes {len(params)}")
+    c.ok("a class with from_url, open, poll, ack, reject and close")
+    return c.report()
+
+
+_CHECKS = {"workbench.sources": check_source, "workbench.streams": check_stream_source, "workbench.detectors": check_detector,
            "workbench.localizers": check_localizer,
            "workbench.flag_providers": check_flag_provider, "workbench.views": check_view}
 
