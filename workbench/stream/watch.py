@@ -106,10 +106,10 @@ class Watcher:
                     model = retrain(st, self.m.name, name, days=self.config.fit_days).model
                 self.models[name] = model
             pending = al.pending_stories(st, self.m.name)
+        self.source.open(self.db.parent / "spool")
         self.emit({"event": "started", "passport": self.m.name, "db": str(self.db),
                    "rows": rep.total_rows, "metrics": list(self.metrics),
                    "models": {k: v.id for k, v in self.models.items()}})
-        self.source.open(self.db.parent / "spool")
         for alert in pending:  # raised before a crash, story never told
             self._story(alert, time.time())
 
