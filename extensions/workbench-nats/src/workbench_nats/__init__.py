@@ -67,8 +67,13 @@ async def _ensure_stream(js, stream: str, subject: str) -> None:
 async def _connect(server: str):
     import nats
 
+    errors: list[str] = []
+
+    async def on_error(exc):  # nats-py's default prints a traceback; say it once, below
+        errors.append(f"{type(exc).__name__} {exc}")
+
     try:
-        return await nats.connect(servers=[server], connect_timeout=3,
+        return await nats.connect(servers=[server], connect_timeout=3, error_cb=on_error,
                                   allow_reconnect=True, max_reconnect_attempts=5)
     except Exception as exc:  # NoServersError, OSError, timeouts: one clear line
         raise UsageError(f"cannot reach NATS at {server}: {type(exc).__name__} {exc}; is "
@@ -100,7 +105,12 @@ class NatsSource:
         self.spool = Path(spool)
         self.spool.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.new_event_loop()
-        self._nc = self._run(_connect(self.server))
+        try:
+            self._nc = self._run(_connect(self.server))
+        except BaseException:
+            self._loop.close()
+            self._loop = None
+            raise
         js = self._nc.jetstream()
         self._run(_ensure_stream(js, self.stream, self.subject))
         cfg = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait)

@@ -1,0 +1,163 @@
+"""The NATS JetStream source against a real ``nats-server -js`` on a free loopback port.
+
+Batches published while ``workbench watch`` runs produce the story; a batch
+published twice is stored once; SIGKILL mid-stream and a restart lose and
+duplicate nothing (the store equals a one-shot ingest of the same batches).
+Skipped, saying why, only when ``nats-server`` is not installed (``make sysdeps``
+installs it). Every wait is on observable state with a timeout.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from workbench.errors import UsageError
+from workbench.passport import load_passport
+from workbench.store import Store
+from workbench.stream.process import WatchProcess
+from workbench.stream.sample import batch_bytes, make_scenario
+from workbench.testing import check_stream_source
+from workbench_nats import NatsSource, parse_url, publish_batch, publish_batches
+
+TIMEOUT = 240  # 2 shared cores; a story runs a whole investigation
+NATS = shutil.which("nats-server") or (
+    "/usr/sbin/nats-server" if shutil.which("nats-server", path="/usr/sbin") else None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def nats_url(tmp_path):
+    """A JetStream server on a free loopback port with a temporary store; stopped after."""
+    if NATS is None:
+        pytest.skip("nats-server is not installed (Debian package nats-server; "
+                    "`make sysdeps` installs it)")
+    port = _free_port()
+    proc = subprocess.Popen([NATS, "-js", "-a", "127.0.0.1", "-p", str(port),
+                             "-sd", str(tmp_path / "js")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read():
+        for line in proc.stderr:
+            lines.append(line)
+            if "Server is ready" in line:
+                ready.set()
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("nats-server did not start: " + "".join(lines[-5:]))
+        yield f"nats://127.0.0.1:{port}/wb.shop?stream=SHOP&ack_wait=2"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        t.join(10)
+        proc.stderr.close()
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    return make_scenario(tmp_path / "passport", seed=11)
+
+
+def _totals(db):
+    with Store(db, read_only=True) as st:
+        sp = st.passport("stream-shop")
+        c = st.con
+        tot = c.execute(f"SELECT count(*), sum(sessions), sum(conversions) FROM "
+                        f"{sp.schema}.events").fetchone()
+        grains = c.execute(f"SELECT time_bucket(INTERVAL '1 hour', ts) b, count(*), "
+                           f"sum(sessions), sum(conversions) FROM {sp.schema}.events "
+                           f"GROUP BY ALL ORDER BY b").fetchall()
+        agg = c.execute(f"SELECT bucket, n_rows, sessions, conversions FROM "
+                        f"{sp.schema}.stream_agg ORDER BY bucket").fetchall() \
+            if c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ?"
+                         " AND table_name = 'stream_agg'", [sp.schema]).fetchone()[0] else None
+    return tot, grains, agg
+
+
+def test_contract_and_url_errors():
+    check_stream_source(NatsSource)
+    o = parse_url("nats://127.0.0.1:4333/wb.x?stream=S&durable=d&ack_wait=5&batch=4")
+    assert o == {"server": "nats://127.0.0.1:4333", "subject": "wb.x", "stream": "S",
+                 "durable": "d", "ack_wait": 5.0, "batch": 4}
+    with pytest.raises(UsageError, match="unknown option.*colour"):
+        parse_url("nats://127.0.0.1:4333/wb.x?colour=red")
+    with pytest.raises(UsageError, match="expected nats://HOST:PORT/SUBJECT"):
+        parse_url("nats://127.0.0.1:4333")
+
+
+def test_unreachable_server_is_one_clear_line(scenario, tmp_path):
+    url = f"nats://127.0.0.1:{_free_port()}/wb.shop"
+    w = WatchProcess(scenario.passport, url, "--no-artifact")
+    assert w.wait(TIMEOUT) == 2
+    assert any("cannot reach NATS at" in line for line in w.stderr)
+    assert not any("Traceback" in line for line in w.stderr)
+
+
+def test_published_batches_raise_one_story_and_a_repeat_is_stored_once(scenario, nats_url,
+                                                                       tmp_path):
+    w = WatchProcess(scenario.passport, nats_url, "--out", str(tmp_path / "inv"))
+    try:
+        w.wait_for(lambda evs: any(e["event"] == "started" for e in evs), TIMEOUT)
+        publish_batches(nats_url, [(f"b{k:05d}", batch_bytes(scenario, k), "csv")
+                                   for k in range(11)])
+        w.wait_for(lambda evs: any(e["event"] == "story" for e in evs), TIMEOUT)
+        publish_batch(nats_url, "b00003", batch_bytes(scenario, 3))  # published twice
+        w.wait_for(lambda evs: sum(e["event"] == "batch" for e in evs) >= 12, TIMEOUT)
+    finally:
+        assert w.terminate() == 0
+    (story,) = w.of("story")
+    assert (story["verdict"], story["top_cause"], story["top_slice"]) == \
+        ("change", "chg-flag", {"platform": "ios"})
+    assert story["onset"] == scenario.onset.isoformat() and story["latency_s"] > 0
+    statuses = [(e["batch_id"], e["status"]) for e in w.of("batch")]
+    assert statuses[-1] == ("b00003", "duplicate")
+    assert sum(s == "ingested" for _, s in statuses) == 11
+    (tot, grains, agg) = _totals(scenario.passport / ".workbench" / "store.duckdb")
+    assert tot[0] == 15 * 24 * 300 + 11 * 300 and grains == agg
+
+
+def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, nats_url,
+                                                                      tmp_path):
+    n = 14
+    payloads = [(f"b{k:05d}", batch_bytes(scenario, k), "csv") for k in range(n)]
+    w = WatchProcess(scenario.passport, nats_url, "--no-artifact")
+    w.wait_for(lambda evs: any(e["event"] == "started" for e in evs), TIMEOUT)
+    publish_batches(nats_url, payloads)
+    w.wait_for(lambda evs: sum(e["event"] == "batch" for e in evs) >= 4, TIMEOUT)
+    w.kill()
+    first = {e["batch_id"] for e in w.of("batch") if e["status"] == "ingested"}
+    again = WatchProcess(scenario.passport, nats_url, "--no-artifact")
+    try:
+        # redeliveries (unacknowledged when killed) come back after ack_wait
+        again.wait_for(lambda evs: first | {e["batch_id"] for e in evs
+                                            if e["event"] == "batch"} >= {p[0] for p in payloads},
+                       TIMEOUT)
+    finally:
+        assert again.terminate() == 0
+    files = []
+    for bid, data, _ in payloads:
+        (tmp_path / "files").mkdir(exist_ok=True)
+        files.append(tmp_path / "files" / f"{bid}.csv")
+        files[-1].write_bytes(data)
+    with Store(tmp_path / "oneshot.duckdb") as st:
+        st.ingest(load_passport(scenario.passport), batch_files=files)
+    streamed = _totals(scenario.passport / ".workbench" / "store.duckdb")
+    oneshot = _totals(tmp_path / "oneshot.duckdb")
+    assert streamed[0] == oneshot[0] and streamed[0][0] == 15 * 24 * 300 + n * 300
+    assert streamed[1] == oneshot[1] == streamed[2]
+    with Store(scenario.passport / ".workbench" / "store.duckdb", read_only=True) as st:
+        assert st.con.execute("SELECT count(*), count(DISTINCT batch_id) FROM "
+                              "wb_meta.stream_ledger").fetchone() == (n, n)
