@@ -26,6 +26,9 @@ Settings
     ``None``: DuckDB's default (80% of RAM).
 ``threads``
     DuckDB's worker threads for every store opened; ``None``: one per core.
+``model_max_age_hours``
+    A streaming model (``workbench retrain``) older than this is reported stale
+    in the answer's ``divergence.model`` (default 24).
 
 Examples
 --------
@@ -88,6 +91,13 @@ def _threads(v: Any) -> int | None:
     return v
 
 
+def _max_age(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise UsageError(f"set_options(model_max_age_hours={v!r}): expected a number of "
+                         "hours > 0 (a streaming model older than that is stale)")
+    return float(v)
+
+
 #: name -> (default, validator)
 _DECLARED: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "library": (None, _library),
@@ -95,6 +105,7 @@ _DECLARED: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "engine": ("duckdb", _engine),
     "memory_limit": (None, _memory_limit),
     "threads": (None, _threads),
+    "model_max_age_hours": (24.0, _max_age),
 }
 
 #: The current settings (read them with :func:`get_options`; change them with

@@ -95,6 +95,9 @@ class Divergence(Part):
     late_data: dict | None = _key("late_data", "the incomplete last hours cut before judging "
                                   "(start, end, buckets, hours, expected_rows, observed_rows, "
                                   "missing_share, message); None when the feed is complete")
+    model: dict | None = _key("model", "the streaming model of the metric (workbench retrain): "
+                              "id, version, fitted_at, age_hours, max_age_hours, stale, "
+                              "reasons, drift_test; None when the metric was never retrained")
 
 
 class SliceFinding(Part):

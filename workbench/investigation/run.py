@@ -167,6 +167,9 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     t = time.perf_counter()
     with Store(db_path) as st:
         baseline = _record_baseline(st, pp, spec, found["divergence"], found["detection"])
+        model = _model_used(st, pp, spec)
+    if model is not None:  # additive key, only when the metric has a retrained model
+        found["divergence"]["model"] = model
     found["divergence"]["baseline_version"] = baseline.get("id")
     timings["baseline_snapshot"] = time.perf_counter() - t
     say(f"baseline version {baseline.get('id')}")
@@ -278,3 +281,11 @@ def _record_baseline(st, pp: Passport, spec, divergence: dict, det) -> dict:
     return {"id": b.id, "version": b.version, "parent": b.parent,
             "period": [_iso(b.period[0]), _iso(b.period[1])], "method": b.method,
             "detector": params["detector"], "active_changes": len(b.active_changes)}
+
+
+def _model_used(st, pp: Passport, spec) -> dict | None:
+    """The metric's streaming model (``workbench retrain``) and whether it is stale."""
+    from ..stream.model import model_status
+
+    return model_status(st.con, st.passport(pp.name), spec.name,
+                        max_age_hours=get_options()["model_max_age_hours"])

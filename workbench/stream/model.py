@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from .._format import iso
 from .._types import MetricSpec
 from ..errors import StoreError
 from ..store.baselines import _has_table, fit_baseline, load_baseline
@@ -97,8 +98,8 @@ class StreamModel:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "metric": self.metric, "version": self.version,
-                "fitted_at": self.fitted_at.isoformat(),
-                "period": [self.period[0].isoformat(), self.period[1].isoformat()],
+                "fitted_at": iso(self.fitted_at),
+                "period": [iso(self.period[0]), iso(self.period[1])],
                 "level": self.level, "amplitude": self.amplitude, "noise_sd": self.noise_sd}
 
 
@@ -256,6 +257,6 @@ def model_status(con, sp: StoredPassport, metric: str, *, max_age_hours: float |
         reasons.append(f"fitted {age:.1f} h ago, more than the allowed {max_age:g} h")
     if test["drift"]:
         reasons.append(f"the data after its fit period drifts from it (KS p={test['p_value']:.3g})")
-    return {"id": model.id, "version": model.version, "fitted_at": model.fitted_at.isoformat(),
+    return {"id": model.id, "version": model.version, "fitted_at": iso(model.fitted_at),
             "age_hours": round(age, 2), "max_age_hours": max_age, "stale": bool(reasons),
             "reasons": reasons, "drift_test": test}
