@@ -58,6 +58,7 @@ bench: venv sysdeps
 	$(BIN)/python benchmarks/graph_rca.py
 	$(BIN)/python benchmarks/ui_latency.py
 	$(BIN)/python benchmarks/experiments.py
+	$(BIN)/python benchmarks/streaming.py
 
 serve: venv
 	$(BIN)/workbench serve sample_data/demo --metric conversion_rate
