@@ -45,6 +45,8 @@ def register(subparsers) -> None:
     r.add_argument("--db", help="DuckDB store (default PASSPORT/.workbench/store.duckdb)")
     r.add_argument("--metric", action="append", help="metric to refit (repeatable; default all)")
     r.add_argument("--days", type=float, default=28.0, help="fit on the last N days (default 28)")
+    r.add_argument("--wait", type=float, default=300.0,
+                   help="seconds to wait for the store while `watch` holds it (default 300)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_retrain)
 
@@ -77,7 +79,7 @@ def _text_event(ev: dict) -> None:
     elif kind == "alert":
         msg = (f"ALERT {ev['alert_id']}: {ev['metric']} diverges {ev['direction']} from "
                f"{ev['onset']} (peak |z| {ev['peak_z']}); investigating")
-    elif kind in ("rejected", "late"):
+    elif kind in ("rejected", "late", "story_deferred"):
         msg = ev["detail"]
     elif kind == "started":
         msg = (f"watching {ev['passport']} ({ev['rows']} rows in {ev['db']}); "
@@ -112,12 +114,12 @@ def cmd_retrain(a) -> int:
 
     from .investigation import default_db
     from .passport import parse_manifest
-    from .store import Store
     from .stream import retrain
+    from .stream.watch import open_store
 
     name = parse_manifest(a.passport).name
     db = Path(a.db) if a.db else default_db(a.passport)
-    with Store(db) as st:
+    with open_store(db, wait=a.wait) as st:
         metrics = a.metric or list(st.passport(name).manifest.metrics)
         for mt in metrics:
             st.passport(name).manifest.metric(mt)  # unknown metric: an error before any fit

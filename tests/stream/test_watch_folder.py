@@ -7,8 +7,12 @@ Every wait is on an event the child printed, with a timeout.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from workbench.passport import load_passport
 from workbench.store import Store
@@ -39,6 +43,15 @@ def test_batches_dropped_while_watching_raise_one_story(scenario, tmp_path):
                    TIMEOUT)
         write_batch(scenario, 3, drop, name="b00003")  # the same batch again, later
         w.wait_for(_batches(12), TIMEOUT)
+        # a refit from cron while watch runs: it waits for the store, watch picks it up
+        fit = subprocess.run([sys.executable, "-m", "workbench.cli", "retrain",
+                              str(scenario.passport), "--metric", "conversion_rate", "--json"],
+                             capture_output=True, text=True, timeout=TIMEOUT)
+        assert fit.returncode == 0, fit.stderr
+        refit = json.loads(fit.stdout)[0]["model"]
+        write_batch(scenario, 11, drop)
+        w.wait_for(lambda evs: any(e["event"] == "model" for e in evs) and _batches(13)(evs),
+                   TIMEOUT)
     finally:
         rc = w.terminate()
     assert rc == 0 and w.of("stopped")
@@ -47,13 +60,15 @@ def test_batches_dropped_while_watching_raise_one_story(scenario, tmp_path):
     assert alert["onset"] == scenario.onset.isoformat()
     assert story["verdict"] == "change" and story["top_cause"] == "chg-flag"
     assert story["top_slice"] == {"platform": "ios"}
-    assert (lib / story["artifact"]).exists() or __import__("pathlib").Path(
-        story["artifact"]).exists()
+    assert Path(story["artifact"]).exists() and Path(story["artifact"]).is_relative_to(lib)
     assert story["latency_s"] > 0
     statuses = [e["status"] for e in w.of("batch")]
-    assert statuses.count("ingested") == 11 and statuses[-1] == "duplicate"
+    assert statuses.count("ingested") == 12 and statuses[11] == "duplicate"
     assert stored_totals(scenario.passport / ".workbench" / "store.duckdb")["rows"] == \
-        15 * 24 * 300 + 11 * 300
+        15 * 24 * 300 + 12 * 300
+    (model,) = w.of("model")  # versions are shared with the investigations' baselines
+    assert (model["metric"], model["id"], model["version"]) == \
+        ("conversion_rate", refit["id"], refit["version"])
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, tmp_path):

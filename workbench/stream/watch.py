@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..errors import WorkbenchError
+from ..errors import PassportError, UsageError, WorkbenchError
 from ..passport import load_passport
 from ..store import Store
 from . import alerts as al
@@ -31,6 +31,25 @@ from .model import latest_model, retrain
 from .sources import Batch, open_source, validate_batch
 
 Emit = Callable[[dict], None]
+
+
+def open_store(db: Path, *, wait: float = 120.0) -> Store:
+    """Open the store for writing, waiting while another process holds its lock.
+
+    DuckDB lets one process write a file at a time; ``watch`` holds it only for
+    the length of a batch, so ``retrain`` or ``investigate`` in between (or
+    ``watch`` while they run) waits its turn instead of failing.
+    """
+    from ..errors import StoreError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return Store(db)
+        except StoreError as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.1)  # the other writer's transaction is short: try again
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,7 @@ class Watcher:
         self.emit = emit or (lambda _e: None)
         self.stopping = False
         self.batches = 0
+        self.pending: list[tuple[dict, float]] = []
         metrics = self.config.metrics or tuple(self.m.metrics)
         for name in metrics:
             self.m.metric(name)  # an unknown metric is a UsageError listing the valid ones
@@ -94,7 +114,7 @@ class Watcher:
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
-        with Store(self.db) as st:
+        with open_store(self.db) as st:
             rep = st.ingest(self.pp)
             init_stream_tables(st, self.m)
             al.init_alerts(st)
@@ -110,8 +130,20 @@ class Watcher:
         self.emit({"event": "started", "passport": self.m.name, "db": str(self.db),
                    "rows": rep.total_rows, "metrics": list(self.metrics),
                    "models": {k: v.id for k, v in self.models.items()}})
-        for alert in pending:  # raised before a crash, story never told
-            self._story(alert, time.time())
+        self.pending = [(a, time.time()) for a in pending]  # raised, story never told
+        self._tell_pending()
+
+    def _tell_pending(self) -> None:
+        """Tell the stories still owed; one that fails now (a store lock, say) waits."""
+        owed, self.pending = self.pending, []
+        for alert, arrived in owed:
+            try:
+                self._story(alert, arrived)
+            except WorkbenchError as exc:
+                self.pending.append((alert, arrived))
+                self.emit({"event": "story_deferred", "alert_id": alert["alert_id"],
+                           "detail": f"story of alert {alert['alert_id']} deferred to the next "
+                                     f"batch: {exc}"})
 
     def _refresh_models(self, st: Store) -> None:
         """Pick up a newer fit written by ``workbench retrain`` (one small query per metric)."""
@@ -145,14 +177,14 @@ class Watcher:
         problem = validate_batch(batch)
         if problem is not None:
             return self._reject(batch, problem)
-        try:
-            with Store(self.db) as st:
-                self._refresh_models(st)
+        with open_store(self.db) as st:  # a lock held elsewhere: wait, never reject
+            self._refresh_models(st)
+            try:
                 rec = ingest_batch(st, self.m, batch.path, batch.batch_id,
                                    lateness=self.config.lateness, source=self.source.name,
                                    within=self._detect(st))
-        except WorkbenchError as exc:
-            return self._reject(batch, str(exc))
+            except (PassportError, UsageError) as exc:  # the batch itself is bad
+                return self._reject(batch, str(exc))
         self.source.ack(batch)
         self.batches += 1
         ev = {"event": "batch", **rec.to_dict(),
@@ -168,7 +200,8 @@ class Watcher:
             alert["window_end"] = closed_before.isoformat()
             self.emit({"event": "alert", **alert,
                        "latency_s": round(time.time() - batch.arrived, 4)})
-            self._story(alert, batch.arrived)
+            self.pending.append((alert, batch.arrived))
+        self._tell_pending()
         return ev
 
     def _reject(self, batch: Batch, reason: str) -> dict:
@@ -188,7 +221,7 @@ class Watcher:
         inv = investigate(self.pp.directory, metric=alert["metric"], window=window, db=self.db,
                           artifact_dir=self.config.library, verify=self.config.verify)
         story = inv.summary()
-        with Store(self.db) as st:
+        with open_store(self.db) as st:
             al.record_story(st, self.m.name, alert["alert_id"], story, inv.artifact)
         top_slice = dict(inv.slices[0].filter) if inv.slices else None
         top_cause = inv.causes[0].change_id if inv.causes else None
