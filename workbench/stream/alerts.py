@@ -151,10 +151,12 @@ def record_story(store: Store, passport: str, alert_id: int, story: str,
                       f"WHERE passport = ? AND alert_id = ?", [story, artifact, passport, alert_id])
 
 
-def pending_stories(store: Store, passport: str) -> list[dict]:
+def pending_stories(store: Store, passport: str, grain: pd.Timedelta) -> list[dict]:
     """Alerts raised whose story was not written (a crash between the two): told on restart."""
-    rows = store.con.execute(f"SELECT alert_id, onset, primary_metric, metrics FROM "
-                             f"{META}.stream_alerts WHERE passport = ? AND story IS NULL "
+    rows = store.con.execute(f"SELECT alert_id, onset, primary_metric, metrics, last_anomalous "
+                             f"FROM {META}.stream_alerts WHERE passport = ? AND story IS NULL "
                              f"ORDER BY alert_id", [passport]).fetchall()
-    return [{"alert_id": int(r[0]), "onset": pd.Timestamp(r[1]).tz_convert("UTC").isoformat(),
-             "metric": r[2], "metrics": json.loads(r[3])} for r in rows]
+    utc = (lambda t: pd.Timestamp(t).tz_convert("UTC"))
+    return [{"alert_id": int(r[0]), "onset": utc(r[1]).isoformat(), "metric": r[2],
+             "metrics": json.loads(r[3]), "window_end": (utc(r[4]) + grain).isoformat()}
+            for r in rows]

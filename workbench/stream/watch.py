@@ -125,7 +125,7 @@ class Watcher:
                 if model is None:  # first watch: fit once (later fits: `workbench retrain`)
                     model = retrain(st, self.m.name, name, days=self.config.fit_days).model
                 self.models[name] = model
-            pending = al.pending_stories(st, self.m.name)
+            pending = al.pending_stories(st, self.m.name, self.m.grain_td)
         self.source.open(self.db.parent / "spool")
         self.emit({"event": "started", "passport": self.m.name, "db": str(self.db),
                    "rows": rep.total_rows, "metrics": list(self.metrics),
