@@ -64,10 +64,20 @@ class WatchProcess:
 
     def wait_for(self, pred: Callable[[list[dict]], bool], timeout: float) -> list[dict]:
         """Block until ``pred(events)`` holds; ``TimeoutError`` with the child's output if not."""
+        import time
+
+        deadline = time.monotonic() + timeout
         with self._cond:
-            ok = self._cond.wait_for(lambda: pred(self.events) or self.proc.poll() is not None,
-                                     timeout)
-            if ok and pred(self.events):
+            while True:
+                if pred(self.events):
+                    return list(self.events)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    break
+                # woken by each line; the short slice also notices the child's exit, which
+                # may come after its pipes closed (the readers' last wake-up)
+                self._cond.wait(min(left, 0.5))
+            if pred(self.events):
                 return list(self.events)
         raise TimeoutError(f"watch did not get there in {timeout:g} s (exit code "
                            f"{self.proc.poll()}); last events {self.events[-3:]}; stderr: "
