@@ -108,8 +108,8 @@ def find_onsets(con, sp: StoredPassport, models: dict[str, StreamModel],
     return found, calm
 
 
-def update_alerts(store: Store, passport: str, onsets: list[Onset], calm: dict[str, bool],
-                  closed_before: pd.Timestamp) -> dict | None:
+def update_alerts(store: Store, passport: str, onsets: list[Onset],
+                  calm: dict[str, bool]) -> dict | None:
     """Open, extend or close the passport's alert; the new alert if one opened now."""
     c = store.con
     now = datetime.now(timezone.utc)

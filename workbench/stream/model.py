@@ -34,7 +34,6 @@ from .._types import MetricSpec
 from ..errors import StoreError
 from ..store.baselines import _has_table, fit_baseline, load_baseline
 from ..store.duck import META, Store, StoredPassport
-from ..store.queries import _ts
 from ..store.sql import q
 
 KIND = "stream_model"
@@ -188,8 +187,7 @@ class RetrainReport:
         return "\n".join(lines)
 
 
-def retrain(store: Store, passport: str, metric: str, *, days: float = 28.0,
-            now: pd.Timestamp | None = None) -> RetrainReport:
+def retrain(store: Store, passport: str, metric: str, *, days: float = 28.0) -> RetrainReport:
     """Refit ``metric``'s stream model on the last ``days`` of stored data.
 
     The fit is a new baseline version (never overwriting one) whose ``params``

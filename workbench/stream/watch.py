@@ -107,6 +107,8 @@ class Watcher:
         self.stopping = False
         self.batches = 0
         self.pending: list[tuple[dict, float]] = []
+        self._st: Store | None = None
+        self._opened = 0.0
         metrics = self.config.metrics or tuple(self.m.metrics)
         for name in metrics:
             self.m.metric(name)  # an unknown metric is a UsageError listing the valid ones
@@ -145,11 +147,36 @@ class Watcher:
                            "detail": f"story of alert {alert['alert_id']} deferred to the next "
                                      f"batch: {exc}"})
 
+    #: Seconds the watcher keeps the store open across batches before letting others in.
+    HOLD = 10.0
+
+    def _store(self) -> Store:
+        """The store, kept open across a burst of batches (no reopen and checkpoint per batch)."""
+        if self._st is None:
+            self._st = open_store(self.db)
+            self._opened = time.monotonic()
+            self._sp = self._st.passport(self.m.name)
+        return self._st
+
+    def _release(self) -> None:
+        """Close the store: when idle, before a story, and every :attr:`HOLD` seconds, so that
+        ``retrain`` and ``investigate`` get their turn."""
+        if self._st is not None:
+            self._st.close()
+            self._st = None
+
     def _refresh_models(self, st: Store) -> None:
-        """Pick up a newer fit written by ``workbench retrain`` (one small query per metric)."""
-        sp = st.passport(self.m.name)
-        for name in self.metrics:
-            newer = latest_model(st.con, sp, name)
+        """Pick up a newer fit written by ``workbench retrain`` (one small query)."""
+        from .model import KIND
+
+        rows = st.con.execute(
+            "SELECT metric, max(version) FROM wb_meta.baselines WHERE passport = ? AND "
+            "json_extract_string(params, '$.kind') = ? GROUP BY metric",
+            [self.m.name, KIND]).fetchall()
+        for name, version in rows:
+            if name not in self.models or version <= self.models[name].version:
+                continue
+            newer = latest_model(st.con, self._sp, name)
             if newer is not None and newer.version > self.models[name].version:
                 self.models[name] = newer
                 self.emit({"event": "model", "metric": name, "id": newer.id,
@@ -157,7 +184,7 @@ class Watcher:
 
     # ------------------------------------------------------------------ one batch
     def _detect(self, st: Store):
-        sp = st.passport(self.m.name)
+        sp = self._sp
         grain = self.m.grain_td
 
         def within(buckets: tuple, top, before):
@@ -168,7 +195,7 @@ class Watcher:
             scan = tuple(buckets) + ((before.floor(grain),) if before is not None else ())
             onsets, calm = al.find_onsets(st.con, sp, self.models, scan,
                                           closed_before, self.config.detect)
-            return al.update_alerts(st, self.m.name, onsets, calm, closed_before), closed_before
+            return al.update_alerts(st, self.m.name, onsets, calm), closed_before
 
         return within
 
@@ -177,14 +204,19 @@ class Watcher:
         problem = validate_batch(batch)
         if problem is not None:
             return self._reject(batch, problem)
-        with open_store(self.db) as st:  # a lock held elsewhere: wait, never reject
+        st = self._store()  # a lock held elsewhere: wait, never reject
+        try:
             self._refresh_models(st)
-            try:
-                rec = ingest_batch(st, self.m, batch.path, batch.batch_id,
-                                   lateness=self.config.lateness, source=self.source.name,
-                                   within=self._detect(st))
-            except (PassportError, UsageError) as exc:  # the batch itself is bad
-                return self._reject(batch, str(exc))
+            rec = ingest_batch(st, self.m, batch.path, batch.batch_id,
+                               lateness=self.config.lateness, source=self.source.name,
+                               within=self._detect(st))
+        except (PassportError, UsageError) as exc:  # the batch itself is bad
+            return self._reject(batch, str(exc))
+        except BaseException:
+            self._release()
+            raise
+        if time.monotonic() - self._opened > self.HOLD:
+            self._release()
         self.source.ack(batch)
         self.batches += 1
         ev = {"event": "batch", **rec.to_dict(),
@@ -201,7 +233,9 @@ class Watcher:
             self.emit({"event": "alert", **alert,
                        "latency_s": round(time.time() - batch.arrived, 4)})
             self.pending.append((alert, batch.arrived))
-        self._tell_pending()
+        if self.pending:
+            self._release()  # the investigation opens the store itself
+            self._tell_pending()
         return ev
 
     def _reject(self, batch: Batch, reason: str) -> dict:
@@ -254,10 +288,13 @@ class Watcher:
                         self.stopping = True
                 if got:
                     idle_since = time.monotonic()
-                elif self.config.idle_exit is not None and \
+                    continue
+                self._release()  # idle: let retrain or an analyst in
+                if self.config.idle_exit is not None and \
                         time.monotonic() - idle_since >= self.config.idle_exit:
                     break
         finally:
+            self._release()
             for s, h in old.items():
                 signal.signal(s, h)
             self.source.close()
