@@ -91,7 +91,10 @@ def find_onsets(con, sp: StoredPassport, models: dict[str, StreamModel],
     lo = min(touched) - grain * (config.run - 1)
     lo_calm = closed_before - grain * config.run
     for metric, model in models.items():
-        s = agg_series(con, sp, model, min(lo, lo_calm), closed_before)
+        start = min(lo, lo_calm)
+        # a grain with no rows is not anomalous, and it breaks a run (no gap is skipped)
+        s = agg_series(con, sp, model, start, closed_before).reindex(
+            pd.date_range(start, closed_before, freq=grain, inclusive="left"))
         z = model.z(s)
         flag = np.where(np.abs(z.to_numpy()) >= config.z, np.sign(z.to_numpy()), 0.0)
         tail = flag[s.index >= lo_calm]
