@@ -42,3 +42,12 @@ def test_folder_source_reads_complete_files_only_and_files_them(tmp_path):
 def test_an_unknown_scheme_lists_the_installed_sources():
     with pytest.raises(UsageError, match="no workbench.streams plug-in named 'kafka'.*folder"):
         open_source("kafka://broker:9092/topic")
+
+
+def test_watch_settings_are_checked_before_anything_runs(tmp_path):
+    from workbench.stream import DetectConfig
+
+    with pytest.raises(UsageError, match="--run 0: expected a whole number"):
+        DetectConfig(run=0)
+    with pytest.raises(UsageError, match="--z -1: expected a threshold > 0"):
+        DetectConfig(z=-1)

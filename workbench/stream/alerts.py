@@ -44,6 +44,15 @@ class DetectConfig:
     z: float = 4.0
     run: int = 3
 
+    def __post_init__(self) -> None:
+        from ..errors import UsageError
+
+        if not self.z > 0:
+            raise UsageError(f"--z {self.z}: expected a threshold > 0 (default 4)")
+        if isinstance(self.run, bool) or not isinstance(self.run, int) or self.run < 1:
+            raise UsageError(f"--run {self.run}: expected a whole number of grains >= 1 "
+                             "(default 3)")
+
 
 @dataclass(frozen=True)
 class Onset:
