@@ -545,7 +545,12 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
     # estimate wanders inside a flat likelihood (a night, a small slice), the
     # change's time does not. Ranked first, then dated, so the dating adds no blame.
     # A change without an effect of its own (its siblings moved alike) dates nothing.
-    if verdict == "change" and causes and onset_set and onset_from.startswith("scan") \
+    late = getattr(ranking, "effect_onset", None)  # the top cause acted hours after it landed
+    if verdict == "change" and causes and late is not None and ranking.top is not None \
+            and causes[0]["change_id"] == ranking.top.change_id:
+        onset, onset_from = late.start, (f"start of {causes[0]['change_id']}'s own effect, "
+                                         f"{late.delay_grains} grain(s) after it")
+    elif verdict == "change" and causes and onset_set and onset_from.startswith("scan") \
             and ranking.aligned is not None and causes[0].get("own_effect") is not False:
         t_top = pd.Timestamp(causes[0]["ts"]).floor(grain)
         s_lo, s_hi = ranking.aligned  # as far as the ranking aligned changes
