@@ -55,12 +55,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def run_one(args: tuple) -> dict:
-    family, seed, scale = (*args, 1.0)[:3]
+    family, seed, scale, effect_scale = (*args, 1.0, 1.0)[:4]
     from workbench.investigation import investigate
     from workbench.synth import generate_incident
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = generate_incident(family, seed, Path(tmp) / "p", scale=scale)
+        path = generate_incident(family, seed, Path(tmp) / "p", scale=scale,
+                                 effect_scale=effect_scale)
         truth = json.loads((Path(path) / "truth.json").read_text())
         t0 = time.perf_counter()
         try:
@@ -74,7 +75,7 @@ def run_one(args: tuple) -> dict:
             path, truth.get("slice"), inv.slices[0]["filter"] if inv.slices else None)
         naive = _naive_latest(path, truth.get("onset"))
     rec = {"family": family, "seed": seed, "truth_verdict": truth["verdict"],
-           "heldout": bool(truth.get("heldout")),
+           "heldout": bool(truth.get("heldout")), "effect_scale": effect_scale,
            "accept_verdicts": truth.get("accept_verdicts") or [truth["verdict"]],
            "truth_missing_share": truth.get("details", {}).get("missing_share"),
            "naive_top_cause": naive,
@@ -300,6 +301,10 @@ def main(argv=None) -> int:
     ap.add_argument("--families", help="comma-separated subset")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="traffic volume multiplier (below 1: weaker evidence, for calibration)")
+    ap.add_argument("--effect-scale", default="1",
+                    help="comma-separated powers on the incidents' multipliers, cycled over "
+                         "the seeds (below 1: weaker effects, ambiguous evidence, for "
+                         "calibration)")
     ap.add_argument("--out", default=str(RESULTS / "incidents.json"))
     ap.add_argument("--png", help="write the reliability diagram (PNG) here")
     ap.add_argument("--heldout", action="store_true",
@@ -310,7 +315,9 @@ def main(argv=None) -> int:
     fams = a.families.split(",") if a.families else \
         list(FAMILIES) + (list(HELDOUT_FAMILIES) if a.heldout else [])
     base = a.seed if a.seed is not None else int.from_bytes(os.urandom(3), "little")
-    jobs = [(f, base + 1000 * i + k, a.scale) for i, f in enumerate(fams) for k in range(a.n)]
+    eff = [float(x) for x in a.effect_scale.split(",")]
+    jobs = [(f, base + 1000 * i + k, a.scale, eff[k % len(eff)])
+            for i, f in enumerate(fams) for k in range(a.n)]
     print(f"{len(jobs)} incidents ({a.n} per family, base seed {base}), {a.jobs} workers",
           file=sys.stderr)
     t0 = time.perf_counter()
@@ -326,6 +333,7 @@ def main(argv=None) -> int:
     res = score(recs)
     res["base_seed"] = base
     res["scale"] = a.scale
+    res["effect_scale"] = eff
     res["wall_secs"] = time.perf_counter() - t0
     res["incidents"] = recs
     res["jobs"] = a.jobs
