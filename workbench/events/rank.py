@@ -380,8 +380,27 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         if delayed is not None:
             causes[0] = replace(causes[0], evidence=causes[0].evidence
                                 + (delayed.evidence(top.change_id),))
-    return RankingResult(tuple(causes), float(w_ext / z), window, dose, stability, (s_lo, s_hi),
-                         delayed)
+    causes, external = _calibrated(causes, float(w_ext / z))
+    return RankingResult(tuple(causes), external, window, dose, stability, (s_lo, s_hi), delayed)
+
+
+def _calibrated(causes: list[CandidateCause], external: float):
+    """The causes with the shipped calibration map applied, and what is left to "external".
+
+    The map is monotone: the order stays. Applied last, so that the thresholds
+    inside the ranking (dose-response, delayed start) see the posterior they were
+    chosen on.
+    """
+    from .calibration import calibration_map
+
+    cal = calibration_map()
+    if cal.identity or not causes:
+        return causes, external
+    p = cal([c.confidence for c in causes])
+    if p.sum() > 1.0:
+        p = p / p.sum()
+    out = [replace(c, confidence=float(q)) for c, q in zip(causes, p)]
+    return out, float(max(0.0, 1.0 - p.sum()))
 
 
 def _delayed_start(top: CandidateCause, series: RankSeries, *, kind: str, grain: pd.Timedelta,
