@@ -270,6 +270,8 @@ def detect(ctx: Context, au: Audit) -> Detection:
     if found is None:
         found = _localized_scan(st, sp, spec, ctx.full_idx, grain, ctx.queries, window=win,
                                 detector=ctx.detector, localizer=ctx.localizer)
+    if found is None:
+        found = _change_scope_test(ctx)
     _timed(ctx, "slice_scan", t)
     if found is None:
         ctx.say("no significant divergence")
@@ -278,6 +280,37 @@ def detect(ctx: Context, au: Audit) -> Detection:
     ctx.say(f"divergence in {_fmt_filter(scope)} (score {det_s.score:.1f})")
     return Detection("slice", det, det_s, series, scope,
                      f"scan of {_fmt_filter(scope)}" + ctx.within)
+
+
+def _change_scope_test(ctx: Context):
+    """``(scope, det, series)`` from a targeted test of the recent changes' scopes, or None.
+
+    The blind scans found nothing; the change log names where and when to look
+    (:func:`workbench.detect.scopes.scope_scan`). The named scope is then tested
+    over the window from the change on, as a window the user named would be.
+    """
+    from ..detect import DetectConfig, detect_divergence
+    from ..detect.scopes import scope_scan
+    from ..store import metric_panel, metric_series
+
+    if ctx.window is not None:
+        return None
+    st, sp, spec, grain = ctx.st, ctx.sp, ctx.spec, ctx.grain
+    hit = scope_scan(st.changes(ctx.pp.name),
+                     lambda scopes, a, b: metric_panel(st.con, sp, spec, scopes, start=a,
+                                                       end=b).frame,
+                     kind=spec.kind, grain=grain, data_end=ctx.data_last)
+    if hit is None:
+        return None
+    series = metric_series(st.con, sp, spec, filter=hit.scope).frame
+    x = series.set_index("ts")[["num", "den", "rows"]].reindex(ctx.full_idx)
+    det = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
+                            window=(hit.ts, ctx.data_last), config=DetectConfig(alpha=0.05),
+                            detector=ctx.detector)
+    if not (det.significant and det.onset is not None):
+        return None
+    ctx.say(hit.describe())
+    return hit.scope, det, series
 
 
 # --------------------------------------------------------------------------- 3. localize
