@@ -561,7 +561,8 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
     else:
         verdict = decide_verdict(data_quality_explains=False,
                                  strict_mix=rm is not None and _is_mix_shift(rm), rm=rm,
-                                 divergence_sign=rk.sign, top=causes[0] if causes else None)
+                                 divergence_sign=rk.sign, top=causes[0] if causes else None,
+                                 causes=causes)
         scale = 1.0
         if verdict == "mix_shift":
             scale = max(0.0, min(1.0, 1.0 - mix_share))
