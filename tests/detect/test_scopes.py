@@ -15,9 +15,9 @@ LEAVES = pd.DataFrame([(p, c) for p in ("ios", "android", "web") for c in ("DE",
 
 
 def _events(seed: int, effect: float):
-    """Hourly conversions per leaf for 12 days; ``platform=web`` converts ``effect`` less from T0."""
+    """Hourly conversions per leaf for 21 days; ``platform=web`` converts ``effect`` less from T0."""
     rng = np.random.default_rng(seed)
-    ts = pd.date_range(END - pd.Timedelta("12D") + H, END, freq="h")
+    ts = pd.date_range(END - pd.Timedelta("21D") + H, END, freq="h")
     daily = 1 + 0.3 * np.sin(2 * np.pi * ts.hour / 24)
     n = np.round(np.outer(daily, np.full(len(LEAVES), 3000.0))).astype(int)
     p = np.full(n.shape, 0.04)
