@@ -55,12 +55,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def run_one(args: tuple) -> dict:
-    family, seed, scale = (*args, 1.0)[:3]
+    family, seed, scale, effect_scale = (*args, 1.0, 1.0)[:4]
     from workbench.investigation import investigate
     from workbench.synth import generate_incident
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = generate_incident(family, seed, Path(tmp) / "p", scale=scale)
+        path = generate_incident(family, seed, Path(tmp) / "p", scale=scale,
+                                 effect_scale=effect_scale)
         truth = json.loads((Path(path) / "truth.json").read_text())
         t0 = time.perf_counter()
         try:
@@ -74,7 +75,7 @@ def run_one(args: tuple) -> dict:
             path, truth.get("slice"), inv.slices[0]["filter"] if inv.slices else None)
         naive = _naive_latest(path, truth.get("onset"))
     rec = {"family": family, "seed": seed, "truth_verdict": truth["verdict"],
-           "heldout": bool(truth.get("heldout")),
+           "heldout": bool(truth.get("heldout")), "effect_scale": effect_scale,
            "accept_verdicts": truth.get("accept_verdicts") or [truth["verdict"]],
            "truth_missing_share": truth.get("details", {}).get("missing_share"),
            "naive_top_cause": naive,
@@ -205,12 +206,9 @@ def calibration(recs: list[dict], bins=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001)) -
     Expected calibration error (ECE) weights each bin's |mean confidence - share
     right| by its count (Naeini et al., AAAI 2015; Guo et al., ICML 2017).
     """
-    pairs = [(conf, cid in (r.get("truth_culprits") or []))
-             for r in recs for cid, conf in (r.get("causes") or [])]
-    if not pairs:
+    conf, right = _pairs(recs)
+    if not len(conf):
         return {"n": 0}
-    conf = np.array([p[0] for p in pairs], dtype=float)
-    right = np.array([p[1] for p in pairs], dtype=float)
     table, ece = [], 0.0
     for lo, hi in zip(bins[:-1], bins[1:]):
         m = (conf >= lo) & (conf < hi)
@@ -223,6 +221,41 @@ def calibration(recs: list[dict], bins=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001)) -
     mid = int(((conf >= 0.1) & (conf <= 0.9)).sum())
     return {"n": int(len(conf)), "n_between_0.1_and_0.9": mid, "ece": float(ece),
             "reliability": table}
+
+
+def _pairs(recs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(conf, cid in (r.get("truth_culprits") or []))
+             for r in recs for cid, conf in (r.get("causes") or [])]
+    return (np.array([p[0] for p in pairs], dtype=float),
+            np.array([p[1] for p in pairs], dtype=float))
+
+
+def fit_calibration(results: Path) -> int:
+    """Fit the Platt map on the *tuning* families' causes of ``results``; write it to the package.
+
+    Held-out incidents in the file are ignored: they judge the map, they never fit it.
+    """
+    from workbench.events.calibration import calibration_map, fit_platt
+
+    res = json.loads(results.read_text())
+    recs = [r for r in res["incidents"] if not r.get("heldout")]
+    conf, right = _pairs(recs)
+    old = calibration_map()
+    if not old.identity:
+        print("the shipped map is not the identity: fit on a run made without it",
+              file=sys.stderr)
+        return 2
+    fams = sorted({r["family"] for r in recs})
+    cmap = fit_platt(conf, right, version=old.version + 1, fitted_on={
+        "families": fams, "incidents": len(recs), "causes": int(len(conf)),
+        "causes_between_0.1_and_0.9": int(((conf >= 0.1) & (conf <= 0.9)).sum()),
+        "base_seed": res.get("base_seed"), "scale": res.get("scale"),
+        "effect_scale": res.get("effect_scale")})
+    out = Path(__file__).resolve().parent.parent / "workbench" / "events" / "calibration.json"
+    out.write_text(cmap.to_json(), encoding="utf-8")
+    print(f"a = {cmap.a:.3f}, b = {cmap.b:.3f} from {len(conf)} causes of {len(recs)} tuning "
+          f"incidents; wrote {out}")
+    return 0
 
 
 def reliability_png(cal: dict, path: Path, title: str) -> Path | None:
@@ -300,17 +333,30 @@ def main(argv=None) -> int:
     ap.add_argument("--families", help="comma-separated subset")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="traffic volume multiplier (below 1: weaker evidence, for calibration)")
+    ap.add_argument("--effect-scale", default="1",
+                    help="comma-separated powers on the incidents' multipliers, cycled over "
+                         "the seeds (below 1: weaker effects, ambiguous evidence, for "
+                         "calibration)")
+    ap.add_argument("--stream", help="also append each incident's record here (JSON lines) "
+                                     "as it finishes, so a long run can be read part way")
+    ap.add_argument("--fit-calibration", metavar="RESULTS",
+                    help="fit the Platt map on the tuning families' causes of a results file "
+                         "and write workbench/events/calibration.json (no incidents run)")
     ap.add_argument("--out", default=str(RESULTS / "incidents.json"))
     ap.add_argument("--png", help="write the reliability diagram (PNG) here")
     ap.add_argument("--heldout", action="store_true",
                     help="run the held-out families too (default: the tuning families only)")
     a = ap.parse_args(argv)
+    if a.fit_calibration:
+        return fit_calibration(Path(a.fit_calibration))
     from workbench.synth import FAMILIES, HELDOUT_FAMILIES
 
     fams = a.families.split(",") if a.families else \
         list(FAMILIES) + (list(HELDOUT_FAMILIES) if a.heldout else [])
     base = a.seed if a.seed is not None else int.from_bytes(os.urandom(3), "little")
-    jobs = [(f, base + 1000 * i + k, a.scale) for i, f in enumerate(fams) for k in range(a.n)]
+    eff = [float(x) for x in a.effect_scale.split(",")]
+    jobs = [(f, base + 1000 * i + k, a.scale, eff[k % len(eff)])
+            for i, f in enumerate(fams) for k in range(a.n)]
     print(f"{len(jobs)} incidents ({a.n} per family, base seed {base}), {a.jobs} workers",
           file=sys.stderr)
     t0 = time.perf_counter()
@@ -318,6 +364,9 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         for i, r in enumerate(ex.map(run_one, jobs), 1):
             recs.append(r)
+            if a.stream:
+                with open(a.stream, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(r, default=str) + "\n")
             ok = "ok " if r["verdict"] in r["accept_verdicts"] else "MISS"
             print(f"[{i:3d}/{len(jobs)}] {ok} {r['family']:19s} seed {r['seed']:9d} "
                   f"truth {r['truth_verdict']:12s} got {str(r['verdict']):12s} "
@@ -326,6 +375,7 @@ def main(argv=None) -> int:
     res = score(recs)
     res["base_seed"] = base
     res["scale"] = a.scale
+    res["effect_scale"] = eff
     res["wall_secs"] = time.perf_counter() - t0
     res["incidents"] = recs
     res["jobs"] = a.jobs

@@ -9,8 +9,8 @@ import pytest
 
 from workbench.events import did_effect, rank_changes, scope_mask
 from workbench.events.rank import DoseResponse
-from workbench.events.siblings import (OwnEffectRule, apply_own_effect_rule, nesting_slice,
-                                       sibling_effect)
+from workbench.events.siblings import (OwnEffectRule, apply_own_effect_rule, diverging_parent,
+                                       nesting_slice, sibling_effect)
 
 from .test_rank import _changes
 
@@ -135,6 +135,23 @@ def test_nesting_slice_requires_siblings():
     assert nesting_slice(lv, m, den, sl[1:], None) is None  # the scope is the slice
     assert nesting_slice(lv, m, den, [{"filter": {"country": "FR"}}], None) is None
     assert nesting_slice(lv, m, den, [], {"platform": "ios"}) == {"platform": "ios"}
+
+
+def test_a_parent_of_the_scope_that_holds_the_divergence_is_the_nesting_slice():
+    # localization named a narrower corner; the scope's parent country=DE drops as a whole
+    lv = pd.DataFrame([(p, c) for p in PLATFORMS for c in COUNTRIES],
+                      columns=["platform", "country"])
+    den = np.ones(len(lv))
+    dev = np.where(lv["country"] == "DE", -10.0, 0.0)
+    rule = OwnEffectRule()
+    scope = {"country": "DE", "platform": "ios"}
+    assert diverging_parent(lv, scope, dev, den, rule) == {"country": "DE"}
+    # a uniform drop concentrates nowhere; a single-dimension scope has no parent here
+    assert diverging_parent(lv, scope, np.full(len(lv), -1.0), den, rule) is None
+    assert diverging_parent(lv, {"country": "DE"}, dev, den, rule) is None
+    # a parent whose siblings carry too little of its traffic cannot clear anything
+    thin = np.where((lv["country"] == "DE") & (lv["platform"] != "ios"), 0.01, 1.0)
+    assert diverging_parent(lv, scope, dev, thin, rule) is None
 
 
 def test_sibling_effect_is_a_triple_difference(rng):

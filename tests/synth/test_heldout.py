@@ -58,3 +58,13 @@ def test_mix_with_deploy_adds_a_harmless_web_deploy_near_the_onset(tmp_path):
                    .abs() <= pd.Timedelta("1h")]
     assert any(s == {"platform": "web"} and k == "deploy"
                for s, k in zip(near["scope"], near["kind"]))
+
+
+def test_effect_scale_weakens_the_incident_and_says_so(tmp_path):
+    full, _ = _load(generate_incident("scoped_change", 8, tmp_path / "a"))
+    weak, _ = _load(generate_incident("scoped_change", 8, tmp_path / "b", effect_scale=0.3))
+    assert weak["details"]["effect_scale"] == 0.3 and "effect_scale" not in full["details"]
+    assert weak["effect"] == pytest.approx(-(1 - (1 + full["effect"]) ** 0.3), abs=1e-4)
+    assert abs(weak["effect"]) < abs(full["effect"]) and weak["onset"] == full["onset"]
+    with pytest.raises(ValueError, match="effect_scale"):
+        generate_incident("scoped_change", 8, tmp_path / "c", effect_scale=1.5)

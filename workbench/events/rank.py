@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .effects import EffectEstimate, did_effect, scope_mask
+from .onset import EffectOnset
 from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule, effect_score,
                        has_own_effect, sibling_evidence)
 
@@ -65,6 +66,11 @@ class RankConfig:
     joint_k, joint_window:
         At most ``joint_k`` scoped candidates landing within ``joint_window`` of
         the leading one are fitted jointly (:mod:`workbench.events.joint`).
+    delay_max, delay_penalty:
+        A top cause's own effect may start up to ``delay_max`` grains after it;
+        the delay is accepted when its likelihood ratio passes ``delay_penalty``
+        (:func:`workbench.events.onset.effect_onset`; about the 99% point of the
+        largest of ``delay_max`` chi-square(1) statistics, Bonferroni).
     onset_set_reach:
         How far, in grains, the onset's 95% set may stretch alignment on either
         side of the estimate. A weak divergence has a set spanning a day; a
@@ -84,6 +90,8 @@ class RankConfig:
     joint_k: int = 4
     joint_window: pd.Timedelta = pd.Timedelta("24h")
     onset_set_reach: int = 6
+    delay_max: int = 12
+    delay_penalty: float = 12.0
     own_rule: OwnEffectRule = field(default_factory=OwnEffectRule)
 
 
@@ -131,6 +139,8 @@ class RankingResult:
     # the onsets a change was aligned with: the detector's set, capped at
     # ``RankConfig.onset_set_reach`` either side (just the onset without a set)
     aligned: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    # when the top cause's own effect began, if later than the change (:mod:`.onset`)
+    effect_onset: "EffectOnset | None" = None
 
     @property
     def top(self) -> CandidateCause | None:
@@ -294,7 +304,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                         and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
                     f_effect = -1.0
             sib = against_siblings(series, leaves, m, den, top_slices, focus, scope, t0,
-                                   kind, lo_t, hi_t, cfg.own_rule) if effect is not None else None
+                                   kind, lo_t, hi_t, cfg.own_rule, dev=dev) \
+                if effect is not None else None
         sib_feat = None
         if sib is not None:  # explained away by the siblings: never adds blame
             sib_eff, sib_slice = sib
@@ -361,7 +372,53 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         if dose is not None:
             causes[0] = replace(top, evidence=top.evidence + (dose.evidence(),),
                                 features={**top.features, "dose_response": dose.to_dict()})
-    return RankingResult(tuple(causes), float(w_ext / z), window, dose, stability, (s_lo, s_hi))
+    delayed = None
+    if dose is None and top is not None and series is not None and top.scope \
+            and top.confidence >= 0.2:
+        delayed = _delayed_start(top, series, kind=kind, grain=grain, cfg=cfg,
+                                 end=(data_end or end) + grain, direction_sign=direction_sign)
+        if delayed is not None:
+            causes[0] = replace(causes[0], evidence=causes[0].evidence
+                                + (delayed.evidence(top.change_id),))
+    causes, external = _calibrated(causes, float(w_ext / z))
+    return RankingResult(tuple(causes), external, window, dose, stability, (s_lo, s_hi), delayed)
+
+
+def _calibrated(causes: list[CandidateCause], external: float):
+    """The causes with the shipped calibration map applied, and what is left to "external".
+
+    The map is monotone: the order stays. Applied last, so that the thresholds
+    inside the ranking (dose-response, delayed start) see the posterior they were
+    chosen on.
+    """
+    from .calibration import calibration_map
+
+    cal = calibration_map()
+    if cal.identity or not causes:
+        return causes, external
+    p = cal([c.confidence for c in causes])
+    if p.sum() > 1.0:
+        p = p / p.sum()
+    out = [replace(c, confidence=float(q)) for c, q in zip(causes, p)]
+    return out, float(max(0.0, 1.0 - p.sum()))
+
+
+def _delayed_start(top: CandidateCause, series: RankSeries, *, kind: str, grain: pd.Timedelta,
+                   cfg: RankConfig, end: pd.Timestamp, direction_sign: float):
+    """The accepted delayed start of the top cause's own effect, or None."""
+    from .onset import effect_onset
+
+    t0 = top.ts.floor(grain)
+    lo, hi = t0 - cfg.did_pre, min(t0 + cfg.did_post_max, end)
+    try:
+        ex, un = series(top.scope, False), series(top.scope, True)
+        ex = ex[(ex["ts"] >= lo) & (ex["ts"] < hi)]
+        un = un[(un["ts"] >= lo) & (un["ts"] < hi)]
+        est = effect_onset(ex, un, t0, kind=kind, grain=grain, direction_sign=direction_sign,
+                           max_lag=cfg.delay_max, penalty=cfg.delay_penalty)
+    except (ValueError, KeyError):
+        return None
+    return est if est is not None and est.accepted else None
 
 
 def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain: pd.Timedelta,

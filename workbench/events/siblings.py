@@ -76,6 +76,10 @@ class OwnEffectRule:
     min_sibling_share:
         The siblings must carry at least this share of the slice's traffic for
         the within-slice comparison (fewer are too noisy to clear anything).
+    min_parent_excess:
+        When no localized slice strictly holds a scope, a *parent* of the scope
+        (the scope less one of its dimensions) is the diverging slice if its
+        share of the divergence exceeds its share of traffic by this much.
     """
 
     min_t: float = 1.96
@@ -83,6 +87,7 @@ class OwnEffectRule:
     min_explained: float = 0.6
     cap_below_external: float = 1.0
     min_sibling_share: float = 0.1
+    min_parent_excess: float = 0.2
 
 
 def nesting_slice(leaves: pd.DataFrame, scope_m: np.ndarray, den: np.ndarray,
@@ -110,6 +115,35 @@ def nesting_slice(leaves: pd.DataFrame, scope_m: np.ndarray, den: np.ndarray,
             continue
         if s_den < best_den:
             best, best_den = dict(f), s_den
+    return best
+
+
+def diverging_parent(leaves: pd.DataFrame, scope: dict, dev: np.ndarray, den: np.ndarray,
+                     rule: "OwnEffectRule") -> dict | None:
+    """The parent of a scope (the scope less one dimension) that concentrates the divergence.
+
+    Localization can miss the slice a scope is nested in (it names a narrower
+    corner of it); the scope's own parents are the other candidates. A parent
+    qualifies when its share of the divergence exceeds its share of traffic by
+    ``rule.min_parent_excess`` and its siblings carry ``rule.min_sibling_share``
+    of its traffic; the one with the largest excess is returned.
+    """
+    if not scope or len(scope) < 2:
+        return None
+    total_dev, total_den = float(dev.sum()), float(den.sum())
+    if total_dev == 0 or total_den <= 0:
+        return None
+    scope_m = scope_mask(leaves, scope)
+    best, best_x = None, rule.min_parent_excess
+    for key in scope:
+        parent = {k: v for k, v in scope.items() if k != key}
+        pm = scope_mask(leaves, parent)
+        p_den = float(den[pm].sum())
+        if p_den <= 0 or float(den[pm & ~scope_m].sum()) < rule.min_sibling_share * p_den:
+            continue
+        excess = float(np.clip(dev[pm].sum() / total_dev, -1, 1)) - p_den / total_den
+        if excess >= best_x:
+            best, best_x = parent, excess
     return best
 
 
@@ -143,12 +177,18 @@ def sibling_effect(series: Callable[[dict, bool], pd.DataFrame], scope: dict,
 def against_siblings(series, leaves: pd.DataFrame, m: np.ndarray, den: np.ndarray,
                      slices: list[dict], focus: dict | None, scope: dict,
                      change_ts: pd.Timestamp, kind: str, lo: pd.Timestamp, hi: pd.Timestamp,
-                     rule: OwnEffectRule) -> tuple | None:
+                     rule: OwnEffectRule, dev: np.ndarray | None = None) -> tuple | None:
     """``(effect, slice)`` of a scoped change against its siblings in the diverging slice
-    its scope is nested in, or ``None`` (not nested, no siblings, or too few buckets)."""
+    its scope is nested in, or ``None`` (not nested, no siblings, or too few buckets).
+
+    The slice is a localized one (or ``focus``); failing those, with the per-leaf
+    deviation ``dev``, a parent of the scope that concentrates the divergence
+    (:func:`diverging_parent`)."""
     if series is None or not scope:
         return None
     sl = nesting_slice(leaves, m, den, slices, focus, rule.min_sibling_share)
+    if sl is None and dev is not None:
+        sl = diverging_parent(leaves, scope, dev, den, rule)
     if sl is None:
         return None
     try:

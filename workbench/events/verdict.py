@@ -10,8 +10,10 @@ In order:
    interval excludes zero, :mod:`workbench.events.siblings`) and the posterior
    names it; a strict mix shift (mix at least 75%, rates at most 25%) stays a
    mix shift whatever the log says;
-3. ``change`` when the top cause has confidence 0.5 or more (and, by the
-   own-effect rule, an effect of its own);
+3. ``change`` when the top cause has an effect of its own and the changes
+   with effects of their own hold 0.5 or more of the posterior together (two
+   harmful changes landing together split a posterior over mutually exclusive
+   hypotheses: 0.49 each still says "a change did it", at 0.98);
 4. ``external`` otherwise: the divergence covers a slice uniformly across exposed
    and unexposed units, or nothing in the log is near it.
 
@@ -36,8 +38,12 @@ def mix_dominates(rm, divergence_sign: float) -> bool:
 
 
 def decide_verdict(*, data_quality_explains: bool, strict_mix: bool, rm,
-                   divergence_sign: float, top: dict | None) -> str:
+                   divergence_sign: float, top: dict | None,
+                   causes: list[dict] | None = None) -> str:
     """The verdict from the evidence; ``top`` is the top cause's ``to_dict()`` (or ``None``).
+
+    ``causes`` (all of them, as dicts) adds the confidence of every other cause with
+    an effect of its own to the top cause's.
 
     Examples
     --------
@@ -49,7 +55,11 @@ def decide_verdict(*, data_quality_explains: bool, strict_mix: bool, rm,
     """
     if data_quality_explains:
         return "data_quality"
-    named = top is not None and float(top.get("confidence", 0.0)) >= 0.5
+    mass = 0.0 if top is None else float(top.get("confidence", 0.0))
+    if top is not None and top.get("own_effect") is True:
+        mass += sum(float(c.get("confidence", 0.0)) for c in causes or ()
+                    if c is not top and c.get("own_effect") is True)
+    named = top is not None and mass >= 0.5
     own = named and top.get("own_effect") is not False
     if rm is not None and np.sign(float(getattr(rm, "total_change", 0.0) or 0.0)) == \
             np.sign(divergence_sign):

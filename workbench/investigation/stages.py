@@ -270,6 +270,8 @@ def detect(ctx: Context, au: Audit) -> Detection:
     if found is None:
         found = _localized_scan(st, sp, spec, ctx.full_idx, grain, ctx.queries, window=win,
                                 detector=ctx.detector, localizer=ctx.localizer)
+    if found is None:
+        found = _change_scope_test(ctx)
     _timed(ctx, "slice_scan", t)
     if found is None:
         ctx.say("no significant divergence")
@@ -278,6 +280,37 @@ def detect(ctx: Context, au: Audit) -> Detection:
     ctx.say(f"divergence in {_fmt_filter(scope)} (score {det_s.score:.1f})")
     return Detection("slice", det, det_s, series, scope,
                      f"scan of {_fmt_filter(scope)}" + ctx.within)
+
+
+def _change_scope_test(ctx: Context):
+    """``(scope, det, series)`` from a targeted test of the recent changes' scopes, or None.
+
+    The blind scans found nothing; the change log names where and when to look
+    (:func:`workbench.detect.scopes.scope_scan`). The named scope is then tested
+    over the window from the change on, as a window the user named would be.
+    """
+    from ..detect import DetectConfig, detect_divergence
+    from ..detect.scopes import scope_scan
+    from ..store import metric_panel, metric_series
+
+    if ctx.window is not None:
+        return None
+    st, sp, spec, grain = ctx.st, ctx.sp, ctx.spec, ctx.grain
+    hit = scope_scan(st.changes(ctx.pp.name),
+                     lambda scopes, a, b: metric_panel(st.con, sp, spec, scopes, start=a,
+                                                       end=b).frame,
+                     kind=spec.kind, grain=grain, data_end=ctx.data_last)
+    if hit is None:
+        return None
+    series = metric_series(st.con, sp, spec, filter=hit.scope).frame
+    x = series.set_index("ts")[["num", "den", "rows"]].reindex(ctx.full_idx)
+    det = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
+                            window=(hit.ts, ctx.data_last), config=DetectConfig(alpha=0.05),
+                            detector=ctx.detector)
+    if not (det.significant and det.onset is not None):
+        return None
+    ctx.say(hit.describe())
+    return hit.scope, det, series
 
 
 # --------------------------------------------------------------------------- 3. localize
@@ -528,7 +561,8 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
     else:
         verdict = decide_verdict(data_quality_explains=False,
                                  strict_mix=rm is not None and _is_mix_shift(rm), rm=rm,
-                                 divergence_sign=rk.sign, top=causes[0] if causes else None)
+                                 divergence_sign=rk.sign, top=causes[0] if causes else None,
+                                 causes=causes)
         scale = 1.0
         if verdict == "mix_shift":
             scale = max(0.0, min(1.0, 1.0 - mix_share))
@@ -545,7 +579,12 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
     # estimate wanders inside a flat likelihood (a night, a small slice), the
     # change's time does not. Ranked first, then dated, so the dating adds no blame.
     # A change without an effect of its own (its siblings moved alike) dates nothing.
-    if verdict == "change" and causes and onset_set and onset_from.startswith("scan") \
+    late = getattr(ranking, "effect_onset", None)  # the top cause acted hours after it landed
+    if verdict == "change" and causes and late is not None and ranking.top is not None \
+            and causes[0]["change_id"] == ranking.top.change_id:
+        onset, onset_from = late.start, (f"start of {causes[0]['change_id']}'s own effect, "
+                                         f"{late.delay_grains} grain(s) after it")
+    elif verdict == "change" and causes and onset_set and onset_from.startswith("scan") \
             and ranking.aligned is not None and causes[0].get("own_effect") is not False:
         t_top = pd.Timestamp(causes[0]["ts"]).floor(grain)
         s_lo, s_hi = ranking.aligned  # as far as the ranking aligned changes

@@ -612,7 +612,7 @@ def _change_log(rng, world: World, plan: _Plan, extra: list[dict] | None = None)
 # ----------------------------------------------------------------------------- public API
 
 def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int = 21,
-                      scale: float = 1.0) -> Path:
+                      scale: float = 1.0, effect_scale: float = 1.0) -> Path:
     """Write one passport with an injected incident of ``family`` and its ``truth.json``.
 
     Parameters
@@ -631,6 +631,11 @@ def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int 
         Length of the period (at least 7; 18 or more leaves two weeks of baseline).
     scale:
         Multiplier on traffic volume (1.0: about 22k sessions an hour).
+    effect_scale:
+        Power applied to the incident's multipliers (1.0: as the family draws
+        them; 0.3: a 40% drop becomes about 14%): weaker, ambiguous incidents
+        for calibrating the confidences (``benchmarks/incidents.py
+        --effect-scale``). Recorded in ``truth.json`` when not 1.
 
     Returns
     -------
@@ -654,6 +659,8 @@ def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int 
                          f"end and needs a baseline before it); got {days}")
     if not scale > 0:
         raise ValueError(f"scale must be a positive number; got {scale}")
+    if not 0 < effect_scale <= 1:
+        raise ValueError(f"effect_scale must be in (0, 1]; got {effect_scale}")
     seed, days = int(seed), int(days)
     fam = FAMILIES.index(family) if family in FAMILIES else 100 + HELDOUT_FAMILIES.index(family)
     world_rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
@@ -664,6 +671,8 @@ def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int 
     inc_rng = np.random.default_rng(np.random.SeedSequence([seed, 2, fam]))
     onset = hours - int(inc_rng.integers(48, 97))
     plan = builders[family](inc_rng, world, onset, hours)
+    if effect_scale != 1:
+        _weaken(plan, float(effect_scale))
     chg_rng = np.random.default_rng(np.random.SeedSequence([seed, 3, fam]))
     rows = _change_log(chg_rng, world, plan)
     tag = np.random.default_rng(np.random.SeedSequence([seed, 4, fam])).integers(16 ** 6)
@@ -671,6 +680,17 @@ def generate_incident(family: str, seed: int, out_dir: str | Path, *, days: int 
     _assemble(Path(out_dir), name=name, family=family, seed=seed, world=world, plan=plan,
               rows=rows, sample_rng=np.random.default_rng(np.random.SeedSequence([seed, 1])))
     return Path(out_dir)
+
+
+def _weaken(plan: _Plan, k: float) -> None:
+    """Raise the plan's multipliers to the power ``k`` in place (a weaker incident)."""
+    for name in ("lam_mult", "p_mult", "lat_mult"):
+        mult = getattr(plan, name)
+        if mult is not None:
+            setattr(plan, name, np.power(mult, k))
+    plan.effect = float(np.sign(plan.effect) * abs((1 + plan.effect) ** k - 1)) \
+        if plan.effect > -1 else plan.effect
+    plan.details = {**plan.details, "effect_scale": k}
 
 
 def generate_demo(out_dir: str | Path) -> Path:
