@@ -54,6 +54,7 @@ class LoopState(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self._lock = threading.Lock()
+        self._launched: str | None = None
         wb = self.workbench
         if wb is not None:
             wb.param.watch(self._on_live, "live")
@@ -111,6 +112,7 @@ class LoopState(param.Parameterized):
         from ..passport import load_passport
 
         self.error, self.result, self.updates, self.running = "", None, [], True
+        wb.experiment, self._launched = None, str(self.cause)
         self.message = f"Launching a {self.template} of {self.cause} at {self.dose:g}%…"
         settings = dict(template=self.template, dose=float(self.dose), hours=int(self.hours))
         identity, passport = self.identity, wb.passport
@@ -128,11 +130,27 @@ class LoopState(param.Parameterized):
 
     def _apply_update(self, upd: dict) -> None:
         self.updates = [*self.updates, upd]
+        self._publish(upd.get("status") or "running")
         self.message = (f"hour {upd['hour']}: confidence {upd['confidence']:.3f}, "
                         f"effect {upd['effect']:+.4f}")
 
+    def _publish(self, status: str) -> None:
+        """Hand the test's state to the workbench so the hypothesis board and the timeline
+        move hour by hour (a new dict each time: one change event per update)."""
+        wb = self.workbench
+        if wb is None or not self.updates:
+            return
+        last = self.updates[-1]
+        arms = [{"ts": u["ts"], "arm": arm, "value": v}
+                for u in self.updates for arm, v in (u.get("arms") or {}).items()]
+        wb.experiment = {"change_id": self._launched, "status": status, "hour": last["hour"],
+                         "template": self.template, "dose": float(self.dose),
+                         "hypotheses": list(last.get("hypotheses") or []), "arms": arms}
+
     def _finish(self, res: dict | None, exc: BaseException | None) -> None:
         self.running = False
+        if res is not None:
+            self._publish(res["status"])
         if exc is not None:
             log.error("workbench: loop failed", exc_info=exc)
             self.error = str(exc) if not isinstance(exc, AssertionError) else repr(exc)
