@@ -158,11 +158,11 @@ def _audit_refused_messages(doc, identity, audit) -> None:
         return
     from ..governance.audit import append_audit
 
-    handle = session._handle_patch
+    handle = session._handle_patch  # a coroutine function (Bokeh's document lock)
 
-    def audited(message, connection):
+    async def audited(message, connection):
         try:
-            return handle(message, connection)
+            return await handle(message, connection)
         except Exception as exc:
             append_audit(audit, "access.denied", actor=identity.name, subject="",
                          details={"action": "patch", "refused": type(exc).__name__,
