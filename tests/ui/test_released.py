@@ -221,6 +221,8 @@ def test_story_cards_and_effect_say_no_number_of_a_withheld_scope(inv, tmp_path)
     leaked = {s for s in secrets if s in shown_viewer}
     assert not leaked, leaked
     assert top["change_id"] in shown_viewer and "withheld" in shown_viewer
+    from workbench.ui.views import CausalView
+    assert "withheld: fewer than" in CausalView(state=viewer)._summary()
     assert viewer.data.impact(scope)["delta"] is None
     # the same investigation's confidences (a posterior, no count) stay
     assert viewer.data.causes[0]["confidence"] == top["confidence"]

@@ -766,6 +766,8 @@ class CausalView(_View):
                          f"{html.escape(slice_label(scope))}: difference-in-differences, "
                          f"exposed vs unexposed, {e.get('n_pre')} h before and "
                          f"{e.get('n_post')} h after ({e.get('method')}).")
+        elif c.get("withheld"):  # small-cell suppression (ui.released): no number of it
+            lines.append(html.escape(c["evidence"][0]))
         else:
             lines.append("No effect estimate for this change (no unexposed group to compare, "
                          "or too little data after it).")
