@@ -22,6 +22,7 @@ from pathlib import Path
 import panel as pn
 import param
 
+from .._format import confidence
 from ..experiments.templates import TEMPLATES
 from ..governance.policy import Action, local_identity
 from .state import _POOL, WorkbenchState, _serving
@@ -198,6 +199,21 @@ class LoopState(param.Parameterized):
                 return
 
         pn.state.execute(task)
+
+
+def board_line(exp: dict | None, c: dict) -> tuple[float, str]:
+    """A card's confidence while a test runs (the test's hourly update moves every ranked
+    cause) and a line on the tested one: its status, hour and confidence."""
+    if not exp:
+        return c["confidence"], ""
+    now = {h["change_id"]: h["confidence"] for h in exp.get("hypotheses") or []}
+    conf = float(now.get(c["change_id"], c["confidence"]))
+    if c["change_id"] != exp.get("change_id"):
+        return conf, ""
+    status = html.escape(str(exp.get("status") or "running"))
+    return conf, (f"\n\n<span class='wb-badge wb-test-{status}'>{html.escape(exp['template'])} "
+                  f"test at {exp['dose']:g}%: {status} · hour {exp['hour']} · confidence "
+                  f"{confidence(conf)}</span>")
 
 
 def _status_html(state: LoopState) -> str:

@@ -22,6 +22,7 @@ from .._format import confidence, pct
 from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
+from .loop import board_line
 from .narrative import narrate, next_step
 from .state import WorkbenchState
 
@@ -656,7 +657,7 @@ class HypothesisBoard(_View):
             f" · rollout {info.get('rollout', '-')}</span>")
         parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
                                 f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}")
-        conf, test = _under_test(self.state.experiment, c)
+        conf, test = board_line(self.state.experiment, c)
         parts["head"].object += test
         parts["conf"].value = int(round(100 * conf))
         parts["conf"].bar_color = "danger" if conf >= 0.5 else "secondary"
@@ -692,21 +693,6 @@ class HypothesisBoard(_View):
 
     def _on_decisions(self, event):
         self._decisions.object = self._decisions_text()
-
-
-def _under_test(exp: dict | None, c: dict) -> tuple[float, str]:
-    """A card's confidence while a test runs (the test's hourly update moves every ranked
-    cause) and a line on the tested one: its status, hour and confidence."""
-    if not exp:
-        return c["confidence"], ""
-    now = {h["change_id"]: h["confidence"] for h in exp.get("hypotheses") or []}
-    conf = float(now.get(c["change_id"], c["confidence"]))
-    if c["change_id"] != exp.get("change_id"):
-        return conf, ""
-    status = html.escape(str(exp.get("status") or "running"))
-    return conf, (f"\n\n<span class='wb-badge wb-test-{status}'>{html.escape(exp['template'])} "
-                  f"test at {exp['dose']:g}%: {status} · hour {exp['hour']} · confidence "
-                  f"{_conf(conf)}</span>")
 
 
 # ============================================================================ causal
