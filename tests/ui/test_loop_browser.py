@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -49,6 +50,53 @@ DOC_MODELS_JS = """() => {
 }"""
 
 
+#: ids of the launch form's models in the token holder's document (another session's)
+LAUNCH_IDS_JS = """() => {
+  const ids = [];
+  for (const d of window.Bokeh.documents)
+    for (const m of d.all_models)
+      if (/^(Launch test)$/.test(String(m.label ?? ""))) ids.push(m.id);
+  return ids;
+}"""
+#: the main timeline's test-arm curves: legend label -> points drawn
+ARMS_JS = """() => {
+  const out = {};
+  for (const d of window.Bokeh.documents)
+    for (const m of d.all_models) {
+      const label = m.label && m.label.value;
+      if (typeof label === "string" && label.startsWith("test arm"))
+        for (const r of m.renderers || []) {
+          const d = r.data_source && r.data_source.data;
+          const x = d instanceof Map ? d.get("ts") : (d ? d["ts"] : null);
+          out[label] = x ? x.length : -1;
+        }
+    }
+  return out;
+}"""
+#: From the viewer's page, as an attacker would: (1) button clicks sent on the page's
+#: websocket for model ids its document does not hold (a fabricated one and the token
+#: holder's real launch button), (2) a "Launch test" button added to its own document
+#: and clicked. Returns the added button's id.
+FORGE_LAUNCH_JS = """(ids) => {
+  const doc = window.Bokeh.documents[0];
+  const {serialize} = window.Bokeh.require("core/serialization/index");
+  const {MessageSentEvent} = window.Bokeh.require("document/events");
+  const {ButtonClick} = window.Bokeh.require("core/bokeh_events");
+  for (const id of ids) {
+    const click = {[serialize]: () => ({type: "event", name: "button_click",
+      values: {type: "map", entries: [["model", {type: "ref", id}]]}})};
+    doc._trigger_on_change(new MessageSentEvent(doc, "bokeh_event", click));
+  }
+  const Button = window.Bokeh.Models.get("Button");
+  const forged = new Button({label: "Launch test"});
+  doc.add_root(forged);
+  const ev = new ButtonClick();
+  ev.origin = forged;
+  doc.event_manager.send_event(ev);
+  return forged.id;
+}"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``python -m workbench.ui.app`` (``workbench serve``) on the demo with a users file
@@ -63,9 +111,14 @@ def server(tmp_path_factory):
                               ready=re.compile(r"serving .* at (http://\S+)"),
                               log=tmp / "server.log", timeout=90)
     assert "token=" in url  # auth is on: the printed URL carries the token
-    yield {"url": url, "library": tmp / "library", "log": tmp / "server.log"}
+    info = {"url": url, "library": tmp / "library", "log": tmp / "server.log"}
+    yield info
     stop_process(proc)
-    bad = app_tracebacks((tmp / "server.log").read_text())
+    # Bokeh logs the messages it refused (the viewer test's forged clicks) with their
+    # traceback: those, naming a forged id, are expected; nothing else is
+    forged = tuple(f"can't resolve reference '{i}'" for i in info.get("forged", ()))
+    bad = [b for b in app_tracebacks((tmp / "server.log").read_text())
+           if not (forged and b.rstrip().endswith(forged))]
     assert not bad, "\n\n".join(bad)[-6000:]
 
 
@@ -85,9 +138,37 @@ def test_launch_rollbacks_from_the_page(page: Page, server):
     # the positive control of the viewer test: this document holds the launch models
     assert {"Launch test", "Hypothesis", "Template"} <= set(page.evaluate(LAUNCH_MODELS_JS))
 
+    server["launch_ids"] = page.evaluate(LAUNCH_IDS_JS)  # for the viewer's forged events
     _launch(page, "chg-0431")
     status = act.locator(".wb-loop-status")
+    # the hypothesis board moves hour by hour while the test runs: watched on its tab
+    page.get_by_text("Hypotheses", exact=True).first.click()
+    badge = page.locator(".wb-hypotheses .wb-card").first.get_by_text(
+        re.compile(r"test at 50%: \w+ · hour \d+"))
+    hours, deadline = [], time.monotonic() + LOOP / 1000
+    while time.monotonic() < deadline:
+        texts = badge.all_inner_texts()
+        m = re.search(r"test at 50%: (\w+) · hour (\d+) · confidence", texts[0]) \
+            if texts else None
+        if m and (not hours or hours[-1] != (m.group(1), int(m.group(2)))):
+            hours.append((m.group(1), int(m.group(2))))
+        if hours and hours[-1][0] == "confirmed":
+            break
+        page.wait_for_timeout(200)
+    page.screenshot(path=str(server["library"].parent / "loop-board.png"), full_page=True)
+    page.get_by_text("Act", exact=True).first.click()
     expect(status).to_contain_text("confirmed after", timeout=LOOP)
+    decided = int(re.search(r"confirmed after (\d+) h", act.get_by_text(
+        re.compile(r"confirmed after \d+ h")).first.inner_text()).group(1))
+    assert hours and hours[-1] == ("confirmed", decided), hours
+    # seen during the test, not only at its end (hours are seconds apart here)
+    assert len({h for _, h in hours}) >= min(decided, 2), hours
+    # the main timeline draws both arms, one point per hour of the test
+    arms = page.evaluate(ARMS_JS)
+    assert set(arms) == {"test arm: kept", "test arm: reverted"} and \
+        all(n == decided for n in arms.values()), arms
+    page.screenshot(path=str(server["library"].parent / "loop-board-timeline.png"),
+                    full_page=True)
     expect(status).to_contain_text(re.compile(r"confirmed after [1-6] h"))  # within 6 hours
     expect(status).to_contain_text("always-valid interval +0.0")   # the effect is positive
     expect(act.locator(".wb-loop-result")).to_contain_text("real improvement")
@@ -133,7 +214,33 @@ def test_a_viewer_sees_no_launch_control_and_a_forged_launch_is_denied(
     assert page.evaluate(LAUNCH_MODELS_JS) == []
     page.screenshot(path=str(server["library"].parent / "loop-viewer.png"), full_page=True)
 
-    # So the launch is forged at the handler: the served session's state is built by
+    # Forged from the page itself, as an attacker would: clicks for model ids this
+    # document does not hold (fabricated; the token holder's real launch button when the
+    # test above ran first) and a launch button added to its own document, then clicked.
+    flags = server["library"] / "loop" / "flags.json"
+    flags_before = flags.read_bytes() if flags.exists() else None
+    log = server["library"] / "audit.jsonl"
+    before = len(read_audit(log))
+    ids = ["p999999", *server.get("launch_ids", [])]
+    server["forged"] = ids
+    forged_id = page.evaluate(FORGE_LAUNCH_JS, ids)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        new = [r for r in read_audit(log)[before:] if r.actor == VIEWER[0]]
+        if len([r for r in new if r.action == "access.denied"]) >= len(ids) + 1:
+            break
+        time.sleep(0.5)
+    denied = sorted((r.details["action"], r.details.get("model") or r.details.get("refused"))
+                    for r in new if r.action == "access.denied")
+    assert denied == sorted([("add_model", "Button")]
+                            + [("patch", "UnknownReferenceError")] * len(ids)), denied
+    assert not [r for r in new if r.action.startswith(("action.", "experiment."))]
+    assert (flags.read_bytes() if flags.exists() else None) == flags_before
+    page.wait_for_function(  # the server removed the added button (and told the page)
+        "id => !window.Bokeh.documents[0].roots().some(r => r.id === id)", arg=forged_id,
+        timeout=30_000)
+
+    # And forged at the handler: the served session's state is built by
     # WorkbenchApp.session in the server process, out of this test's reach; the same
     # state (WorkbenchState with the identity the login gives vera) over the served
     # library gets the launch, as a forged event reaching the handler would.

@@ -234,7 +234,7 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
                    "dose": plan.dose_at(h), "confidence": round(conf, 6),
                    "bayes_factor": bf, "effect": c.cuped_effect, "ci_low": c.seq_low,
                    "ci_high": c.seq_high, "status": status,
-                   "units": int(len(seen)),
+                   "units": int(len(seen)), "arms": _arm_rates(u, focus_ids, world),
                    "hypotheses": board_update(other_causes or [cause], plan.change_id, prior,
                                               conf)}
             updates.append(upd)
@@ -266,6 +266,14 @@ def run_loop(passport, *, metric: str, cause: dict, template: str = "rollback",
                       hours_to_decision=decided_at, divergence=divergence,
                       next_steps=tuple(steps), reconciled=tuple(reconciled),
                       store=str(store_path), batches=tuple(batches))
+
+
+def _arm_rates(hour: pd.DataFrame, focus_ids: pd.Series, world: SimulatedWorld) -> dict:
+    """This hour's metric in the readout scope per arm (``{variant: rate}``): what the
+    page's timeline draws next to the observed metric as the test runs."""
+    g = hour[hour.index.isin(focus_ids)].groupby("variant")[[world.num, world.den]].sum()
+    rate = g[world.num] / g[world.den].where(g[world.den] > 0)
+    return {str(k): (None if pd.isna(v) else float(v)) for k, v in rate.items()}
 
 
 def board_update(causes: list[dict], tested: str, prior: float, posterior: float) -> list[dict]:

@@ -190,12 +190,61 @@ class Throttle:
 
 
 # --------------------------------------------------------------------------- config
+#: what an OAuth login needs beyond its provider's name (``PANEL_OAUTH_*`` are Panel's own)
+OAUTH_ENV = ("PANEL_OAUTH_KEY", "PANEL_OAUTH_SECRET")
+OAUTH_GENERIC_ENV = ("PANEL_OAUTH_AUTHORIZE_URL", "PANEL_OAUTH_TOKEN_URL")
+
+
+def check_oauth_config(provider: str, *, known: list[str] | None = None,
+                       env: dict | None = None) -> None:
+    """Refuse an OAuth login that cannot work or would leak: an unknown provider, no
+    client key or secret, a generic provider without its endpoints, or an endpoint over
+    plain HTTP to another machine (the code and the token would cross the network in
+    clear).
+
+    Parameters
+    ----------
+    provider:
+        The provider's name (``github``, ``google``, ``generic``...).
+    known:
+        The names the web layer offers (Panel's providers); None skips that check.
+    env:
+        The environment (default ``os.environ``).
+
+    Raises :class:`~workbench.errors.UsageError` (exit 2) saying what to set.
+    """
+    env = os.environ if env is None else env
+    if known is not None and provider not in known:
+        raise UsageError(f"serve: --oauth-provider {provider!r} is not a provider; expected one "
+                         f"of {', '.join(sorted(known))}")
+    need = [*OAUTH_ENV, *(OAUTH_GENERIC_ENV if provider == "generic" else ())]
+    missing = [v for v in need if not str(env.get(v) or "").strip()]
+    if missing:
+        raise UsageError(f"serve: --oauth-provider {provider} needs {', '.join(missing)} in the "
+                         "environment (the client id and secret your provider issued"
+                         + (", and its authorize and token URLs" if provider == "generic"
+                            else "") + ")")
+    for v in ("PANEL_OAUTH_AUTHORIZE_URL", "PANEL_OAUTH_TOKEN_URL", "PANEL_OAUTH_USER_URL"):
+        url = str(env.get(v) or "")
+        m = re.match(r"^(https?)://\[?([^/:\]]+)", url)
+        if url and m is None:
+            raise UsageError(f"serve: {v}={url!r}: expected an http(s) URL")
+        if url and m.group(1) == "http" and not is_loopback(m.group(2)):
+            raise UsageError(f"serve: {v}={url!r}: plain http to another machine would send "
+                             "the login's code and token in clear; use https")
+
+
 def check_serve_config(address: str, *, users: str | None, oauth: str | None,
-                       cookie_secret: str | None, origins: list[str]) -> None:
+                       cookie_secret: str | None, origins: list[str],
+                       oauth_providers: list[str] | None = None) -> None:
     """Refuse a serving configuration that would expose the workbench.
 
-    Raises :class:`~workbench.errors.UsageError` (exit 2) with how to fix it.
+    ``oauth_providers`` lists the OAuth providers the web layer offers (see
+    :func:`check_oauth_config`). Raises :class:`~workbench.errors.UsageError` (exit 2)
+    with how to fix it.
     """
+    if oauth:
+        check_oauth_config(oauth, known=oauth_providers)
     if not is_loopback(address) and not (users or oauth):
         raise UsageError(
             f"serve: refusing to listen on {address} with only a token (a token in a URL "

@@ -113,6 +113,22 @@ def metric_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: Me
     return QueryResult(df, sql)
 
 
+def metric_series_by(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec,
+                     dimension: str, *, filter: dict | None = None) -> QueryResult:
+    """Metric by time bucket and value of ``dimension`` inside the slice ``filter``.
+
+    One statement; the siblings of a slice hour by hour (what small-cell suppression of
+    timelines compares, :mod:`workbench.ui.released`). Columns ``ts, value, num, den,
+    rows``; ``value`` is the dimension's value as text.
+    """
+    df, sql = _bucketed(con, sp, metric, filter_sql(sp, filter), None, None,
+                        extra=(q(dimension), "code"))
+    dt = dictionary(con, sp, dimension)
+    names = pd.Series(dt["value"].astype(str).to_numpy(dtype=object), index=dt["code"].to_numpy())
+    df.insert(1, "value", df.pop("code").map(names))
+    return QueryResult(df, sql)
+
+
 def _bucketed(con, sp: StoredPassport, metric: MetricSpec, where: str, start, end,
               extra: tuple[str, str] | None = None) -> tuple[pd.DataFrame, str]:
     """``ts, [extra], num, den, rows`` per time bucket (and ``extra`` group) for rows in ``where``."""

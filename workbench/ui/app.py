@@ -385,7 +385,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     import panel as pn
 
     from ..errors import UsageError
-    from .auth_web import auth_provider
+    from .auth_web import auth_provider, oauth_providers
     from ..governance.auth import (ServeAuth, UserFile, check_serve_config, new_token,
                                    redact_logs)
     from ..governance.audit import default_actor
@@ -394,7 +394,8 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     secret = cookie_secret or os.environ.get("WORKBENCH_COOKIE_SECRET") or None
     origins = list(allow_origin or [])
     check_serve_config(address, users=users, oauth=oauth_provider, cookie_secret=secret,
-                       origins=origins)
+                       origins=origins, oauth_providers=oauth_providers() if oauth_provider
+                       else None)
     if not (token or users or oauth_provider):
         raise UsageError("serve: --no-token needs --users FILE or --oauth-provider NAME")
     secret = secret or secrets.token_urlsafe(32)

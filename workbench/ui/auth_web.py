@@ -12,9 +12,17 @@ import logging
 from ..governance.auth import COOKIE, COOKIE_DAYS, ServeAuth, login_page
 from ..governance.policy import Identity
 
-__all__ = ["auth_provider", "refuse_client_models"]
+__all__ = ["auth_provider", "oauth_providers", "refuse_client_models"]
 
 log = logging.getLogger("workbench.ui")
+
+
+def oauth_providers() -> list[str]:
+    """Panel's OAuth providers (its password, PAM and code-challenge handlers are not
+    OAuth logins and are left out: ``--users`` is the workbench's password login)."""
+    from panel.auth import AUTH_PROVIDERS
+
+    return sorted(set(AUTH_PROVIDERS) - {"password", "pam", "auth_code"})
 
 
 def auth_provider(auth: ServeAuth):
@@ -115,7 +123,8 @@ def refuse_client_models(doc, identity, audit) -> None:
     arrives that way (a forged ``Button`` to click, any widget the role was not
     given) is removed at once and written to the audit log as ``access.denied``
     with the identity and the model's type. Events on models the document does not
-    hold are refused by Bokeh itself (the reference does not resolve).
+    hold are refused by Bokeh itself (the reference does not resolve), and audited too
+    (:func:`_audit_refused_messages`).
     """
     from bokeh.document.events import RootAddedEvent
 
@@ -135,3 +144,31 @@ def refuse_client_models(doc, identity, audit) -> None:
                                    if model in doc.roots else None)
 
     doc.on_change(on_change)
+    doc.add_next_tick_callback(lambda: _audit_refused_messages(doc, identity, audit))
+
+
+def _audit_refused_messages(doc, identity, audit) -> None:
+    """Audit what Bokeh refuses from this page: a patch or an event naming a model the
+    session does not hold (a fabricated id, or a control of another session such as an
+    operator's launch button) fails to decode and is answered with an error; each such
+    message is also one ``access.denied`` record with the identity (then refused as
+    before). Runs once the session exists (the first tick of the document)."""
+    session = getattr(doc.session_context, "_session", None)
+    if session is None or getattr(session, "_wb_audited", False):
+        return
+    from ..governance.audit import append_audit
+
+    handle = session._handle_patch  # a coroutine function (Bokeh's document lock)
+
+    async def audited(message, connection):
+        try:
+            return await handle(message, connection)
+        except Exception as exc:
+            append_audit(audit, "access.denied", actor=identity.name, subject="",
+                         details={"action": "patch", "refused": type(exc).__name__,
+                                  "role": identity.role.value, "source": identity.source})
+            log.warning("refused: a message of %s (%s): %s", identity.name,
+                        identity.role.value, type(exc).__name__)
+            raise
+    session._handle_patch = audited
+    session._wb_audited = True

@@ -291,7 +291,7 @@ class InvestigationData:
         out["count"] = det_in["den" if self.kind == "ratio" else "rows"]
         out.index = out.index.tz_convert("UTC").tz_localize(None)
         out.index.name = "ts"
-        out = self._release_timeline(out.reset_index())
+        out = self._release_timeline(out.reset_index(), filt)
         out.attrs["filter"] = dict(filt)
         return out
 
@@ -399,7 +399,7 @@ class InvestigationData:
     def _release_mix(self, df: pd.DataFrame, filt: dict, dimension: str) -> pd.DataFrame:
         return df
 
-    def _release_timeline(self, df: pd.DataFrame) -> pd.DataFrame:
+    def _release_timeline(self, df: pd.DataFrame, filt: dict | None = None) -> pd.DataFrame:
         return df
 
     def total_deviation(self) -> float:

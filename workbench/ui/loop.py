@@ -22,6 +22,7 @@ from pathlib import Path
 import panel as pn
 import param
 
+from .._format import confidence
 from ..experiments.templates import TEMPLATES
 from ..governance.policy import Action, local_identity
 from .state import _POOL, WorkbenchState, _serving
@@ -54,6 +55,7 @@ class LoopState(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         self._lock = threading.Lock()
+        self._launched: str | None = None
         wb = self.workbench
         if wb is not None:
             wb.param.watch(self._on_live, "live")
@@ -111,6 +113,7 @@ class LoopState(param.Parameterized):
         from ..passport import load_passport
 
         self.error, self.result, self.updates, self.running = "", None, [], True
+        wb.experiment, self._launched = None, str(self.cause)
         self.message = f"Launching a {self.template} of {self.cause} at {self.dose:g}%…"
         settings = dict(template=self.template, dose=float(self.dose), hours=int(self.hours))
         identity, passport = self.identity, wb.passport
@@ -128,11 +131,27 @@ class LoopState(param.Parameterized):
 
     def _apply_update(self, upd: dict) -> None:
         self.updates = [*self.updates, upd]
+        self._publish(upd.get("status") or "running")
         self.message = (f"hour {upd['hour']}: confidence {upd['confidence']:.3f}, "
                         f"effect {upd['effect']:+.4f}")
 
+    def _publish(self, status: str) -> None:
+        """Hand the test's state to the workbench so the hypothesis board and the timeline
+        move hour by hour (a new dict each time: one change event per update)."""
+        wb = self.workbench
+        if wb is None or not self.updates:
+            return
+        last = self.updates[-1]
+        arms = [{"ts": u["ts"], "arm": arm, "value": v}
+                for u in self.updates for arm, v in (u.get("arms") or {}).items()]
+        wb.experiment = {"change_id": self._launched, "status": status, "hour": last["hour"],
+                         "template": self.template, "dose": float(self.dose),
+                         "hypotheses": list(last.get("hypotheses") or []), "arms": arms}
+
     def _finish(self, res: dict | None, exc: BaseException | None) -> None:
         self.running = False
+        if res is not None:
+            self._publish(res["status"])
         if exc is not None:
             log.error("workbench: loop failed", exc_info=exc)
             self.error = str(exc) if not isinstance(exc, AssertionError) else repr(exc)
@@ -180,6 +199,21 @@ class LoopState(param.Parameterized):
                 return
 
         pn.state.execute(task)
+
+
+def board_line(exp: dict | None, c: dict) -> tuple[float, str]:
+    """A card's confidence while a test runs (the test's hourly update moves every ranked
+    cause) and a line on the tested one: its status, hour and confidence."""
+    if not exp:
+        return c["confidence"], ""
+    now = {h["change_id"]: h["confidence"] for h in exp.get("hypotheses") or []}
+    conf = float(now.get(c["change_id"], c["confidence"]))
+    if c["change_id"] != exp.get("change_id"):
+        return conf, ""
+    status = html.escape(str(exp.get("status") or "running"))
+    return conf, (f"\n\n<span class='wb-badge wb-test-{status}'>{html.escape(exp['template'])} "
+                  f"test at {exp['dose']:g}%: {status} · hour {exp['hour']} · confidence "
+                  f"{confidence(conf)}</span>")
 
 
 def _status_html(state: LoopState) -> str:

@@ -64,17 +64,34 @@ def _rail(frame: pd.DataFrame) -> tuple[float, float, float]:
     return lo - 2 * pad, hi + pad, lo - pad
 
 
+_ARMS_EMPTY = pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ns]"),
+                            "arm": pd.Series([], dtype=object), "value": pd.Series([], dtype=float)})
+
+
+def arm_frame(experiment: dict | None) -> pd.DataFrame:
+    """A running test's arms (``ts`` zone-free UTC, ``arm``, ``value``) from the workbench
+    state's ``experiment`` (empty without one)."""
+    rows = (experiment or {}).get("arms") or []
+    if not rows:
+        return _ARMS_EMPTY
+    df = pd.DataFrame(rows)
+    df["ts"] = pd.to_datetime(df["ts"], utc=True).dt.tz_localize(None)
+    return df.astype({"value": float})
+
+
 def timeline_plot(frame: pd.DataFrame, *, metric: str, filt: dict | None = None,
                   changes: pd.DataFrame | None = None, gaps: pd.DataFrame | None = None,
                   onset=None, now=None, xlim=None, highlight: str | None = None,
-                  top_causes: int = 5, height: int = 360) -> hv.Overlay:
+                  top_causes: int = 5, height: int = 360,
+                  arms: pd.DataFrame | None = None) -> hv.Overlay:
     """The metric with its baseline band, onset, change markers and data-quality gaps.
 
     ``frame`` has ``ts, observed, expected, lower, upper``. ``changes`` has
     ``ts, id, kind, target, scope, author, rollout, description, confidence``;
     the leading ``top_causes`` candidates (by rank) are drawn larger and red, and
     ``highlight`` (a change id) gets a vertical line. ``now`` is the replay time:
-    the data ends there and a grey line marks it.
+    the data ends there and a grey line marks it. ``arms`` (:func:`arm_frame`) draws a
+    running test's arms hour by hour after the data.
     """
     frame = frame if frame is not None else _empty_series()
     if xlim is not None and len(frame):
@@ -128,6 +145,11 @@ def timeline_plot(frame: pd.DataFrame, *, metric: str, filt: dict | None = None,
                                                           line_width=1, alpha=0.5)
     overlay = (spans * band * expected * observed * onset_line * now_line * hl_line
                * others * causes)
+    for arm, color in (("kept", "#b45309"), ("reverted", "#15803d")):
+        a = arms[arms["arm"] == arm] if arms is not None and len(arms) else _ARMS_EMPTY
+        overlay = overlay * hv.Curve(a, "ts", hv.Dimension("value", label=metric),
+                                     label=f"test arm: {arm}").opts(
+            color=color, line_width=2.5, line_dash="dotdash" if arm == "kept" else "solid")
     del lo, hi
     # The legend sits inside the frame, in headroom kept free above the data: a legend
     # outside it ("top") is taken off the figure and put back on every update, and

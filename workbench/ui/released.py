@@ -14,18 +14,33 @@ The released margins of each table are its groups: the values of one dimension
 inside the shown slice add up to the shown slice (the ranked list, the
 rate/mix split: one group per dimension); a heatmap's rows and columns add up
 to the ranked rows of its two dimensions, whose withheld values it withholds
-too, so the same filter's tables agree on what is hidden. A timeline withholds
-each time bucket whose count is small (primary suppression only; see
-``README``, "Serving to others", for what is not covered).
+too, so the same filter's tables agree on what is hidden.
+
+A timeline's hours are cells too: each hour of a slice is one of its siblings'
+hours (the other values of each of its dimensions inside the parent slice),
+whose sum is the parent's hour, released as the parent's timeline. So the hours
+of a slice are withheld by complementary suppression over the table *hour x
+sibling* with both margins (each hour: the parent; each sibling: its own
+total), then within the slice's own timeline (its total over the hours is
+released by the ranked list), so that no withheld hour is the parent's hour
+minus the released siblings. Exact for a slice of one dimension value (the
+parent is everything); for deeper slices each parent's table is protected on
+its own (a chain of cells across two parents is not closed).
+
+The investigation's own words are released too (:attr:`ReleasedData.inv`): a
+slice or a cause whose scope is a withheld cell keeps its name and confidence,
+and loses its numbers (shares, rates, effect, evidence sentences, tests), so the
+story text, the hypothesis cards and the effect summary cannot say them.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
 import pandas as pd
 
-from ..governance.suppression import DEFAULT_K, suppress, suppress_linked
+from ..governance.suppression import DEFAULT_K, suppress_linked, suppress_mask
 from .data import InvestigationData, _key
 
 __all__ = ["ReleasedData", "released"]
@@ -64,6 +79,7 @@ class ReleasedData(InvestigationData):
         # Its own cache (its frames differ from the base's under the same keys).
         self._cache, self._lock, self._key_locks = {}, threading.RLock(), {}
         self.base, self.k = base, int(k)
+        self.inv = self._released_inv(base.inv)
 
     def replay(self):
         """The base's replay engine (its snapshots are released by the session state)."""
@@ -149,8 +165,77 @@ class ReleasedData(InvestigationData):
                 for v, c in zip(df["value"], df["count"])]
         return _withhold(df, np.asarray(hide, bool), _MIX)
 
-    def _release_timeline(self, df: pd.DataFrame) -> pd.DataFrame:
-        return suppress(df, "count", [], [c for c in _TIMELINE if c in df], self.k)
+    def _release_timeline(self, df: pd.DataFrame, filt: dict | None = None) -> pd.DataFrame:
+        filt = {d: str(v) for d, v in (filt or {}).items()}
+        hide = np.zeros(len(df), bool)
+        for d in filt:  # the slice's hours among its siblings' (both margins released)
+            sib = self._siblings_by_hour(filt, d)
+            if not len(sib):
+                continue
+            h = suppress_mask(sib, "count", [["ts"], ["value"]], self.k)
+            mine = sib.loc[h & (sib["value"] == filt[d]).to_numpy(), "ts"]
+            hide |= df["ts"].isin(mine).to_numpy()
+        hide = suppress_mask(df, "count", [[]], self.k, hidden=hide)  # and its own total
+        return _withhold(df, hide, [c for c in _TIMELINE if c in df])
+
+    def _siblings_by_hour(self, filt: dict, d: str) -> pd.DataFrame:
+        """``ts`` (naive UTC), ``value``, ``count``: every value of ``d`` inside the slice
+        ``filt`` without ``d``, hour by hour."""
+        parent = {j: u for j, u in filt.items() if j != d}
+
+        def run():
+            from ..store import Store
+            from ..store.queries import metric_series_by
+
+            with Store(self.db, read_only=True) as st:
+                g = metric_series_by(st.con, self.sp, self.spec, d, filter=parent).frame
+            g["ts"] = g["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
+            g["count"] = g["den" if self.kind == "ratio" else "rows"].astype(float)
+            return g[["ts", "value", "count"]]
+        return self._cached(("siblings", _key(parent), d), run)
+
+    # ------------------------------------------------------------------ words and numbers
+    def withheld(self, filt: dict | None) -> bool:
+        """Whether the slice ``filt`` (from the whole population) is a withheld cell."""
+        filt = {d: str(v) for d, v in (filt or {}).items()}
+        if not filt or self.leaves() is None:
+            return False
+        return self._cell_hidden({}, filt, self._count(filt))
+
+    def _released_inv(self, inv):
+        """``inv`` with the numbers of withheld slices and causes' scopes taken out (its
+        library record shared, so decisions recorded on either show on both)."""
+        if self.leaves() is None:
+            return inv
+        note = (f"withheld: fewer than {self.k} units in this scope "
+                "(small-cell suppression for your role)")
+        slices = [s if not self.withheld(s["filter"]) else
+                  {**s, "explained_share": None, "baseline": None, "observed": None,
+                   "relative_change": None, "withheld": True} for s in inv.slices]
+        causes = []
+        for c in inv.causes:
+            if self.withheld(c.get("scope")):
+                c = {**c, "effect": None, "scope_share": None, "traffic_share": None,
+                     "siblings": None, "evidence": [note], "tests": [], "withheld": True}
+            causes.append(c)
+        div = inv.divergence
+        if self.withheld(div.get("scope")):
+            div = {**div, "baseline": None, "observed": None, "relative_change": None}
+        rate_mix = inv.rate_mix
+        if slices and slices[0].get("withheld"):
+            rate_mix = None
+        out = dataclasses.replace(inv, slices=slices, causes=causes, divergence=div,
+                                  rate_mix=rate_mix)
+        object.__setattr__(out, "record", inv.record)
+        return out
+
+    def impact(self, filt: dict | None = None) -> dict:
+        """The base's impact over the whole window (a released cell: its withheld hours
+        are two or more adding up to k or more), or nothing for a withheld slice."""
+        if self.withheld(filt):
+            return {"baseline": None, "observed": None, "relative_change": None,
+                    "delta": None, "hours": 0}
+        return self.base.impact(filt)
 
 
 def _withhold(df: pd.DataFrame, hide: np.ndarray, columns: list[str]) -> pd.DataFrame:

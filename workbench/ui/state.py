@@ -149,6 +149,10 @@ class WorkbenchState(Guarded, param.Parameterized):
     hypothesis = param.Integer(default=0, bounds=(0, None),
                                doc="Index of the selected candidate cause (j/k).")
     decisions = param.List(default=[], doc="Confirm/refute decisions, oldest first.")
+    experiment = param.Dict(default=None, allow_None=True, doc=(
+        "The test launched from this session, as its hourly updates arrive (ui.loop): "
+        "change_id, status, hour, hypotheses (every ranked cause's confidence now) and arms "
+        "(ts, arm, value: the metric per arm per hour); None before any test."))
     counterfactual = param.DataFrame(default=None, allow_None=True,
                                      doc="Timeline of the selected cause's scope, from the "
                                          "shown moment's data (None while computing).")

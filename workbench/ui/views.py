@@ -22,6 +22,7 @@ from .._format import confidence, pct
 from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
+from .loop import board_line
 from .narrative import narrate, next_step
 from .state import WorkbenchState
 
@@ -177,7 +178,8 @@ class DivergenceView(_View):
             description="The slice the timeline shows; a localized slice or one dimension "
                         "value (d/u drill down and up)")
         self._select.param.watch(self._on_select, "value")
-        dmap = hv.DynamicMap(pn.bind(self._plot, st.param.timeline, st.param.hypothesis))
+        dmap = hv.DynamicMap(pn.bind(self._plot, st.param.timeline, st.param.hypothesis,
+                                     st.param.experiment))
         self._pane = _hv(dmap, min_height=self.height, loading=st.param.timeline_busy)
         st.param.watch(self._sync, ["slice_filter", "data", "live"])
         head = pn.Row(self._select, self._title, sizing_mode="stretch_width")
@@ -221,7 +223,7 @@ class DivergenceView(_View):
         if filt != self.state.slice_filter:
             self.state.drill_to(filt)
 
-    def _plot(self, timeline, hypothesis):
+    def _plot(self, timeline, hypothesis, experiment=None):
         st = self.state
         data = st.data
         live = st.live
@@ -232,6 +234,9 @@ class DivergenceView(_View):
             filt = st.slice_filter  # same slice: keep the order the user picked
         start, end = live.data_range()
         end = end.tz_localize(None) + live.grain
+        arms = plots.arm_frame(experiment)
+        if len(arms):  # a running test: the days before it and its hours
+            end = max(end, arms["ts"].max())
         xlim = (max(end - pd.Timedelta(days=7), start.tz_localize(None)), end)
         cause = st.selected_cause
         onset = data.onset.tz_localize(None) if data.onset is not None else None
@@ -239,7 +244,7 @@ class DivergenceView(_View):
         return plots.timeline_plot(timeline, metric=data.metric, filt=filt,
                                    changes=data.changes(), gaps=data.gaps(), onset=onset,
                                    now=now, xlim=xlim, height=self.height,
-                                   highlight=cause["change_id"] if cause else None)
+                                   highlight=cause["change_id"] if cause else None, arms=arms)
 
 
 # ============================================================================ replay
@@ -568,6 +573,7 @@ class HypothesisBoard(_View):
         st.param.watch(self._rebuild, ["data"])
         st.param.watch(self._select, ["hypothesis"])
         st.param.watch(self._on_decisions, ["decisions"])
+        st.param.watch(self._on_experiment, ["experiment"])
         self._rebuild()
         return pn.Column(self._head, self._cards, _md("#### Decisions"),
                          self._decisions, sizing_mode="stretch_width")
@@ -651,11 +657,20 @@ class HypothesisBoard(_View):
             f" · rollout {info.get('rollout', '-')}</span>")
         parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
                                 f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}")
-        parts["conf"].value = int(round(100 * c["confidence"]))
-        parts["conf"].bar_color = "danger" if c["confidence"] >= 0.5 else "secondary"
+        conf, test = board_line(self.state.experiment, c)
+        parts["head"].object += test
+        parts["conf"].value = int(round(100 * conf))
+        parts["conf"].bar_color = "danger" if conf >= 0.5 else "secondary"
         live = d.as_of is None
         for key in ("ok", "no", "note"):
             parts[key].disabled = not live
+
+    def _on_experiment(self, *events):
+        """A test's hourly update: every shown card's confidence and the tested one's status."""
+        d = self.state.data
+        causes = d.causes[: self.max_causes] if d is not None else []
+        for i, c in enumerate(causes):
+            self._fill_card(self._card_parts[i], i, c, d)
 
     def _select(self, *events):
         h = self.state.hypothesis
@@ -737,6 +752,8 @@ class CausalView(_View):
                          f"{html.escape(slice_label(scope))}: difference-in-differences, "
                          f"exposed vs unexposed, {e.get('n_pre')} h before and "
                          f"{e.get('n_post')} h after ({e.get('method')}).")
+        elif c.get("withheld"):  # small-cell suppression (ui.released): no number of it
+            lines.append(html.escape(c["evidence"][0]))
         else:
             lines.append("No effect estimate for this change (no unexposed group to compare, "
                          "or too little data after it).")
