@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("WORKBENCH_UI_ARTIFACTS", "/tmp"))
 SECOND = "chg-0430"  # sample_data/demo: a global change at the same hour (untestable)
 
-# The counterfactual figure: its title and whether its band has data.
+# The counterfactual figure: its title and how many points its dashed line has.
 _CF_JS = """() => {
   for (const d of (window.Bokeh && window.Bokeh.documents) || []) {
     for (const m of (d.all_models || [])) {
@@ -30,8 +30,8 @@ _CF_JS = """() => {
       if (!t || typeof t.text !== "string" || !t.text.startsWith("Observed vs")) continue;
       for (const r of (m.renderers || [])) {
         const s = r && r.data_source && r.data_source.data;
-        const lo = s && (s.get ? s.get("lower") : s.lower);
-        if (lo && lo.length) return {title: t.text, n: lo.length};
+        const cf = s && (s.get ? s.get("expected") : s.expected);
+        if (cf && cf.length) return {title: t.text, n: cf.length};
       }
     }
   }

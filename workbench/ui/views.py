@@ -702,7 +702,10 @@ class CausalView(_View):
                                doc="Fixed plot width in pixels (None: stretch to the column).")
 
     def _build(self):
+        from .verify import verify_panel
+
         st = self.state
+        self._verify = verify_panel(st)
         self._text = _md(self._summary(), css_classes=["wb-effect"])
         forest = hv.DynamicMap(pn.bind(lambda d, h: plots.effect_plot(
             d.causes if d is not None else [], h, width=self.plot_width), st.param.data,
@@ -714,8 +717,6 @@ class CausalView(_View):
                                        "verifying"])
         size = ({"sizing_mode": "fixed", "width": self.plot_width} if self.plot_width
                 else {})
-        from .verify import verify_panel
-        self._verify = verify_panel(st)
         return pn.Column(self._verify.panel, self._text,
                          _hv(cf, loading=st.param.counterfactual_busy, **size),
                          _hv(forest, **size),
