@@ -89,11 +89,17 @@ else:
 
 # %%
 if rep is not None and rep.counterfactual is not None:
+    import matplotlib.pyplot as plt
+
     cf = rep.counterfactual[1].series
-    ax = cf.plot(x="ts", y=["observed", "counterfactual"], style=["-", "--"], figsize=(9, 3),
-                 title=f"{metric}: observed vs without {rep.counterfactual[0]}")
-    ax.fill_between(cf["ts"], cf["lo"], cf["hi"], alpha=0.3, label="95% band")
+    ts = cf["ts"].dt.tz_localize(None)  # UTC
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.fill_between(ts, cf["lo"], cf["hi"], alpha=0.3, label="95% band")
+    ax.plot(ts, cf["observed"], label="observed")
+    ax.plot(ts, cf["counterfactual"], "--", label=f"without {rep.counterfactual[0]}")
+    ax.set(title=f"{metric} in {rep.counterfactual[1].region}", xlabel="time (UTC)")
     ax.legend()
+    plt.show()
 
 # %% [markdown]
 # ## The story for each reader
