@@ -401,13 +401,13 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
                      if rc is not None and rc < 0 else
                      f"### {metric.replace('_', ' ').capitalize()} moved {_spct(rc)}")
         lines.append(f"- **Since** {onset}, mostly in {where}.")
-        if cf_line:
-            lines.append(f"- **Without the change**: {cf_line[0].upper() + cf_line[1:]}.")
-        elif delta is not None:
+        if delta is not None:
             unit = numerator or (inv.metric if inv.metric_kind == "sum" else "numerator units")
             lines.append(f"- **Impact so far**: about {_amount(abs(delta))} "
                          f"{'fewer' if delta < 0 else 'more'} {unit} than expected over "
                          f"{hours} hours.")
+        if cf_line:  # what the change itself cost (the impact above is against the baseline)
+            lines.append(f"- **Without the change**: {cf_line[0].upper() + cf_line[1:]}.")
         if blamed:
             lines.append(f"- **Why**: the {blamed['kind']} {blamed['target']} "
                          f"(confidence {_conf(blamed['confidence'])}).")
