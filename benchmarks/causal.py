@@ -27,9 +27,29 @@ direction and top slice as ``investigate`` found them), and scores:
 Seeds are fresh on every run (from the OS) unless ``--seed`` is given, and are
 written to the results. Nothing is tuned to a seed.
 
+**Counterfactual timelines** (:mod:`workbench.causal.counterfactual`) are scored
+apart, on conversion incidents whose generator writes the true no-change series
+(``no_change.csv``: the conversions the slice's sampled sessions would have
+made without the change): ``scoped_change``, ``staged_rollout`` (a ramp) and
+``delayed_effect`` (the effect starts 2-5 h after the change). The given
+culprit's counterfactual is computed in the truth's slice up to the end of the
+data, and scored by
+
+- **counterfactual_coverage**: share of buckets from the change on whose 95 %
+  band covers the true no-change rate (target >= 0.90);
+- **total_effect_within_10pct**: share of incidents whose total effect
+  (observed minus counterfactual conversions) is within 10 % of the true one
+  (observed minus the true no-change conversions; target >= 0.90).
+
+The constants of :class:`~workbench.causal.counterfactual.CounterfactualConfig`
+were chosen on the tuning seeds (``--cf-tuning-seed``, default 1000); the
+figures written as ``counterfactual_coverage`` and ``total_effect_within_10pct``
+are those of the held-out seeds (fresh unless ``--seed``), reported apart.
+
 Usage::
 
     .venv/bin/python benchmarks/causal.py [--n 5] [--seed S] [--jobs 2] [--families a,b]
+    .venv/bin/python benchmarks/causal.py --cf-only [--cf-n 8]   # counterfactuals only
 """
 from __future__ import annotations
 
@@ -62,18 +82,30 @@ def _expected_mechanism(truth: dict) -> str | None:
     return None
 
 
+def _generate(family: str, seed: int, tmp: str) -> tuple[Path, dict]:
+    from workbench.synth import generate_incident
+
+    path = generate_incident(family, seed, Path(tmp) / "p")
+    return path, json.loads((Path(path) / "truth.json").read_text())
+
+
+def _map(fn, todo: list, jobs: int) -> list:
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as ex:
+            return list(ex.map(fn, todo))
+    return [fn(j) for j in todo]
+
+
 def run_one(args: tuple[str, int]) -> dict:
     family, seed = args
     import dowhy  # noqa: F401 - paid once per worker, outside the timings
     from workbench.causal import verify_cause, verify_top_causes
     from workbench.investigation import investigate
     from workbench.store import Store
-    from workbench.synth import generate_incident
 
     rec: dict = {"family": family, "seed": seed, "error": None}
     with tempfile.TemporaryDirectory() as tmp:
-        path = generate_incident(family, seed, Path(tmp) / "p")
-        truth = json.loads((Path(path) / "truth.json").read_text())
+        path, truth = _generate(family, seed, tmp)
         culprits = truth.get("culprit_ids", [])
         rec.update(truth_verdict=truth["verdict"], culprits=culprits,
                    variant=truth.get("details", {}).get("variant"),
@@ -128,6 +160,111 @@ def run_one(args: tuple[str, int]) -> dict:
         except Exception as exc:  # a crash is a miss, and is reported
             rec["error"] = f"{type(exc).__name__}: {exc}"
     return rec
+
+
+CF_FAMILIES = ("scoped_change", "staged_rollout", "delayed_effect")
+
+
+def cf_one(args: tuple[str, int]) -> dict:
+    """The given culprit's counterfactual on one incident, against the true no-change series."""
+    family, seed = args
+    from workbench.causal._table import dose_schedule
+    from workbench.causal.counterfactual import scope_counterfactual
+    from workbench.passport import load_passport
+    from workbench.store import Store
+
+    rec: dict = {"family": family, "seed": seed, "error": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        path, truth = _generate(family, seed, tmp)
+        nc = pd.read_csv(Path(path) / "no_change.csv")
+        nc["ts"] = pd.to_datetime(nc["ts"], utc=True)
+        db = Path(tmp) / "s.duckdb"
+        try:
+            with Store(db) as st:
+                st.ingest(load_passport(path))
+                sp = st.passport()
+                spec = sp.manifest.metric(truth["metric"])
+                ch = st.changes(sp.name)
+                rows = ch[ch["id"].isin(truth["culprit_ids"])].sort_values("ts")
+                first = rows.iloc[0]
+                grain = sp.manifest.grain_td
+                end = nc["ts"].max()
+                cause = {"change_id": first["id"], "ts": first["ts"], "scope": first["scope"],
+                         "target": first["target"], "rollout": first["rollout"]}
+                t0 = pd.Timestamp(first["ts"]).floor(grain)
+                sched = dose_schedule(cause, ch, grain=grain, start=t0, end=end + grain)
+                t_start = time.perf_counter()
+                cf = scope_counterfactual(st.con, sp, spec, scope=first["scope"],
+                                          slice=truth["slice"], t0=t0, end=end, grain=grain,
+                                          schedule=sched)
+                rec["secs"] = time.perf_counter() - t_start
+            if cf is None:
+                rec["error"] = "no counterfactual"
+                return rec
+            s = cf.series.merge(nc, on="ts")
+            s = s[s["ts"] >= t0]
+            true_rate = s["conversions_no_change"] / s["sessions"]
+            covered = (s["lo"] <= true_rate) & (true_rate <= s["hi"])
+            w = (nc["ts"] >= cf.window[0]) & (nc["ts"] < cf.window[1])
+            obs = cf.series.set_index("ts")["observed_num"]
+            post = nc["ts"] >= t0
+            true_total = float(obs.reindex(nc.loc[post, "ts"]).sum()
+                               - nc.loc[post, "conversions_no_change"].sum())
+            rec.update(n_grains=int(len(s)), covered=int(covered.sum()),
+                       total=cf.total, total_lo=cf.total_lo, total_hi=cf.total_hi,
+                       true_total=true_total, rel_error=abs(cf.total - true_total) / abs(true_total),
+                       total_covered=bool(cf.total_lo <= true_total <= cf.total_hi),
+                       lag_hours=cf.lag / pd.Timedelta("1h"),
+                       true_delay=truth["details"].get("delay_hours", 0),
+                       window_hours=float(w.sum()), effect=truth["effect"],
+                       effect_full=cf.effect_full)
+        except Exception as exc:  # a crash is a miss, and is reported
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+    return rec
+
+
+def cf_score(recs: list[dict]) -> dict:
+    def block(rs):
+        ok = [r for r in rs if r.get("error") is None]
+        grains = sum(r["n_grains"] for r in ok)
+        return {"n": len(rs), "errors": len(rs) - len(ok), "grains": grains,
+                "counterfactual_coverage": sum(r["covered"] for r in ok) / grains if grains else None,
+                "total_effect_within_10pct": float(np.mean([r["rel_error"] <= 0.10 for r in rs
+                                                            if r.get("error") is None] or [0]))
+                if rs else None,
+                "total_interval_covers": float(np.mean([r["total_covered"] for r in ok]))
+                if ok else None,
+                "median_rel_error": float(np.median([r["rel_error"] for r in ok])) if ok else None,
+                "secs_per_counterfactual": float(np.mean([r["secs"] for r in ok])) if ok else None}
+
+    fams = sorted({r["family"] for r in recs})
+    return {"overall": block(recs),
+            "per_family": {f: block([r for r in recs if r["family"] == f]) for f in fams}}
+
+
+def print_cf_table(title: str, res: dict) -> None:
+    head = ["family", "n", "grains", "band covers truth", "total within 10%",
+            "total interval covers", "median |error|", "s/counterfactual"]
+    print(f"\n{title}\n\n| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for fam, b in list(res["per_family"].items()) + [("ALL", res["overall"])]:
+        print("| " + " | ".join([fam, str(b["n"]), str(b["grains"]),
+                                 _fmt(b["counterfactual_coverage"]),
+                                 _fmt(b["total_effect_within_10pct"]),
+                                 _fmt(b["total_interval_covers"]),
+                                 _fmt(b["median_rel_error"]),
+                                 _fmt(b["secs_per_counterfactual"], False)]) + " |")
+
+
+def run_counterfactuals(n: int, tuning_seed: int, heldout_seed: int, jobs: int) -> dict:
+    """Tuning and held-out seeds of the counterfactual benchmark, scored apart."""
+    out = {}
+    for name, base in (("tuning", tuning_seed), ("heldout", heldout_seed)):
+        todo = [(f, base + i * 1000 + k) for k, f in enumerate(CF_FAMILIES) for i in range(n)]
+        recs = _map(cf_one, todo, jobs)
+        out[name] = {**cf_score(recs), "base_seed": base, "records": recs}
+        print_cf_table(f"counterfactual timelines, {name} seeds (base {base})", out[name])
+    return out
 
 
 def score(recs: list[dict]) -> dict:
@@ -197,19 +334,32 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--families", help="comma-separated subset of " + ",".join(FAMILIES))
     ap.add_argument("--out", default=str(RESULTS / "causal.json"))
+    ap.add_argument("--cf-n", type=int, default=8,
+                    help="counterfactual incidents per family and seed set (default 8)")
+    ap.add_argument("--cf-tuning-seed", type=int, default=1000,
+                    help="base seed of the tuning incidents the constants were chosen on")
+    ap.add_argument("--cf-only", action="store_true",
+                    help="only the counterfactual benchmark (other figures of --out are kept)")
     a = ap.parse_args(argv)
     fams = a.families.split(",") if a.families else list(FAMILIES)
     base = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "little") % 10**8
+    cf = run_counterfactuals(a.cf_n, a.cf_tuning_seed, base + 7, a.jobs)
+    cf_keys = {"counterfactual_coverage": cf["heldout"]["overall"]["counterfactual_coverage"],
+               "total_effect_within_10pct": cf["heldout"]["overall"]["total_effect_within_10pct"],
+               "counterfactual": cf}
+    if a.cf_only:
+        old = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {}
+        old.update(cf_keys)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(old, indent=1, default=str))
+        print(f"\nwritten to {a.out}")
+        return 0
     jobs = [(f, base + i * 1000 + k) for k, f in enumerate(fams) for i in range(a.n)]
     t0 = time.perf_counter()
-    if a.jobs > 1:
-        with ProcessPoolExecutor(a.jobs) as ex:
-            recs = list(ex.map(run_one, jobs))
-    else:
-        recs = [run_one(j) for j in jobs]
+    recs = _map(run_one, jobs, a.jobs)
     res = score(recs)
     res.update(base_seed=base, n_per_family=a.n, families=fams,
-               wall_seconds=time.perf_counter() - t0, records=recs)
+               wall_seconds=time.perf_counter() - t0, records=recs, **cf_keys)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1, default=str))
     print_table(res)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -65,6 +67,50 @@ for cause in inv.causes[:3]:
     print(f"{cause['change_id']}  {cause['confidence']:.0%}  {cause['kind']} {cause['target']}")
     for line in cause["evidence"]:
         print("   -", line)
+
+# %% [markdown]
+# ## Causal verification and the counterfactual
+#
+# The top causes are verified with DoWhy unless `workbench.set_options(verify=False)`:
+# a backdoor estimate attacked by refuters, then the metric without the change in the
+# scope the divergence was found in (observed, without the change, its 95% band).
+
+# %%
+rep = inv.verification
+if rep is None:
+    print("not verified: set_options(verify=False), or DoWhy is not installed")
+else:
+    for v in rep.causes:
+        print(f"{v.change_id}: {v.verdict.upper()} - {v.reason}")
+        for r in v.refuters:
+            print(f"   {'passed' if r.passed else 'FAILED'}  {r.detail}")
+    if rep.counterfactual is not None:
+        print(rep.counterfactual[1].evidence())
+
+# %%
+if rep is not None and rep.counterfactual is not None:
+    import matplotlib.pyplot as plt
+
+    cf = rep.counterfactual[1].series
+    ts = cf["ts"].dt.tz_localize(None)  # UTC
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.fill_between(ts, cf["lo"], cf["hi"], alpha=0.3, label="95% band")
+    ax.plot(ts, cf["observed"], label="observed")
+    ax.plot(ts, cf["counterfactual"], "--", label=f"without {rep.counterfactual[0]}")
+    ax.set(title=f"{metric} in {rep.counterfactual[1].region}", xlabel="time (UTC)")
+    ax.legend()
+    plt.show()
+
+# %% [markdown]
+# ## The story for each reader
+
+# %%
+from IPython.display import Markdown, display
+
+from workbench.investigation.render import ROLES, narrate
+
+for role in ROLES:
+    display(Markdown(narrate(inv, role)))
 
 # %% [markdown]
 # ## Show the query

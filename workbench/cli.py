@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                                         "plug-in group (default: seasonal)")
     inv.add_argument("--localizer", help="slice finder: a name of the workbench.localizers "
                                          "plug-in group (default: search)")
+    inv.add_argument("--role", choices=("engineer", "operator", "pm"),
+                     help="print the story for this reader (engineer, operator, product "
+                          "manager) instead of the table")
 
     sc = sub.add_parser("scan", help="what diverged? every metric and slice, one story per onset")
     sc.add_argument("passport")
@@ -107,6 +110,10 @@ def _cmd_investigate(a) -> int:
                       verify=not a.no_verify, detector=a.detector, localizer=a.localizer)
     if a.json:
         print(inv.to_json(indent=1))
+    elif a.role:
+        from .investigation.render import ROLE_NAMES, narrate
+
+        print(narrate(inv, ROLE_NAMES[a.role]))
     else:
         print(inv.summary())
     return 0

@@ -15,9 +15,10 @@ Settings
     ``artifact_dir=``; the library commands use ``$WORKBENCH_INVESTIGATIONS``
     or ``./investigations``.
 ``verify``
-    Whether :func:`~workbench.investigate` verifies the top causes with DoWhy
-    when it is not told (default ``False``; the CLI verifies unless
-    ``--no-verify``).
+    Whether :func:`~workbench.investigate` (and so the notebook template and
+    the served app) verifies the top causes with DoWhy when it is not told
+    (default ``True``, as the CLI does unless ``--no-verify``; about a second
+    per investigation once DoWhy is imported).
 ``engine``
     The query engine of the store. ``"duckdb"`` is the one implemented (the
     seam where a Spark engine would go, architecture.md).
@@ -101,7 +102,7 @@ def _max_age(v: Any) -> float:
 #: name -> (default, validator)
 _DECLARED: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "library": (None, _library),
-    "verify": (False, _verify),
+    "verify": (True, _verify),
     "engine": ("duckdb", _engine),
     "memory_limit": (None, _memory_limit),
     "threads": (None, _threads),

@@ -21,7 +21,9 @@ def test_report_on_culprit_and_decoy(scoped):
     # evidence lines to append to the causes; the gcm line goes with the first
     ev = rep.evidence_for("chg-0447")
     assert ev[0].startswith("DoWhy verification: VERIFIED")
-    assert any(e.startswith("counterfactual: the change moved conversions by -") for e in ev)
+    # the counterfactual is told in the divergence's scope (the slice), not the total
+    assert any(e.startswith("counterfactual in ") and "the change moved conversions by -" in e
+               for e in ev)
     assert ev[-1].startswith("gcm distribution change: the conversions mechanism")
     assert not any(e.startswith("gcm") for e in rep.evidence_for("chg-0448"))
     assert rep.evidence_for("chg-9999") == []
@@ -31,6 +33,9 @@ def test_report_on_culprit_and_decoy(scoped):
     assert {r["name"] for r in d["causes"][0]["refuters"]} >= {
         "placebo_treatment", "random_common_cause", "data_subset"}
     assert d["attribution"]["top"] == "conversions"
+    cf = d["counterfactual"]
+    assert cf["change_id"] == "chg-0447" and cf["total"]["estimate"] < 0
+    assert {"ts", "observed", "counterfactual", "lo", "hi"} == set(cf["series"][0])
     fr = rep.to_frame()
     assert set(fr["change_id"]) <= {"chg-0447", "chg-0448"} and "chg-0447" in set(fr["change_id"])
     assert {"ts", "observed", "counterfactual", "baseline"} <= set(fr.columns)

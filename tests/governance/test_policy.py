@@ -34,7 +34,8 @@ def test_every_cell_of_the_matrix(tmp_path, role, action):
 #: The decided matrix, written out: an action added to ``Action`` without a decision
 #: here fails below (ADMIN's ``frozenset(Action)`` would otherwise grant it silently).
 DECIDED = {
-    "view": "viewer", "view_unmasked": "admin", "confirm": "analyst", "note": "analyst",
+    "view": "viewer", "view_unmasked": "admin", "confirm": "analyst", "verify": "analyst",
+    "note": "analyst",
     "save": "analyst", "export": "analyst", "rollback": "operator",
     "launch_experiment": "operator", "unmask": "admin", "manage_roles": "admin",
 }

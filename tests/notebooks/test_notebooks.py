@@ -87,6 +87,15 @@ def test_template_runs_as_is(tmp_path, truth):
     assert len(checks) == 1
     assert checks[0]["reproduced"] is None  # nothing saved in the bare template
     assert checks[0]["top"] == truth["culprit_ids"][0]
+    # verified by default (set_options(verify=True)): DoWhy's verdict, its refuters, the
+    # counterfactual total, a drawn timeline and the role stories with their sentence
+    text = text_of(nb)
+    assert f"{truth['culprit_ids'][0]}: VERIFIED" in text and "placebo treatment" in text
+    assert "counterfactual in app_version=5.2, platform=ios" in text
+    outs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outs)
+    stories = [o["data"]["text/markdown"] for o in outs if "text/markdown" in o.get("data", {})]
+    assert len(stories) == 3 and all("more conversions" in m for m in stories)
 
 
 def test_cli_artifact_reexecutes_to_the_same_top_cause(tmp_path, truth, monkeypatch):

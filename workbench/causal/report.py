@@ -74,10 +74,22 @@ class VerificationReport:
             "refuters": len(c.refuters), "seconds": c.seconds, "reason": c.reason}
             for c in self.causes])
 
+    @property
+    def counterfactual(self):
+        """The top cause's counterfactual in the divergence's scope (the first verified
+        cause's, else the first cause's that has one), with its ``change_id``."""
+        has = [c for c in self.causes if c.counterfactual is not None
+               and c.counterfactual.scoped is not None]
+        best = next((c for c in has if c.verified), has[0] if has else None)
+        return None if best is None else (best.change_id, best.counterfactual.scoped)
+
     def to_dict(self) -> dict:
+        top = self.counterfactual
         d = {"metric": self.metric, "causes": [c.to_dict() for c in self.causes],
              "attribution": None if self.attribution is None else self.attribution.to_dict(),
-             "attribution_error": self.attribution_error, "seconds": round(self.seconds, 3)}
+             "attribution_error": self.attribution_error, "seconds": round(self.seconds, 3),
+             "counterfactual": None if top is None else {"change_id": top[0],
+                                                         **top[1].to_dict()}}
         return json.loads(json.dumps(d, default=_json_default))
 
 

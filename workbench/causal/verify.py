@@ -66,9 +66,9 @@ import numpy as np
 import pandas as pd
 
 from .._format import fmt_filter, pct
-from .._format import iso as _iso
 from ..errors import UsageError
 from ._table import UnitTable, _ts as _ts_sql, build_unit_table, utc
+from .counterfactual import Counterfactual, counterfactual
 
 VERDICTS = ("verified", "fragile", "refuted", "untestable")
 _REFUTER_NAMES = {"placebo_treatment": "placebo treatment", "scope_overlap": "scope overlap",
@@ -145,43 +145,6 @@ class RefuterResult:
     def to_dict(self) -> dict:
         return {"name": self.name, "new_effect": _r(self.new_effect),
                 "p_value": _r(self.p_value), "passed": bool(self.passed), "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class Counterfactual:
-    """What the metric would have been without the change.
-
-    ``timeline`` has one row per bucket: ``ts, observed, counterfactual,
-    counterfactual_low, counterfactual_high, baseline`` for the total metric,
-    ``exposed_num`` (the scope's numerator), ``removed_num`` (what the change
-    took or added), ``dose`` (exposed share), and ``scope_observed,
-    scope_counterfactual, scope_baseline``: the same inside the change's
-    scope, where the effect is undiluted. ``baseline`` is the seasonal
-    expectation (same hour one and two weeks earlier), for comparison. ``impact`` is the change of
-    the metric's numerator (conversions, sessions...) the change caused over
-    the divergence window, with its interval.
-    """
-
-    timeline: pd.DataFrame
-    window: tuple[pd.Timestamp, pd.Timestamp]
-    impact: float
-    impact_low: float
-    impact_high: float
-    numerator: str
-    observed: float  # the metric over the window
-    counterfactual: float  # the metric over the window without the change
-    baseline: float | None  # the seasonal expectation over the window
-    explained_share: float | None  # share of the divergence (observed - baseline) removed
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.timeline
-
-    def to_dict(self) -> dict:
-        return {"window": [_iso(self.window[0]), _iso(self.window[1])],
-                "impact": _r(self.impact), "impact_low": _r(self.impact_low),
-                "impact_high": _r(self.impact_high), "numerator": self.numerator,
-                "observed": _r(self.observed), "counterfactual": _r(self.counterfactual),
-                "baseline": _r(self.baseline), "explained_share": _r(self.explained_share)}
 
 
 @dataclass(frozen=True)
@@ -558,83 +521,6 @@ def _rest_of_scope(con, sp, metric, cause: dict, tab: UnitTable, fit: _Fit, cfg:
     return RefuterResult("rest_of_scope", float(np.expm1(f.coef)), None, ok, detail)
 
 
-# --------------------------------------------------------------------------- counterfactual
-
-def counterfactual(tab: UnitTable, coef: float, ci: tuple[float, float], *, con, sp, metric,
-                   onset: pd.Timestamp, end: pd.Timestamp, grain: pd.Timedelta,
-                   scope: dict | None = None) -> Counterfactual:
-    """Remove the estimated effect from the exposed cells after the change.
-
-    The exposed numerator in bucket ``t`` is divided by ``exp(coef * dose_t)``
-    (a staged rollout is scaled by its exposed share); the denominator is
-    kept. The interval uses the ends of the coefficient's interval.
-    """
-    from ..store.queries import metric_series
-
-    df = tab.frame
-    g = df.groupby("ts")
-    tot = g[["num", "den"]].sum()
-    ex = df[df["exposed"] == 1].groupby("ts")[["num"]].sum().reindex(tot.index, fill_value=0.0)
-    dose = df[df["exposed"] == 1].groupby("ts")["dose"].max().reindex(tot.index, fill_value=0.0)
-    ratio = metric.kind == "ratio"
-
-    def cf_num(c: float) -> pd.Series:
-        return tot["num"] - ex["num"] + ex["num"] / np.exp(c * dose)
-
-    def value(num: pd.Series) -> pd.Series:
-        return num / tot["den"] if ratio else num
-
-    def value_in(num: pd.Series, den: pd.Series) -> pd.Series:
-        return num / den if ratio else num
-
-    def seasonal(filt: dict | None) -> pd.DataFrame:
-        """The same bucket one and two weeks earlier (the seasonal baseline)."""
-        ser = metric_series(con, sp, metric, filter=filt,
-                            start=tab.pre_start - pd.Timedelta("14D"),
-                            end=tab.end).frame.set_index("ts")[["num", "den"]]
-        shifted = [ser.shift(freq=pd.Timedelta(days=7 * k)) for k in (1, 2)]
-        return pd.concat(shifted).groupby(level=0).mean().reindex(tot.index)
-
-    base = seasonal(None)
-    base_val = base["num"] / base["den"] if ratio else base["num"]
-    ex_den = df[df["exposed"] == 1].groupby("ts")["den"].sum().reindex(tot.index)
-    scope_base = seasonal(scope) if scope else base
-
-    lo_c, hi_c = ci
-    cf, cf_a, cf_b = cf_num(coef), cf_num(lo_c), cf_num(hi_c)
-    timeline = pd.DataFrame({
-        "ts": tot.index, "observed": value(tot["num"]).to_numpy(),
-        "counterfactual": value(cf).to_numpy(),
-        "counterfactual_low": np.minimum(value(cf_a), value(cf_b)).to_numpy(),
-        "counterfactual_high": np.maximum(value(cf_a), value(cf_b)).to_numpy(),
-        "baseline": base_val.to_numpy(), "exposed_num": ex["num"].to_numpy(),
-        "removed_num": (tot["num"] - cf).to_numpy(), "dose": dose.to_numpy(),
-        "scope_observed": value_in(ex["num"], ex_den).to_numpy(),
-        "scope_counterfactual": value_in(ex["num"] / np.exp(coef * dose), ex_den).to_numpy(),
-        "scope_baseline": value_in(scope_base["num"], scope_base["den"]).to_numpy()})
-    timeline = timeline.reset_index(drop=True)
-
-    w0, w1 = utc(onset), utc(end) + grain
-    inw = (tot.index >= w0) & (tot.index < w1)
-    num_o = float(tot["num"][inw].sum())
-    den_o = float(tot["den"][inw].sum()) if ratio else 1.0
-    imp = [num_o - float(x[inw].sum()) for x in (cf, cf_a, cf_b)]
-    obs_m = num_o / den_o if den_o else float("nan")
-    cf_m = float(cf[inw].sum()) / den_o if den_o else float("nan")
-    bw = base[inw].dropna()
-    base_m = None
-    if len(bw):
-        base_m = float(bw["num"].sum() / bw["den"].sum()) if ratio else \
-            float(bw["num"].sum()) * inw.sum() / len(bw)
-    share = None
-    if base_m is not None and obs_m != base_m:
-        share = float((obs_m - cf_m) / (obs_m - base_m))
-    return Counterfactual(timeline=timeline, window=(w0, w1), impact=imp[0],
-                          impact_low=min(imp[1], imp[2]), impact_high=max(imp[1], imp[2]),
-                          numerator=metric.numerator, observed=obs_m, counterfactual=cf_m,
-                          baseline=base_m, explained_share=share)
-
-
 def _evidence(reason, est, lo, hi, absolute, n_cells, refuters, cf, *, schedule) -> tuple[str, ...]:
     """Three lines for the hypotheses ledger: estimate and verdict, refuters, counterfactual."""
     dosed = [d for _, d in schedule if 0 < d < 1]
@@ -646,7 +532,9 @@ def _evidence(reason, est, lo, hi, absolute, n_cells, refuters, cf, *, schedule)
           f"{n_cells[1]} unexposed cells)"]
     if refuters:
         ev.append("; ".join(r.detail for r in refuters))
-    if cf is not None:
+    if cf is not None and cf.scoped is not None:
+        ev.append(cf.scoped.evidence())
+    elif cf is not None:
         share = ("" if cf.explained_share is None
                  else f", {cf.explained_share:.0%} of the divergence")
         ev.append(f"counterfactual: the change moved {cf.numerator} by {cf.impact:+,.0f} "
@@ -780,7 +668,8 @@ def verify_cause(con, sp, metric, cause: dict, *, onset, end, grain=None,
     cf = None
     if verdict != "refuted":
         cf = counterfactual(tab, fit.coef, (lo, hi), con=con, sp=sp, metric=metric,
-                            onset=onset, end=end, grain=grain, scope=cause.get("scope") or None)
+                            onset=onset, end=end, grain=grain, scope=cause.get("scope") or None,
+                            slice=slice)
 
     ev = _evidence(reason, est, est_lo, est_hi, absolute, n_cells, refuters, cf,
                    schedule=tab.schedule)

@@ -43,6 +43,7 @@ class Action(str, Enum):
     VIEW = "view"
     VIEW_UNMASKED = "view_unmasked"
     CONFIRM = "confirm"            # confirm or refute a hypothesis
+    VERIFY = "verify"              # run DoWhy's verification of a hypothesis (CPU seconds)
     NOTE = "note"
     SAVE = "save"
     EXPORT = "export"
@@ -53,7 +54,7 @@ class Action(str, Enum):
 
 
 _VIEWER = frozenset({Action.VIEW})
-_ANALYST = _VIEWER | {Action.CONFIRM, Action.NOTE, Action.SAVE, Action.EXPORT}
+_ANALYST = _VIEWER | {Action.CONFIRM, Action.VERIFY, Action.NOTE, Action.SAVE, Action.EXPORT}
 _OPERATOR = _ANALYST | {Action.ROLLBACK, Action.LAUNCH_EXPERIMENT}
 _ADMIN = frozenset(Action)
 

@@ -22,7 +22,7 @@ from .._format import confidence, fmt_filter, num, pct
 from ..governance.safe import safe_markdown
 from .hypothesis import advice
 
-__all__ = ["ROLES", "answer_lines", "answer_markdown", "decisions_markdown", "md_escape",
+__all__ = ["ROLES", "ROLE_NAMES", "answer_lines", "counterfactual_sentence", "answer_markdown", "decisions_markdown", "md_escape",
            "narrate", "summary", "title_markdown"]
 
 ROLES = ("engineer", "operator", "product manager")
@@ -243,6 +243,64 @@ def _when(iso: str | None) -> str:
 
 _conf = confidence
 
+#: ``--role`` spellings of the command line -> :data:`ROLES`
+ROLE_NAMES = {"engineer": "engineer", "operator": "operator", "pm": "product manager",
+              "product manager": "product manager", "product-manager": "product manager"}
+
+
+def _rounded(x: float) -> str:
+    """Three significant figures with thousands separators (4,312 -> 4,310)."""
+    x = abs(float(x))
+    if x < 100:
+        return f"{x:.2g}"
+    mag = 10 ** (len(f"{x:.0f}") - 3)
+    return f"{round(x / mag) * mag:,.0f}"
+
+
+def _verification(inv: Any) -> dict:
+    ver = getattr(inv, "verification", None)
+    return (ver.to_dict() if hasattr(ver, "to_dict") else ver) or {}
+
+
+def _verification_line(inv: Any) -> str | None:
+    """The top cause's DoWhy verdict and the refuters it met, in one line."""
+    causes = list(getattr(inv, "causes", None) or [])
+    v = next((c for c in _verification(inv).get("causes") or []
+              if causes and c.get("change_id") == causes[0].get("change_id")), None)
+    if v is None:
+        return None
+    refs = ", ".join(f"{r['name'].replace('_', ' ')} {'passed' if r['passed'] else 'FAILED'}"
+                     for r in v.get("refuters") or [])
+    return f"{v['change_id']} {v['reason']}" + (f" ({refs})" if refs else "")
+
+
+def counterfactual_sentence(inv: Any) -> str | None:
+    """"Without flag X on ios 5.2, about 4,300 more conversions (3,980 to 4,620) would have
+    completed over the 58 hours from ..." from the verification's counterfactual total.
+
+    None when the answer blames no change, or its top cause has no counterfactual (not
+    verified, a global change, a store without unexposed traffic). A rate's effect is the
+    count of its numerator at the observed denominator.
+    """
+    cf = _verification(inv).get("counterfactual")
+    causes = list(getattr(inv, "causes", None) or [])
+    if not cf or inv.verdict != "change" or not causes \
+            or causes[0].get("change_id") != cf.get("change_id"):
+        return None
+    c, t = causes[0], cf.get("total") or {}
+    est, lo, hi = t.get("estimate"), t.get("lo"), t.get("hi")
+    if est is None or lo is None or hi is None:
+        return None
+    more = est < 0  # the change removed some of the numerator: without it, more
+    a, b = sorted((abs(lo), abs(hi))) if (lo < 0) == (hi < 0) else (0.0, max(abs(lo), abs(hi)))
+    unit = t.get("unit") or "units"
+    return (f"without {c.get('kind', 'change')} {c.get('target', c['change_id'])} on "
+            f"{_label(cf.get('scope'))}, about {_rounded(est)} {'more' if more else 'fewer'} "
+            f"{unit} ({_rounded(a)} to {_rounded(b)}) would have been counted over the "
+            f"{t.get('hours') or 0:.0f} hours from {_when(cf.get('onset'))}"
+            + (f" (the effect began {cf['lag_hours']:.0f} h after the change)"
+               if cf.get("lag_hours") else ""))
+
 
 def narrate(inv: Any, role: str, *, impact: dict | None = None,
             decisions: list[dict] | None = None, change_info: dict | None = None,
@@ -277,6 +335,7 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
     onset = _when(d.get("onset"))
     rc = d.get("relative_change")
     decided = {x["change_id"]: x["decision"] for x in decisions or []}
+    cf_line = counterfactual_sentence(inv)
 
     if verdict == "none" or not d.get("onset"):
         return (f"### {metric}: no significant divergence\n\n"
@@ -305,6 +364,11 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
                              f"{e.get('n_post')} h after; {e.get('method')}).")
             for ev in top.get("evidence", [])[:4]:
                 lines.append(f"  - {ev}")
+        dowhy = _verification_line(inv)
+        if dowhy:
+            lines.append(f"- **DoWhy verification**: {dowhy}.")
+        if cf_line:
+            lines.append(f"- **Counterfactual**: {cf_line}.")
         if inv.external is not None:
             lines.append(f"- **Outside the log**: {_conf(inv.external)} of the belief.")
         dq = [f for f in inv.data_quality or [] if f.get("severity") in ("warning", "error")]
@@ -322,6 +386,8 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
                          + (f"{blamed['rollout']:g}%." if blamed.get("rollout") is not None
                             else "n/a."))
             lines.append(f"- **How sure**: {_conf(blamed['confidence'])}.")
+            if cf_line:
+                lines.append(f"- **What it costs**: {cf_line[0].upper() + cf_line[1:]}.")
         else:
             lines.append(f"### No rollback: {_VERDICT_TEXT.get(verdict, verdict)}")
         lines.append(f"- **Where**: {where}; started {onset}.")
@@ -340,6 +406,8 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
             lines.append(f"- **Impact so far**: about {_amount(abs(delta))} "
                          f"{'fewer' if delta < 0 else 'more'} {unit} than expected over "
                          f"{hours} hours.")
+        if cf_line:  # what the change itself cost (the impact above is against the baseline)
+            lines.append(f"- **Without the change**: {cf_line[0].upper() + cf_line[1:]}.")
         if blamed:
             lines.append(f"- **Why**: the {blamed['kind']} {blamed['target']} "
                          f"(confidence {_conf(blamed['confidence'])}).")

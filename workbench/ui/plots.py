@@ -279,11 +279,14 @@ def effect_plot(causes: list[dict], selected: int = 0, *, height: int = 260,
 
 def counterfactual_plot(frame: pd.DataFrame, *, metric: str, filt: dict | None,
                         change_ts=None, label: str = "", height: int = 300,
-                        width: int | None = None) -> hv.Overlay:
+                        width: int | None = None,
+                        expected_label: str = "expected without it") -> hv.Overlay:
     """Observed against the baseline expectation ("without the change"), from the change on.
 
     The expectation is the seasonal baseline of the change's scope, not a causal
-    model of the world without the change; the legend says so.
+    model of the world without the change; the legend says so. Given DoWhy's
+    counterfactual (``expected_label="without the change"``), the dashed line
+    and band are that model's and the title says "Observed vs without the change".
     """
     frame = frame if frame is not None else _empty_series()
     if change_ts is not None and len(frame):
@@ -293,14 +296,15 @@ def counterfactual_plot(frame: pd.DataFrame, *, metric: str, filt: dict | None,
     band = hv.Area(frame, "ts", [hv.Dimension("lower", label=metric), "upper"],
                    label="band").opts(color=COLORS["band"], fill_alpha=0.4, line_alpha=0)
     cf = hv.Curve(frame, "ts", [hv.Dimension("expected", label=metric)],
-                  label="expected without it").opts(
+                  label=expected_label).opts(
         color=COLORS["expected"], line_dash="dashed", line_width=2)
     obs = hv.Curve(frame, "ts", [hv.Dimension("observed", label=metric)],
                    label="observed").opts(color=COLORS["observed"], line_width=2)
     line = hv.VLines([pd.Timestamp(change_ts)] if change_ts is not None else
                      pd.Series([], dtype="datetime64[ns]"), label="change").opts(
         color=COLORS["cause"], line_dash="dotted", line_width=2)
+    what = "expected" if expected_label.startswith("expected") else expected_label
     return _framewise(band * cf * obs * line).opts(
-        title=f"Observed vs expected {label}".strip(),
+        title=f"Observed vs {what} {label}".strip(),
         height=height, **_size(width), framewise=True, show_grid=True,
         legend_position="bottom", legend_cols=2, xlabel="time (UTC)", ylabel=metric)

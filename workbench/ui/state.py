@@ -34,6 +34,7 @@ import param
 from ..governance.guard import Guarded
 from .data import WIDGET_VALUES, InvestigationData, slice_label
 from .narrative import ROLES
+from .verify import VerifyAction
 
 __all__ = ["WorkbenchState", "friendly_error"]
 
@@ -93,7 +94,7 @@ def _held():
     return pn.io.hold(pn.state.curdoc, freeze=True)
 
 
-class WorkbenchState(Guarded, param.Parameterized):
+class WorkbenchState(Guarded, VerifyAction, param.Parameterized):
     """What the workbench shows and every action on it.
 
     Build it from an investigation (``WorkbenchState.from_investigation(inv)``) or
@@ -158,6 +159,9 @@ class WorkbenchState(Guarded, param.Parameterized):
                                          "shown moment's data (None while computing).")
     counterfactual_busy = param.Boolean(default=False,
                                         doc="The selected cause's timeline is loading.")
+    verifications = param.Dict(default={}, doc=(
+        "DoWhy verifications asked for with Verify, by change id (CauseVerification)."))
+    verifying = param.String(default="", doc="The change being verified ('' = none).")
 
     # ----------------------------------------------------------------- replay
     replay_steps = param.List(default=[], doc="Replay times (UTC).")
@@ -182,6 +186,8 @@ class WorkbenchState(Guarded, param.Parameterized):
     progress = param.Integer(default=0, bounds=(0, 100), doc="Progress of the investigation.")
     message = param.String(default="", doc="What is happening (status line).")
     error = param.String(default="", doc="The last error, for the alert ('' = none).")
+
+    _in_session = staticmethod(lambda: _serving())  # for VerifyAction (ui/verify.py)
 
     def __init__(self, **params):
         super().__init__(**Guarded.with_identity(params))

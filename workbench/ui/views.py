@@ -607,10 +607,16 @@ class HypothesisBoard(_View):
         # The decision row only for a role that may decide (the handler checks again).
         from ..governance.policy import Action
         row = [pn.Row(note, ok, no)] if self.state.can(Action.CONFIRM) else []
+        vb = pn.widgets.Button(label="Verify", color="primary", width=85,
+                               css_classes=["wb-verify"],
+                               description="Test this hypothesis with DoWhy (estimate, refuters, "
+                                           "counterfactual); the result is in the Evidence tab")
+        vb.on_click(lambda ev: self.state.verify(i))
+        row += [pn.Row(vb)] if self.state.can(Action.VERIFY) else []
         card = pn.Column(head, conf, more, *row, css_classes=["wb-card"],
                          styles=dict(_CARD), sizing_mode="stretch_width", visible=False)
         return {"card": card, "head": head, "conf": conf, "more": more, "note": note,
-                "ok": ok, "no": no}
+                "ok": ok, "no": no, "verify": vb}
 
     def _decide(self, i: int, decision: str) -> None:
         cid = self._card_ids[i]
@@ -662,7 +668,7 @@ class HypothesisBoard(_View):
         parts["conf"].value = int(round(100 * conf))
         parts["conf"].bar_color = "danger" if conf >= 0.5 else "secondary"
         live = d.as_of is None
-        for key in ("ok", "no", "note"):
+        for key in ("ok", "no", "note", "verify"):
             parts[key].disabled = not live
 
     def _on_experiment(self, *events):
@@ -697,40 +703,54 @@ class HypothesisBoard(_View):
 
 # ============================================================================ causal
 class CausalView(_View):
-    """The selected cause's effect estimate and the observed-vs-expected timeline.
+    """The selected cause's verification, effect estimate and counterfactual timeline.
 
     The effect is the difference-in-differences estimate of the ranking
-    (exposed against unexposed, log scale, HAC errors). The dashed line is the
-    seasonal baseline of the change's scope: what the metric was expected to do,
-    used as "without the change"; it is not a causal counterfactual model.
+    (exposed against unexposed, log scale, HAC errors). Once the cause is
+    verified (Verify, :mod:`workbench.ui.verify`) the timeline is DoWhy's
+    counterfactual in the divergence's scope: observed, the metric without the
+    change and its 95% band; before, the dashed line is the seasonal baseline of
+    the change's scope, labelled as an expectation.
     """
 
     plot_width = param.Integer(default=None, allow_None=True,
                                doc="Fixed plot width in pixels (None: stretch to the column).")
 
     def _build(self):
+        from .verify import verify_panel
+
         st = self.state
+        self._verify = verify_panel(st)
         self._text = _md(self._summary(), css_classes=["wb-effect"])
         forest = hv.DynamicMap(pn.bind(lambda d, h: plots.effect_plot(
             d.causes if d is not None else [], h, width=self.plot_width), st.param.data,
             st.param.hypothesis))
-        cf = hv.DynamicMap(pn.bind(self._cf, st.param.counterfactual))
+        cf = hv.DynamicMap(pn.bind(self._cf, st.param.counterfactual, st.param.verifications,
+                                   st.param.hypothesis))
         self._queries = _md(self._queries_text(), sizing_mode="stretch_width")
-        st.param.watch(self._refresh, ["data", "hypothesis", "counterfactual"])
+        st.param.watch(self._refresh, ["data", "hypothesis", "counterfactual", "verifications",
+                                       "verifying"])
         size = ({"sizing_mode": "fixed", "width": self.plot_width} if self.plot_width
                 else {})
-        return pn.Column(self._text, _hv(cf, loading=st.param.counterfactual_busy, **size),
+        return pn.Column(self._verify.panel, self._text,
+                         _hv(cf, loading=st.param.counterfactual_busy, **size),
                          _hv(forest, **size),
                          pn.Card(self._queries, title="Show the queries", collapsed=True,
                                  sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")
 
-    def _cf(self, frame):
+    def _cf(self, frame, verifications=None, hypothesis=None):
         st = self.state
         c = st.selected_cause
         metric = st.data.metric if st.data is not None else "metric"
         ts = pd.Timestamp(c["ts"]).tz_convert("UTC").tz_localize(None) if c else None
         filt = dict(c.get("scope") or {}) if c else {}
+        model = self._verify.frame(c)  # DoWhy's counterfactual once verified
+        if model is not None:
+            return plots.counterfactual_plot(model, metric=metric, filt=filt, change_ts=ts,
+                                             label=f"({c['change_id']})",
+                                             width=self.plot_width, height=320,
+                                             expected_label="without the change")
         return plots.counterfactual_plot(frame, metric=metric, filt=filt, change_ts=ts,
                                          label=f"({c['change_id']})" if c else "",
                                          width=self.plot_width, height=320)
@@ -762,9 +782,10 @@ class CausalView(_View):
                          f"{_pct(imp['baseline'], '.4f')} over the {imp['hours']} h of the "
                          f"divergence in this scope: {imp['delta']:+,.0f} "
                          f"{d.spec.numerator} against the baseline.")
-        lines.append("<span class='wb-muted'>The dashed line is the seasonal baseline of the "
-                     "scope, shown as \"without the change\"; it is an expectation, not a causal "
-                     "counterfactual model.</span>")
+        if self._verify.frame(c) is None:
+            lines.append("<span class='wb-muted'>The dashed line is the seasonal baseline of "
+                         "the scope, shown as \"without the change\"; it is an expectation, "
+                         "not a causal counterfactual model: Verify draws DoWhy's.</span>")
         return "\n\n".join(lines)
 
     def _queries_text(self) -> str:
@@ -779,6 +800,7 @@ class CausalView(_View):
     def _refresh(self, *events):
         self._text.object = self._summary()
         self._queries.object = self._queries_text()
+        self._verify.refresh()
 
 
 # ============================================================================ narrative
