@@ -258,7 +258,10 @@ class WorkbenchState(Guarded, VerifyAction, param.Parameterized):
         if metric is None:
             from ..passport import load_passport
             metric = next(iter(load_passport(passport).manifest.metrics))
-        inv = investigate(passport, metric=metric, db=db, artifact_dir=None, progress=progress)
+        # The page's first paint does not wait on DoWhy: causes are verified on demand by the
+        # Verify action (ui/verify.py), cached per investigation version across sessions.
+        inv = investigate(passport, metric=metric, db=db, artifact_dir=None, progress=progress,
+                          verify=False)
         return InvestigationData(inv, passport_dir=str(passport))
 
     def _set_metrics(self, live: InvestigationData, metric: str) -> None:
