@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
                                         "plug-in group (default: seasonal)")
     inv.add_argument("--localizer", help="slice finder: a name of the workbench.localizers "
                                          "plug-in group (default: search)")
+    inv.add_argument("--hypothesis", action="append", default=[], metavar="'LABEL;SLICE;START;END'",
+                     help="your own hypothesis, tested and ranked with the change log "
+                          "(repeatable): a label, DIM=VAL[,DIM=VAL] (empty: everywhere) and "
+                          "an ISO window, e.g. 'CDN outage;region=APAC;2026-11-18T12:00Z;"
+                          "2026-11-18T14:00Z'")
 
     sc = sub.add_parser("scan", help="what diverged? every metric and slice, one story per onset")
     sc.add_argument("passport")
@@ -75,8 +80,14 @@ def _parser() -> argparse.ArgumentParser:
             x.add_argument("--period", required=True, help="START/END (ISO UTC)")
             x.add_argument("--note", default="")
 
-    gen = sub.add_parser("generate", help="write a synthetic incident passport with ground truth")
-    gen.add_argument("family", help="incident family (see --list) or 'demo'")
+    from .synth import FAMILIES, HELDOUT_FAMILIES
+
+    gen = sub.add_parser(
+        "generate", help="write a synthetic incident passport with ground truth",
+        description="Write a synthetic incident passport with ground truth (truth.json). "
+                    "Families: " + ", ".join(FAMILIES) + "; held-out families: "
+                    + ", ".join(HELDOUT_FAMILIES) + "; and 'demo' (the bundled demo).")
+    gen.add_argument("family", nargs="?", help="incident family (see --list) or 'demo'")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=False, help="output directory")
     gen.add_argument("--days", type=int, default=21)
@@ -102,7 +113,8 @@ def _cmd_investigate(a) -> int:
     inv = investigate(a.passport, metric=a.metric, window=a.window, db=a.db,
                       artifact_dir=None if a.no_artifact else a.out,
                       progress=None if a.quiet else stderr_progress(),
-                      verify=not a.no_verify, detector=a.detector, localizer=a.localizer)
+                      verify=not a.no_verify, detector=a.detector, localizer=a.localizer,
+                      hypotheses=a.hypothesis or None)
     if a.json:
         print(inv.to_json(indent=1))
     else:
@@ -212,6 +224,9 @@ def _cmd_generate(a) -> int:
     if a.list:
         print("\n".join(families + ("demo",)))
         return 0
+    if not a.family:
+        raise UsageError("generate: give a FAMILY (one of " + ", ".join(families + ("demo",))
+                         + ") or --list")
     if not a.out:
         raise UsageError("generate: --out DIR is required")
     if a.family == "demo":

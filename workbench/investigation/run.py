@@ -79,7 +79,7 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
                 db: str | Path | None = None, artifact_dir: Any = FROM_OPTIONS,
                 progress: Progress | None = None, memory: str | Path | None = None,
                 memory_asof: str | None = None, verify: bool | None = None,
-                detector=None, localizer=None) -> Investigation:
+                detector=None, localizer=None, hypotheses=None) -> Investigation:
     """Investigate the most significant divergence of ``metric`` in a passport.
 
     Parameters
@@ -123,6 +123,12 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         the signature of :func:`workbench.localize.localize`; default the
         built-in ``search``. A large passport (localized in DuckDB) always uses
         the built-in.
+    hypotheses:
+        People's hypotheses, tested and ranked with the changes of the log
+        (:mod:`workbench.events.people`): strings ``'LABEL;DIM=VAL;START;END'``,
+        dicts ``{label, slice, start, end}`` or
+        :class:`~workbench.events.people.PersonHypothesis`. Their causes carry
+        ``origin: "person"``; a verdict one of them leads is ``external``.
 
     Examples
     --------
@@ -146,6 +152,9 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         memory = Path(artifact_dir) / "memory.duckdb"
     t = time.perf_counter()
     win = _parse_window(window)
+    from ..events.people import coerce_hypotheses
+
+    hyps = coerce_hypotheses(hypotheses)
     pp = passport if isinstance(passport, Passport) else load_passport(passport)
     spec = pp.manifest.metric(metric)
     timings["load"] = time.perf_counter() - t
@@ -162,7 +171,7 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     with Store(db_path, read_only=True) as st:
         ctx = open_context(st, pp, spec, win, say, timings, skipped=skipped, memory=memory,
                            memory_asof=memory_asof, verify=verify, detector=detector,
-                           localizer=localizer)
+                           localizer=localizer, hypotheses=hyps)
         found = analyse(ctx)
     t = time.perf_counter()
     with Store(db_path) as st:
@@ -172,6 +181,8 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     say(f"baseline version {baseline.get('id')}")
     timings["total"] = time.perf_counter() - t_all
     # assembled once, from everything the run found; never edited after
+    if hyps:
+        found["params"] = {**found["params"], "hypotheses": [h.to_dict() for h in hyps]}
     inv = Investigation(**{**found, "baseline": baseline, "db": str(db_path),
                            "provenance": [p.to_dict() for p in pp.provenance],
                            "passport_dir": str(Path(pp.directory).resolve()),
