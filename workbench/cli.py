@@ -72,9 +72,12 @@ def _parser() -> argparse.ArgumentParser:
             x.add_argument("--metric")
         if name == "show":
             x.add_argument("id")
-        if name == "diff":
-            x.add_argument("a")
-            x.add_argument("b")
+        if name == "diff":  # two ids, or two versions of a metric; names who moved it
+            x.add_argument("a", nargs="?", help="baseline id (or use --metric/--from/--to)")
+            x.add_argument("b", nargs="?", help="baseline id")
+            x.add_argument("--metric", help="the metric whose versions --from/--to are")
+            x.add_argument("--from", dest="v_from", type=int, metavar="V1")
+            x.add_argument("--to", dest="v_to", type=int, metavar="V2")
         if name == "fit":
             x.add_argument("--metric", required=True)
             x.add_argument("--period", required=True, help="START/END (ISO UTC)")
@@ -174,6 +177,7 @@ def _store_path(a) -> Path:
 
 def _cmd_baselines(a) -> int:
     from .store import Store
+    from .passport import parse_manifest
     from .store.baselines import diff_baselines, fit_baseline, list_baselines, load_baseline
 
     path = _store_path(a)
@@ -184,7 +188,6 @@ def _cmd_baselines(a) -> int:
         with Store(path) as st:
             name = st.passport().name if not a.passport else None
             if a.passport:
-                from .passport import parse_manifest
                 name = parse_manifest(a.passport).name
             b = fit_baseline(st, name, a.metric, period=period, note=a.note, reuse=False)
         print(json.dumps(b.to_dict(), indent=1) if a.json else
@@ -211,8 +214,15 @@ def _cmd_baselines(a) -> int:
             if not a.json:
                 print(b.cube)
         else:
-            d = diff_baselines(st.con, a.a, a.b)
-            print(json.dumps(d.to_dict(), indent=1, default=str) if a.json else d.summary())
+            from .detect.baseline_diff import resolve_pair, who_moved
+
+            pname = parse_manifest(a.passport).name if a.passport else None
+            ia, ib = resolve_pair(st.con, a=a.a, b=a.b, metric=a.metric, v_from=a.v_from,
+                                  v_to=a.v_to, passport=pname)
+            d = diff_baselines(st.con, ia, ib)
+            mv = who_moved(st.con, st.passport(d.a.passport), d.a, d.b)
+            print(json.dumps({**d.to_dict(), "moved_by": mv.to_dict()}, indent=1, default=str)
+                  if a.json else d.summary() + "\n" + mv.summary())
     return 0
 
 
