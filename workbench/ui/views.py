@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from .._format import confidence, pct
+from .._format import confidence, pct, share_meaning
 from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
@@ -420,7 +420,8 @@ class SliceExplorer(_View):
             {"label": x.slice, "title": f"Show {x.slice} in the timeline",
              "html": (f"<b>{_pct(x.share, '.0%')}</b> · {_pct(x.relative_change)} · "
                       f"{_pct(x.baseline, fmt)} → {_pct(x.observed, fmt)} · "
-                      f"{_pct(x.traffic_share, '.0%')} · <span class='m'>{x.source}</span>")}
+                      f"{_pct(x.traffic_share, '.0%')} · <span class='m'>{x.source}</span>"
+                      + _share_note_html(x.share))}
             for x in recs]
 
     def _on_row(self, i: int) -> None:
@@ -926,3 +927,9 @@ class Workbench(_View):
                   "u": st.drill_up, " ": st.toggle_play}.get(key)
         if action is not None:
             action()
+
+
+def _share_note_html(share) -> str:
+    """Under a slice row: what a share above 100% or below 0% means (issue 17)."""
+    note = share_meaning(share, "this slice")
+    return "" if note is None else f"<br><span class='m share-note'>{html.escape(note)}</span>"
