@@ -37,6 +37,7 @@ DECIDED = {
     "view": "viewer", "view_unmasked": "admin", "confirm": "analyst", "note": "analyst",
     "save": "analyst", "export": "analyst", "rollback": "operator",
     "launch_experiment": "operator", "unmask": "admin", "manage_roles": "admin",
+    "hypothesize": "analyst",  # issue 17: add one's own hypothesis
 }
 
 

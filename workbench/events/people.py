@@ -129,14 +129,19 @@ def parse_hypothesis(text: str, *, where: str = "--hypothesis") -> PersonHypothe
         raise UsageError(f"{where} {text!r}: expected 4 fields separated by ';' "
                          f"(got {len(parts)}): {_SYNTAX}")
     label, sl, start, end = parts
-    slice_: dict[str, str] = {}
-    for item in filter(None, (x.strip() for x in sl.split(","))):
+    return _make(label, parse_slice(sl, where=f"{where} {text!r}"), start, end,
+                 f"{where} {text!r}")
+
+
+def parse_slice(text: str, *, where: str = "slice") -> dict[str, str]:
+    """``'DIM=VAL[,DIM=VAL]'`` as a dict; empty text is everywhere (``{}``)."""
+    out: dict[str, str] = {}
+    for item in filter(None, (x.strip() for x in str(text or "").split(","))):
         dim, eq, val = item.partition("=")
         if not eq or not dim.strip() or not val.strip():
-            raise UsageError(f"{where} {text!r}: slice item {item!r} is not DIM=VAL; "
-                             f"expected {_SYNTAX}")
-        slice_[dim.strip()] = val.strip()
-    return _make(label, slice_, start, end, f"{where} {text!r}")
+            raise UsageError(f"{where}: slice item {item!r} is not DIM=VAL; expected {_SYNTAX}")
+        out[dim.strip()] = val.strip()
+    return out
 
 
 def coerce_hypotheses(items: Iterable | None) -> tuple[PersonHypothesis, ...]:

@@ -43,6 +43,7 @@ class Action(str, Enum):
     VIEW = "view"
     VIEW_UNMASKED = "view_unmasked"
     CONFIRM = "confirm"            # confirm or refute a hypothesis
+    HYPOTHESIZE = "hypothesize"    # add one's own hypothesis (a slice and a window)
     NOTE = "note"
     SAVE = "save"
     EXPORT = "export"
@@ -53,7 +54,8 @@ class Action(str, Enum):
 
 
 _VIEWER = frozenset({Action.VIEW})
-_ANALYST = _VIEWER | {Action.CONFIRM, Action.NOTE, Action.SAVE, Action.EXPORT}
+_ANALYST = _VIEWER | {Action.CONFIRM, Action.NOTE, Action.SAVE, Action.EXPORT,
+                      Action.HYPOTHESIZE}
 _OPERATOR = _ANALYST | {Action.ROLLBACK, Action.LAUNCH_EXPERIMENT}
 _ADMIN = frozenset(Action)
 

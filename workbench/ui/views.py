@@ -570,8 +570,10 @@ class HypothesisBoard(_View):
         st.param.watch(self._select, ["hypothesis"])
         st.param.watch(self._on_decisions, ["decisions"])
         self._rebuild()
-        return pn.Column(self._head, self._cards, _md("#### Decisions"),
-                         self._decisions, sizing_mode="stretch_width")
+        from .people import hypothesis_form  # issue 17: an analyst's own hypothesis
+        form = hypothesis_form(st)
+        return pn.Column(self._head, self._cards, *([form] if form is not None else []),
+                         _md("#### Decisions"), self._decisions, sizing_mode="stretch_width")
 
     def _head_text(self) -> str:
         d = self.state.data
@@ -650,8 +652,10 @@ class HypothesisBoard(_View):
             f"<span class='wb-muted'>{when} · scope "
             f"{html.escape(slice_label(c.get('scope') or {}))} · by {info.get('author', '-')}"
             f" · rollout {info.get('rollout', '-')}</span>")
+        from .people import query_disclosure
         parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
-                                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}")
+                                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}"
+                                + query_disclosure(self.state, c))
         parts["conf"].value = int(round(100 * c["confidence"]))
         parts["conf"].bar_color = "danger" if c["confidence"] >= 0.5 else "secondary"
         live = d.as_of is None
