@@ -64,6 +64,22 @@ def test_the_true_outage_ranks_first_and_blames_no_change(outage):
     assert d["causes"][0]["origin"] == "person"
 
 
+def test_reopen_tests_the_persons_hypothesis_again(outage, tmp_path):
+    import workbench as wb
+    from workbench.investigation.run import reopen
+
+    path, truth = outage
+    hyp = {"label": "ISP outage", "slice": truth["slice"], "start": truth["window"][0],
+           "end": truth["window"][1], "author": "ana"}
+    lib = tmp_path / "library"
+    inv = wb.investigate(path, metric=truth["metric"], artifact_dir=lib, verify=False,
+                         hypotheses=[hyp])
+    again = reopen(lib, inv.investigation_id)
+    assert again.causes[0]["change_id"] == inv.causes[0]["change_id"]
+    assert again.causes[0]["origin"] == "person"
+    assert again.params["hypotheses"] == inv.params["hypotheses"]
+
+
 def test_a_wrong_window_does_not_rank_first(outage):
     path, truth = outage
     start = pd.Timestamp(truth["window"][0]) - pd.Timedelta("18h")

@@ -98,6 +98,15 @@ def test_template_runs_as_is(tmp_path, truth):
     assert checks[0]["top"] == truth["culprit_ids"][0]
 
 
+def test_template_tests_a_persons_hypothesis(tmp_path):
+    """The notebook surface of issue 17: ``hypotheses`` is a parameter of the template."""
+    hyp = "CDN outage;platform=ios,app_version=5.2;2026-11-18T14:00Z;2026-11-20T00:00Z"
+    nb, _ = execute(REPO / "notebooks" / "investigation_template.ipynb",
+                    {"db": str(tmp_path / "store.duckdb"), "hypotheses": [hyp]})
+    text = text_of(nb)
+    assert "external CDN outage  @ 2026-11-18T14:00:00Z" in text
+
+
 def test_cli_artifact_reexecutes_to_the_same_top_cause(tmp_path, truth, monkeypatch):
     # executing a saved notebook needs a signed audit head (issue 19): a server-side key
     key = tmp_path / "server" / "audit.key"

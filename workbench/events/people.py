@@ -154,7 +154,7 @@ def coerce_hypotheses(items: Iterable | None) -> tuple[PersonHypothesis, ...]:
         elif isinstance(h, str):
             out.append(parse_hypothesis(h, where=where))
         elif isinstance(h, Mapping):
-            extra = set(h) - {"label", "slice", "start", "end", "author"}
+            extra = set(h) - {"label", "slice", "start", "end", "author", "id"}  # id: derived
             if extra or not {"label", "start", "end"} <= set(h):
                 raise UsageError(f"{where}: expected keys label, slice, start, end (author "
                                  f"optional); got {sorted(h)}")

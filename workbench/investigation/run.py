@@ -195,14 +195,15 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
 
 # --------------------------------------------------------------------------- re-runs
 def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=None,
-                        memory_asof: str | None = None):
+                        memory_asof: str | None = None, hypotheses=None):
     """Re-run a saved investigation: ``investigate`` without saving a new version.
 
     ``memory`` and ``memory_asof`` pin the prior evidence learned from past
     investigations to what it was when the version was saved, so a re-run
     reproduces the saved ranking even after later investigations were
     resolved. They are passed on when ``investigate`` takes them (the ranking
-    uses priors), and ignored otherwise.
+    uses priors), and ignored otherwise. ``hypotheses`` are people's hypotheses
+    of the saved run (its ``params["hypotheses"]``), tested again.
     """
     import inspect
 
@@ -212,6 +213,8 @@ def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=N
         kw["memory"] = memory
     if "memory_asof" in accepted:
         kw["memory_asof"] = memory_asof
+    if hypotheses:
+        kw["hypotheses"] = hypotheses
     return investigate(passport, metric=metric, window=window, db=db, artifact_dir=None, **kw)
 
 
@@ -258,10 +261,12 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
                          "restore it or run the notebook with another `passport` parameter")
     nb = json.loads(Path(info.path).read_text(encoding="utf-8"))
     params = nb.get("metadata", {}).get("workbench", {}).get("params", {})
+    saved = json.loads(Path(info.answer_path).read_text(encoding="utf-8"))
     inv = rerun_investigation(info.passport_dir, metric=info.metric, window=info.window,
                               db=db if db is not None else params.get("db"),
                               memory=str(_memory.memory_path(root)),
-                              memory_asof=params.get("memory_asof") if pin_memory else None)
+                              memory_asof=params.get("memory_asof") if pin_memory else None,
+                              hypotheses=(saved.get("params") or {}).get("hypotheses"))
     rec = inv.record  # the re-run is attached to the investigation it re-runs
     rec.investigation_id, rec.library, rec.based_on = info.investigation_id, str(root), \
         info.version_id
