@@ -79,10 +79,14 @@ def _effect_window(cause: dict, changes: pd.DataFrame, grain, data_end, cfg, spa
 
 
 def attach_sql(ctx, lz, rk, slices: list[dict], causes: list[dict],
-               data_quality: list[dict]) -> None:
+               data_quality: list[dict], verification=None) -> None:
     """Give, in place, each slice, cause effect and sample-ratio finding its ``sql``.
 
-    The audit's own findings carry theirs already (``QualityFinding.sql``).
+    The audit's own findings carry theirs already (``QualityFinding.sql``). A
+    cause's ``sql`` also holds, when it has them, ``exposed_in_slice`` and
+    ``siblings`` (the within-slice comparison of ``causes[].siblings``) and
+    ``verification`` (the unit table DoWhy was given, from ``verification``,
+    a :class:`workbench.causal.report.VerificationReport`).
     """
     from ..events.rank import RankConfig
     from .slicing import _base_windows
@@ -100,6 +104,15 @@ def attach_sql(ctx, lz, rk, slices: list[dict], causes: list[dict],
                                     (lz.onset - pd.Timedelta("15D"), obs[1]))
             c["sql"] = {k: series_sql(sp, spec, filter=c["scope"], negate=neg, start=lo, end=hi)
                         for k, neg in (("exposed", False), ("unexposed", True))}
+            sib = (c.get("siblings") or {}).get("slice")
+            if sib:  # exposed units against the rest of the diverging slice (the DDD)
+                c["sql"]["exposed_in_slice"] = series_sql(sp, spec, filter={**sib, **c["scope"]},
+                                                          start=lo, end=hi)
+                c["sql"]["siblings"] = series_sql(sp, spec, filter=sib, start=lo, end=hi).replace(
+                    "\nWHERE ", f"\nWHERE NOT ({filter_sql(sp, c['scope'])}) AND ", 1)
+        v = verification.by_id(c["change_id"]) if verification is not None else None
+        if getattr(v, "sql", ""):
+            c.setdefault("sql", {})["verification"] = v.sql
     for d in data_quality:
         exp = (d.get("experiment") or {}).get("experiment") if d.get("check") == "srm" else None
         if exp and "sql" not in d:

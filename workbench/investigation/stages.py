@@ -698,7 +698,8 @@ def assemble(ctx: Context, dn: Detection, lz: Localized, br: Bearing, rk: Ranked
     step = _step(ctx, dc.verdict, dc.causes, dc.slices, br.data_quality)
     from .showsql import attach_sql
 
-    attach_sql(ctx, lz, rk, dc.slices, dc.causes, br.data_quality)  # show me the query
+    attach_sql(ctx, lz, rk, dc.slices, dc.causes, br.data_quality,  # show me the query
+               dc.verification)
     return dict(verdict=dc.verdict, divergence=div, slices=dc.slices, causes=dc.causes,
                 data_quality=br.data_quality,
                 rate_mix=None if lz.rate_mix is None else _safe_dict(lz.rate_mix),
