@@ -33,6 +33,7 @@ investigation_id = None  # set when saved in an investigations library
 version = None  # the saved version this notebook is
 memory = None  # memory index of past investigations (prior evidence); None: none
 memory_asof = None  # only decisions made before this time count (reproducible priors)
+hypotheses = None  # your own: ["LABEL;DIM=VAL;START;END", ...], ranked with the change log
 
 # %% [markdown] tags=["saved-answer"]
 # ## The answer as saved
@@ -50,7 +51,7 @@ from workbench.investigation import rerun_investigation
 
 # wb.investigate(...) without saving a new version, with the memory as it was
 inv = rerun_investigation(passport, metric=metric, window=window, db=db, memory=memory,
-                          memory_asof=memory_asof)
+                          memory_asof=memory_asof, hypotheses=hypotheses)
 print(inv.summary())
 
 # %% [markdown]

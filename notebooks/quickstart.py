@@ -17,10 +17,11 @@
 # The bundled demo passport (`sample_data/demo`) holds three weeks of hourly
 # sessions and conversions of a web and app shop, broken down by country,
 # platform, app version, browser and plan, and its change log: deploys, flag
-# flips, config changes. Run the cells from the repository root.
+# flips, config changes. The cells run from any folder (`wb.sample_passport()` finds
+# the demo).
 
 # %% tags=["parameters"]
-passport = "sample_data/demo"
+passport = None  # a passport directory; None: the bundled demo, from any working directory
 metric = "conversion_rate"
 db = None  # DuckDB store; None: PASSPORT/.workbench/store.duckdb
 library = "investigations"  # where the investigation is saved; None: not saved
@@ -31,6 +32,7 @@ library = "investigations"  # where the investigation is saved; None: not saved
 # %%
 import workbench as wb
 
+passport = passport or wb.sample_passport("demo")
 inv = wb.investigate(passport, metric=metric, db=db, artifact_dir=library)
 inv
 

@@ -33,6 +33,9 @@ _LAZY = {
     "Store": ("workbench.store", "Store"),
     "WorkbenchError": ("workbench.errors", "WorkbenchError"),
     "PassportError": ("workbench.errors", "PassportError"),
+    "sample_passport": ("workbench.passport.sample", "sample_passport"),
+    "PersonHypothesis": ("workbench.events.people", "PersonHypothesis"),
+    "baseline_movers": ("workbench.detect.baseline_diff", "baseline_movers"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -124,3 +124,30 @@ def fmt_filter(f: dict | None, everything: str = "(everything)") -> str:
     """``platform=ios, country=NL``; a list value reads ``a|b``; ``everything`` if empty."""
     return ", ".join(f"{k}={'|'.join(map(str, v)) if isinstance(v, list) else v}"
                      for k, v in (f or {}).items()) or everything
+
+
+def share_meaning(share: Any, where: str = "this slice") -> str | None:
+    """A sentence for a share of the divergence above 100% or below 0%, else ``None``.
+
+    Shares of a slice add up to the whole divergence across a partition, so a
+    slice can hold more than all of it (others moved the other way and offset
+    part of it) or a negative share (it moved against the divergence).
+
+    Examples
+    --------
+    >>> share_meaning(0.6) is None
+    True
+    >>> share_meaning(1.01)[:40]
+    'this slice explains 101% of the divergen'
+    """
+    try:
+        s = float(share)
+    except (TypeError, ValueError):
+        return None
+    if s != s or 0.0 <= s <= 1.005:
+        return None
+    if s > 1:
+        return (f"{where} explains {s:.0%} of the divergence: more than all of it, because "
+                "other slices moved the opposite way and offset part of its movement")
+    return (f"{where} explains {s:.0%} of the divergence: it moved against the divergence "
+            "(the opposite direction), so the other slices explain more than all of it")

@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument("--role", choices=("engineer", "operator", "pm"),
                      help="print the story for this reader (engineer, operator, product "
                           "manager) instead of the table")
+    inv.add_argument("--hypothesis", action="append", default=[], metavar="'LABEL;SLICE;START;END'",
+                     help="your own hypothesis, tested and ranked with the change log "
+                          "(repeatable): a label, DIM=VAL[,DIM=VAL] (empty: everywhere) and "
+                          "an ISO window, e.g. 'CDN outage;region=APAC;2026-11-18T12:00Z;"
+                          "2026-11-18T14:00Z'")
 
     sc = sub.add_parser("scan", help="what diverged? every metric and slice, one story per onset")
     sc.add_argument("passport")
@@ -70,16 +75,25 @@ def _parser() -> argparse.ArgumentParser:
             x.add_argument("--metric")
         if name == "show":
             x.add_argument("id")
-        if name == "diff":
-            x.add_argument("a")
-            x.add_argument("b")
+        if name == "diff":  # two ids, or two versions of a metric; names who moved it
+            x.add_argument("a", nargs="?", help="baseline id (or use --metric/--from/--to)")
+            x.add_argument("b", nargs="?", help="baseline id")
+            x.add_argument("--metric", help="the metric whose versions --from/--to are")
+            x.add_argument("--from", dest="v_from", type=int, metavar="V1")
+            x.add_argument("--to", dest="v_to", type=int, metavar="V2")
         if name == "fit":
             x.add_argument("--metric", required=True)
             x.add_argument("--period", required=True, help="START/END (ISO UTC)")
             x.add_argument("--note", default="")
 
-    gen = sub.add_parser("generate", help="write a synthetic incident passport with ground truth")
-    gen.add_argument("family", help="incident family (see --list) or 'demo'")
+    from .synth import FAMILIES, HELDOUT_FAMILIES
+
+    gen = sub.add_parser(
+        "generate", help="write a synthetic incident passport with ground truth",
+        description="Write a synthetic incident passport with ground truth (truth.json). "
+                    "Families: " + ", ".join(FAMILIES) + "; held-out families: "
+                    + ", ".join(HELDOUT_FAMILIES) + "; and 'demo' (the bundled demo).")
+    gen.add_argument("family", nargs="?", help="incident family (see --list) or 'demo'")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=False, help="output directory")
     gen.add_argument("--days", type=int, default=21)
@@ -107,7 +121,8 @@ def _cmd_investigate(a) -> int:
     inv = investigate(a.passport, metric=a.metric, window=a.window, db=a.db,
                       artifact_dir=None if a.no_artifact else a.out,
                       progress=None if a.quiet else stderr_progress(),
-                      verify=not a.no_verify, detector=a.detector, localizer=a.localizer)
+                      verify=not a.no_verify, detector=a.detector, localizer=a.localizer,
+                      hypotheses=a.hypothesis or None)
     if a.json:
         print(inv.to_json(indent=1))
     elif a.role:
@@ -171,6 +186,7 @@ def _store_path(a) -> Path:
 
 def _cmd_baselines(a) -> int:
     from .store import Store
+    from .passport import parse_manifest
     from .store.baselines import diff_baselines, fit_baseline, list_baselines, load_baseline
 
     path = _store_path(a)
@@ -181,7 +197,6 @@ def _cmd_baselines(a) -> int:
         with Store(path) as st:
             name = st.passport().name if not a.passport else None
             if a.passport:
-                from .passport import parse_manifest
                 name = parse_manifest(a.passport).name
             b = fit_baseline(st, name, a.metric, period=period, note=a.note, reuse=False)
         print(json.dumps(b.to_dict(), indent=1) if a.json else
@@ -208,8 +223,15 @@ def _cmd_baselines(a) -> int:
             if not a.json:
                 print(b.cube)
         else:
-            d = diff_baselines(st.con, a.a, a.b)
-            print(json.dumps(d.to_dict(), indent=1, default=str) if a.json else d.summary())
+            from .detect.baseline_diff import resolve_pair, who_moved
+
+            pname = parse_manifest(a.passport).name if a.passport else None
+            ia, ib = resolve_pair(st.con, a=a.a, b=a.b, metric=a.metric, v_from=a.v_from,
+                                  v_to=a.v_to, passport=pname)
+            d = diff_baselines(st.con, ia, ib)
+            mv = who_moved(st.con, st.passport(d.a.passport), d.a, d.b)
+            print(json.dumps({**d.to_dict(), "moved_by": mv.to_dict()}, indent=1, default=str)
+                  if a.json else d.summary() + "\n" + mv.summary())
     return 0
 
 
@@ -221,6 +243,9 @@ def _cmd_generate(a) -> int:
     if a.list:
         print("\n".join(families + ("demo",)))
         return 0
+    if not a.family:
+        raise UsageError("generate: give a FAMILY (one of " + ", ".join(families + ("demo",))
+                         + ") or --list")
     if not a.out:
         raise UsageError("generate: --out DIR is required")
     if a.family == "demo":

@@ -169,13 +169,34 @@ def cmd_show(a) -> int:
             print("\n".join(v.line() for v in vs))
         return 0
     d = versions.show_version(root, a.ref, verify=not a.no_verify)
+    log = [e for e in versions.journal(root, d.info.investigation_id)
+           if e.kind in ("decision", "note", "action")]
     if a.json:
-        _out(d.to_dict())
+        _out({**d.to_dict(), "journal": [e.to_dict() for e in log]})
     elif a.text:
         print(Path(d.info.text_path).read_text(encoding="utf-8"), end="")
     else:
-        print(d.summary())
+        print(d.summary() + journal_text(log))
     return 0
+
+
+def journal_text(entries) -> str:
+    """The decisions, notes and actions of an investigation, oldest first, as lines."""
+    if not entries:
+        return "\n\nDecisions, notes and actions: none yet"
+    out = ["", "", "Decisions, notes and actions:"]
+    for e in entries:
+        d = e.details
+        if e.kind == "decision":
+            what = f"decision: {d.get('hypothesis')} {d.get('status')}"
+        elif e.kind == "action":
+            what = f"action: {d.get('action')}" + (f" {d['target']}" if d.get("target") else "")
+        else:
+            what = f"note: {d.get('text')}" + (f" (on {d['hypothesis']})"
+                                               if d.get("hypothesis") else "")
+        note = f' "{d["note"]}"' if e.kind != "note" and d.get("note") else ""
+        out.append(f"  {e.ts}  {e.author}: {what}{note}")
+    return "\n".join(out)
 
 
 def cmd_diff(a) -> int:

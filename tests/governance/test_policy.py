@@ -38,6 +38,7 @@ DECIDED = {
     "note": "analyst",
     "save": "analyst", "export": "analyst", "rollback": "operator",
     "launch_experiment": "operator", "unmask": "admin", "manage_roles": "admin",
+    "hypothesize": "analyst",  # issue 17: add one's own hypothesis
 }
 
 

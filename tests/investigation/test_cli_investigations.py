@@ -46,6 +46,12 @@ def test_list_show_diff_decide_stats(capsys, saved, ios_inv, library):
     code, out = run(capsys, "investigations", "action", iid, "revert", "--target", "chg-1",
                     "--root", library, "--author", "bo")
     assert "action revert chg-1" in out
+    code, out = run(capsys, "investigations", "show", iid, "--root", library)
+    tail = out.split("Decisions, notes and actions:")[1]  # issue 17: show carries the journal
+    assert 'ana: decision: chg-1 confirmed "yes"' in tail
+    assert "bo: note: checked the dashboards" in tail and "bo: action: revert chg-1" in tail
+    code, out = run(capsys, "investigations", "show", iid, "--root", library, "--json")
+    assert [e["kind"] for e in json.loads(out)["journal"]] == ["decision", "note", "action"]
     V.save_investigation(ios_inv, message="confirmed", author="ana", root=library)
     code, out = run(capsys, "investigations", "diff", iid, "--root", library)
     assert 'Decisions:\n  + chg-1 confirmed by ana: "yes"' in out

@@ -36,7 +36,7 @@ def truth() -> dict:
     return json.loads((DEMO / "truth.json").read_text())
 
 
-def execute(path: Path, params: dict) -> tuple[dict, float]:
+def execute(path: Path, params: dict, cwd: Path = REPO) -> tuple[dict, float]:
     import nbformat
     from nbclient import NotebookClient
 
@@ -44,7 +44,7 @@ def execute(path: Path, params: dict) -> tuple[dict, float]:
     nb = nbformat.from_dict(A.inject_parameters(nb, params))
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO)}}).execute()
+                   resources={"metadata": {"path": str(cwd)}}).execute()
     seconds = time.perf_counter() - t0
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
@@ -79,6 +79,15 @@ def test_quickstart(tmp_path, truth):
     assert entry.latest.top_cause == culprit and entry.versions == 1
 
 
+def test_quickstart_runs_from_the_notebooks_folder(tmp_path, truth):
+    """Started where Jupyter opens it (issue 17): the demo is found from the package."""
+    nb, _ = execute(REPO / "notebooks" / "quickstart.ipynb",
+                    {"db": str(tmp_path / "store.duckdb"), "library": None},
+                    cwd=REPO / "notebooks")
+    assert f"top={truth['culprit_ids'][0]}" in text_of(nb)
+    assert not (REPO / "notebooks" / "sample_data").exists()
+
+
 def test_template_runs_as_is(tmp_path, truth):
     nb, _ = execute(REPO / "notebooks" / "investigation_template.ipynb",
                           {"db": str(tmp_path / "store.duckdb")})
@@ -96,6 +105,15 @@ def test_template_runs_as_is(tmp_path, truth):
     assert any("image/png" in o.get("data", {}) for o in outs)
     stories = [o["data"]["text/markdown"] for o in outs if "text/markdown" in o.get("data", {})]
     assert len(stories) == 3 and all("more conversions" in m for m in stories)
+
+
+def test_template_tests_a_persons_hypothesis(tmp_path):
+    """The notebook surface of issue 17: ``hypotheses`` is a parameter of the template."""
+    hyp = "CDN outage;platform=ios,app_version=5.2;2026-11-18T14:00Z;2026-11-20T00:00Z"
+    nb, _ = execute(REPO / "notebooks" / "investigation_template.ipynb",
+                    {"db": str(tmp_path / "store.duckdb"), "hypotheses": [hyp]})
+    text = text_of(nb)
+    assert "external CDN outage  @ 2026-11-18T14:00:00Z" in text
 
 
 def test_cli_artifact_reexecutes_to_the_same_top_cause(tmp_path, truth, monkeypatch):

@@ -289,6 +289,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             t0 = ch.ts.floor(grain) if hasattr(ch.ts, "floor") else ch.ts
             lo_t = t0 - cfg.did_pre
             hi_t = min(t0 + cfg.did_post_max, (data_end or end) + grain)
+            until = getattr(ch, "until", None)  # a person's window ends its post-period
+            if until is not None and not pd.isna(until):
+                hi_t = min(hi_t, max(pd.Timestamp(until).ceil(grain), t0 + 2 * grain))
             try:
                 ex = series(scope, False)
                 un = series(scope, True)

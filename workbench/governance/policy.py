@@ -44,6 +44,7 @@ class Action(str, Enum):
     VIEW_UNMASKED = "view_unmasked"
     CONFIRM = "confirm"            # confirm or refute a hypothesis
     VERIFY = "verify"              # run DoWhy's verification of a hypothesis (CPU seconds)
+    HYPOTHESIZE = "hypothesize"    # add one's own hypothesis (a slice and a window)
     NOTE = "note"
     SAVE = "save"
     EXPORT = "export"
@@ -54,7 +55,8 @@ class Action(str, Enum):
 
 
 _VIEWER = frozenset({Action.VIEW})
-_ANALYST = _VIEWER | {Action.CONFIRM, Action.VERIFY, Action.NOTE, Action.SAVE, Action.EXPORT}
+_ANALYST = _VIEWER | {Action.CONFIRM, Action.VERIFY, Action.NOTE, Action.SAVE, Action.EXPORT,
+                      Action.HYPOTHESIZE}
 _OPERATOR = _ANALYST | {Action.ROLLBACK, Action.LAUNCH_EXPERIMENT}
 _ADMIN = frozenset(Action)
 

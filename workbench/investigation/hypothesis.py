@@ -77,6 +77,9 @@ def next_step(verdict: str, causes: list[dict], slices: list[dict], dq: list[dic
         or "the whole population"
     if verdict == "change" and causes:
         step = causes[0]["next_step"]
+    elif verdict == "external" and causes and causes[0].get("origin") == "person" \
+            and causes[0].get("status") == "supported":  # a person named the outside event
+        step = causes[0]["next_step"]
     elif verdict in ("data_quality", "mix_shift", "external"):
         step = verdict_step(verdict, where)
     else:

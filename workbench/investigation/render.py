@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._format import confidence, fmt_filter, num, pct
+from .._format import confidence, fmt_filter, num, pct, share_meaning
 from ..governance.safe import safe_markdown
 from .hypothesis import advice
 
@@ -88,6 +88,7 @@ def summary(inv) -> str:
             name = ", ".join(f"{k}={v}" for k, v in s["filter"].items()) or "(everything)"
             lines.append(f"  {name[:44]:44s} {s['explained_share']:>9.0%} "
                          f"{num(s['baseline']):>10s} {num(s['observed']):>10s}")
+        lines += _share_notes(inv.slices[:5])
         lines.append("")
     if inv.rate_mix:
         rm = inv.rate_mix
@@ -195,6 +196,8 @@ def answer_markdown(a: dict) -> str:
             f = ", ".join(f"{k}={v}" for k, v in (s.get("filter") or {}).items()) or "(all)"
             out.append(f"| {md_escape(f)} | {pct(s.get('explained_share'))} | "
                        f"{num(s.get('baseline'))} | {num(s.get('observed'))} |")
+        notes = [md_escape(n.strip()) for n in _share_notes(slices[:5])]
+        out += ["", *notes] if notes else []
     dq = a.get("data_quality") or []
     if dq:
         out += ["", "Data quality:"]
@@ -417,3 +420,13 @@ def narrate(inv: Any, role: str, *, impact: dict | None = None,
     if decided:
         lines.append("- **Decisions**: " + "; ".join(f"{k} {v}" for k, v in decided.items()))
     return "\n".join(lines)
+
+
+def _share_notes(slices: list) -> list[str]:
+    """A sentence under a slices table for each share above 100% or below 0%."""
+    out = []
+    for s in slices:
+        note = share_meaning(s.get("explained_share"), fmt_filter(s.get("filter")))
+        if note:
+            out.append("  " + note[0].upper() + note[1:] + ".")
+    return out

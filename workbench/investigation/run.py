@@ -79,7 +79,7 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
                 db: str | Path | None = None, artifact_dir: Any = FROM_OPTIONS,
                 progress: Progress | None = None, memory: str | Path | None = None,
                 memory_asof: str | None = None, verify: bool | None = None,
-                detector=None, localizer=None) -> Investigation:
+                detector=None, localizer=None, hypotheses=None) -> Investigation:
     """Investigate the most significant divergence of ``metric`` in a passport.
 
     Parameters
@@ -123,6 +123,12 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         the signature of :func:`workbench.localize.localize`; default the
         built-in ``search``. A large passport (localized in DuckDB) always uses
         the built-in.
+    hypotheses:
+        People's hypotheses, tested and ranked with the changes of the log
+        (:mod:`workbench.events.people`): strings ``'LABEL;DIM=VAL;START;END'``,
+        dicts ``{label, slice, start, end}`` or
+        :class:`~workbench.events.people.PersonHypothesis`. Their causes carry
+        ``origin: "person"``; a verdict one of them leads is ``external``.
 
     Examples
     --------
@@ -146,6 +152,9 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
         memory = Path(artifact_dir) / "memory.duckdb"
     t = time.perf_counter()
     win = _parse_window(window)
+    from ..events.people import coerce_hypotheses
+
+    hyps = coerce_hypotheses(hypotheses)
     pp = passport if isinstance(passport, Passport) else load_passport(passport)
     spec = pp.manifest.metric(metric)
     timings["load"] = time.perf_counter() - t
@@ -162,7 +171,7 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     with Store(db_path, read_only=True) as st:
         ctx = open_context(st, pp, spec, win, say, timings, skipped=skipped, memory=memory,
                            memory_asof=memory_asof, verify=verify, detector=detector,
-                           localizer=localizer)
+                           localizer=localizer, hypotheses=hyps)
         found = analyse(ctx)
     t = time.perf_counter()
     with Store(db_path) as st:
@@ -175,6 +184,8 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     say(f"baseline version {baseline.get('id')}")
     timings["total"] = time.perf_counter() - t_all
     # assembled once, from everything the run found; never edited after
+    if hyps:
+        found["params"] = {**found["params"], "hypotheses": [h.to_dict() for h in hyps]}
     inv = Investigation(**{**found, "baseline": baseline, "db": str(db_path),
                            "provenance": [p.to_dict() for p in pp.provenance],
                            "passport_dir": str(Path(pp.directory).resolve()),
@@ -187,14 +198,15 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
 
 # --------------------------------------------------------------------------- re-runs
 def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=None,
-                        memory_asof: str | None = None):
+                        memory_asof: str | None = None, hypotheses=None):
     """Re-run a saved investigation: ``investigate`` without saving a new version.
 
     ``memory`` and ``memory_asof`` pin the prior evidence learned from past
     investigations to what it was when the version was saved, so a re-run
     reproduces the saved ranking even after later investigations were
     resolved. They are passed on when ``investigate`` takes them (the ranking
-    uses priors), and ignored otherwise.
+    uses priors), and ignored otherwise. ``hypotheses`` are people's hypotheses
+    of the saved run (its ``params["hypotheses"]``), tested again.
     """
     import inspect
 
@@ -204,6 +216,8 @@ def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=N
         kw["memory"] = memory
     if "memory_asof" in accepted:
         kw["memory_asof"] = memory_asof
+    if hypotheses:
+        kw["hypotheses"] = hypotheses
     return investigate(passport, metric=metric, window=window, db=db, artifact_dir=None, **kw)
 
 
@@ -250,10 +264,12 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
                          "restore it or run the notebook with another `passport` parameter")
     nb = json.loads(Path(info.path).read_text(encoding="utf-8"))
     params = nb.get("metadata", {}).get("workbench", {}).get("params", {})
+    saved = json.loads(Path(info.answer_path).read_text(encoding="utf-8"))
     inv = rerun_investigation(info.passport_dir, metric=info.metric, window=info.window,
                               db=db if db is not None else params.get("db"),
                               memory=str(_memory.memory_path(root)),
-                              memory_asof=params.get("memory_asof") if pin_memory else None)
+                              memory_asof=params.get("memory_asof") if pin_memory else None,
+                              hypotheses=(saved.get("params") or {}).get("hypotheses"))
     rec = inv.record  # the re-run is attached to the investigation it re-runs
     rec.investigation_id, rec.library, rec.based_on = info.investigation_id, str(root), \
         info.version_id

@@ -45,6 +45,7 @@ from .._format import iso as _iso
 from .._format import jsonable
 from ..passport import Passport
 from .hypothesis import as_hypothesis as _as_hypothesis
+from .hypothesis import cause_step as _cause_step
 from .hypothesis import is_mix_shift as _is_mix_shift
 from .hypothesis import next_step as _next_step
 from . import slicing
@@ -85,6 +86,7 @@ class Context:
     detector: Any = "seasonal"  # a registered name (workbench.detectors), class or object
     localizer: Any = None  # a callable like workbench.localize.localize; None: the built-in
     late: Any = None  # the late tail cut from the series (workbench.quality.late.LateTail)
+    hypotheses: tuple = ()  # people's hypotheses (workbench.events.people.PersonHypothesis)
     queries: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
@@ -161,7 +163,8 @@ class Decision:
 
 def open_context(st, pp: Passport, spec, window, say: Progress, timings: dict, *,
                  skipped=(), memory=None, memory_asof: str | None = None,
-                 verify: bool = False, detector: Any = None, localizer: Any = None) -> Context:
+                 verify: bool = False, detector: Any = None, localizer: Any = None,
+                 hypotheses=()) -> Context:
     """The context of one analysis: the metric's series and the calendar, read once.
 
     ``detector`` and ``localizer`` are plug-ins of ``workbench.detectors`` and
@@ -177,6 +180,10 @@ def open_context(st, pp: Passport, spec, window, say: Progress, timings: dict, *
 
     sp = st.passport(pp.name)
     grain = sp.manifest.grain_td
+    if hypotheses:  # a slice on a dimension the passport lacks fails before any work
+        from ..events.people import check_dimensions
+
+        check_dimensions(hypotheses, sp.manifest.all_dimensions)
     t = time.perf_counter()
     ser = metric_series(st.con, sp, spec)
     data_start, data_last = time_range(st.con, sp)
@@ -186,7 +193,8 @@ def open_context(st, pp: Passport, spec, window, say: Progress, timings: dict, *
                    data_start=data_start, data_last=data_last, full_idx=full_idx,
                    series=ser.frame, skipped=tuple(skipped), memory=memory,
                    memory_asof=memory_asof, verify=verify, detector=detector,
-                   localizer=localizer, queries={"metric_series": ser.sql}, timings=timings)
+                   localizer=localizer, queries={"metric_series": ser.sql}, timings=timings,
+                   hypotheses=tuple(hypotheses or ()))
 
 
 def resolve_localizer(localizer: Any):
@@ -454,6 +462,7 @@ def bear(ctx: Context, au: Audit, dn: Detection, lz: Localized) -> Bearing:
 # --------------------------------------------------------------------------- 5. rank
 def rank(ctx: Context, dn: Detection, lz: Localized) -> Ranked:
     from ..events import rank_changes
+    from ..events.people import origin_of, with_people
     from ..store import metric_panel, metric_series
 
     st, sp, spec, grain, queries = ctx.st, ctx.sp, ctx.spec, ctx.grain, ctx.queries
@@ -461,7 +470,7 @@ def rank(ctx: Context, dn: Detection, lz: Localized) -> Ranked:
     leaves, slices, onset_from, params = lz.leaves, lz.slices, lz.onset_from, {}
     t = time.perf_counter()
     ctx.say("ranking changes near the onset")
-    changes = st.changes(ctx.pp.name)
+    changes = with_people(st.changes(ctx.pp.name), ctx.hypotheses)  # each row has an origin
     sign = float(np.sign((det.observed or 0) - (det.baseline or 0))) or -1.0
 
     s_start, s_end = onset - pd.Timedelta("15D"), obs[1]
@@ -518,8 +527,10 @@ def rank(ctx: Context, dn: Detection, lz: Localized) -> Ranked:
                                direction_sign=sign, leaves=leaves, top_slices=slices,
                                series=series_fn, data_end=ctx.data_last, focus=scope or None,
                                prior=prior, panel=panel_fn)
-    return Ranked(ranking, [c.to_dict() for c in ranking.causes], onset, onset_from, changes,
-                  sign, params)
+    origin = origin_of(changes)
+    causes = [{**c.to_dict(), "origin": origin.get(c.change_id, "change_log")}
+              for c in ranking.causes]
+    return Ranked(ranking, causes, onset, onset_from, changes, sign, params)
 
 
 def _first_dose(dose, sign: float, grain: pd.Timedelta):
@@ -559,16 +570,21 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
         if gap is not None:
             slices = [_gap_slice(gap, slices)] + [s for s in slices if s["filter"] != gap.slice]
     else:
+        # a person's hypothesis is never a change: the verdict reads the log's top cause
+        top_log = next((c for c in causes if c.get("origin") != "person"), None)
         verdict = decide_verdict(data_quality_explains=False,
                                  strict_mix=rm is not None and _is_mix_shift(rm), rm=rm,
-                                 divergence_sign=rk.sign, top=causes[0] if causes else None,
-                                 causes=causes)
+                                 divergence_sign=rk.sign,
+                                 top=top_log if causes and top_log is causes[0] else None,
+                                 causes=[c for c in causes if c.get("origin") != "person"])
         scale = 1.0
         if verdict == "mix_shift":
             scale = max(0.0, min(1.0, 1.0 - mix_share))
             slices = _mix_slices(lz.leaves, lz.leaf_dims, ctx.sp.manifest) + slices
     if verdict != "change":
         for c in causes:
+            if c.get("origin") == "person":  # the contract caps it; the ranking keeps it
+                c["posterior"] = c["confidence"]
             c["confidence"] = round(min(c["confidence"] * scale, 0.49), 4)
             if scale < 1.0:
                 c["evidence"] = c["evidence"] + [
@@ -599,6 +615,10 @@ def decide(ctx: Context, lz: Localized, br: Bearing, rk: Ranked) -> Decision:
             onset = t_top
     for c in causes:
         _as_hypothesis(c, ctx.spec.name, slices)
+    if verdict == "external" and causes:
+        from ..events.people import support_person
+
+        support_person(causes[0], _cause_step)
     verification = None
     if ctx.verify and causes and verdict in ("change", "external"):
         verification = _verify_causes(ctx, causes, onset=onset, end=lz.end, sign=rk.sign,
@@ -715,6 +735,10 @@ def assemble(ctx: Context, dn: Detection, lz: Localized, br: Bearing, rk: Ranked
     if rk.ranking.stability is not None:
         div["top_cause_stability"] = rk.ranking.stability
     step = _step(ctx, dc.verdict, dc.causes, dc.slices, br.data_quality)
+    from .showsql import attach_sql
+
+    attach_sql(ctx, lz, rk, dc.slices, dc.causes, br.data_quality,  # show me the query
+               dc.verification)
     return dict(verdict=dc.verdict, divergence=div, slices=dc.slices, causes=dc.causes,
                 data_quality=br.data_quality,
                 rate_mix=None if lz.rate_mix is None else _safe_dict(lz.rate_mix),

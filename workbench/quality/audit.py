@@ -92,7 +92,8 @@ class QualityFinding:
                 "start": None if self.start is None else self.start.isoformat(),
                 "end": None if self.end is None else self.end.isoformat(),
                 "slice": dict(self.slice), "buckets": self.buckets,
-                "puts_at_risk": list(self.puts_at_risk)}
+                "puts_at_risk": list(self.puts_at_risk),
+                **({"sql": self.sql} if self.sql else {})}  # show me the query (issue 17)
 
 
 @dataclass(frozen=True)

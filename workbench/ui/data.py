@@ -272,7 +272,11 @@ class InvestigationData:
         idx = pd.date_range(start.floor(self.grain), end.floor(self.grain), freq=self.grain)
         det_in = series.set_index("ts")[["num", "den", "rows"]].reindex(idx)
         band = None
-        if not filt and self.inv.detection is not None and len(self.inv.detection.expected):
+        # the investigation's detection is of the scope the divergence was found in:
+        # its band belongs under that scope's line only (never a slice's under the total)
+        found_in = dict(self.inv.divergence.get("scope") or {})
+        if filt == found_in and self.inv.detection is not None and \
+                len(self.inv.detection.expected):
             band = self.inv.detection.expected
         elif series["num"].notna().sum() >= 48:
             w = self.window
@@ -293,6 +297,7 @@ class InvestigationData:
         out.index.name = "ts"
         out = self._release_timeline(out.reset_index(), filt)
         out.attrs["filter"] = dict(filt)
+        out.attrs["band_scope"] = dict(filt) if band is not None else None  # the band's scope
         return out
 
     def impact(self, filt: dict | None = None) -> dict:

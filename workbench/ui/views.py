@@ -18,7 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from .._format import confidence, pct
+from .._format import confidence, pct, share_meaning
 from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
@@ -425,7 +425,8 @@ class SliceExplorer(_View):
             {"label": x.slice, "title": f"Show {x.slice} in the timeline",
              "html": (f"<b>{_pct(x.share, '.0%')}</b> · {_pct(x.relative_change)} · "
                       f"{_pct(x.baseline, fmt)} → {_pct(x.observed, fmt)} · "
-                      f"{_pct(x.traffic_share, '.0%')} · <span class='m'>{x.source}</span>")}
+                      f"{_pct(x.traffic_share, '.0%')} · <span class='m'>{x.source}</span>"
+                      + _share_note_html(x.share))}
             for x in recs]
 
     def _on_row(self, i: int) -> None:
@@ -575,8 +576,10 @@ class HypothesisBoard(_View):
         st.param.watch(self._on_decisions, ["decisions"])
         st.param.watch(self._on_experiment, ["experiment"])
         self._rebuild()
-        return pn.Column(self._head, self._cards, _md("#### Decisions"),
-                         self._decisions, sizing_mode="stretch_width")
+        from .people import hypothesis_form  # issue 17: an analyst's own hypothesis
+        form = hypothesis_form(st)
+        return pn.Column(self._head, self._cards, *([form] if form is not None else []),
+                         _md("#### Decisions"), self._decisions, sizing_mode="stretch_width")
 
     def _head_text(self) -> str:
         d = self.state.data
@@ -661,8 +664,10 @@ class HypothesisBoard(_View):
             f"<span class='wb-muted'>{when} · scope "
             f"{html.escape(slice_label(c.get('scope') or {}))} · by {info.get('author', '-')}"
             f" · rollout {info.get('rollout', '-')}</span>")
+        from .people import query_disclosure
         parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
-                                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}")
+                                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}"
+                                + query_disclosure(self.state, c))
         conf, test = board_line(self.state.experiment, c)
         parts["head"].object += test
         parts["conf"].value = int(round(100 * conf))
@@ -965,3 +970,9 @@ class Workbench(_View):
                   "u": st.drill_up, " ": st.toggle_play}.get(key)
         if action is not None:
             action()
+
+
+def _share_note_html(share) -> str:
+    """Under a slice row: what a share above 100% or below 0% means (issue 17)."""
+    note = share_meaning(share, "this slice")
+    return "" if note is None else f"<br><span class='m share-note'>{html.escape(note)}</span>"

@@ -1,0 +1,114 @@
+"""The hypothesis board's own parts for issue 17: a person's hypothesis, and "Show query".
+
+- :func:`add_hypothesis`: an analyst adds a hypothesis (label, slice, window)
+  from the board; the server authorizes it (``Action.HYPOTHESIZE``, analysts
+  and up, :mod:`workbench.governance.policy`), audits it
+  (``hypothesis.added``), and re-runs the investigation with it off the event
+  loop, so it is tested and ranked with the change log
+  (:mod:`workbench.events.people`).
+- :func:`hypothesis_form`: the small form that calls it (shown to roles that
+  may add one; the handler checks again).
+- :func:`query_disclosure`: a "Show query" disclosure of a finding's ``sql``
+  (text, never executed), only for roles that may see raw data
+  (``Action.VIEW_UNMASKED``).
+"""
+from __future__ import annotations
+
+import html
+
+__all__ = ["add_hypothesis", "hypothesis_form", "query_disclosure"]
+
+
+def add_hypothesis(state, label: str, slice_text: str, start: str, end: str) -> bool:
+    """Add a person's hypothesis to ``state``'s investigation and re-run it with it.
+
+    Returns whether it was accepted (authorized and valid); a refusal or a
+    mistake is shown in ``state.error`` and nothing runs.
+    """
+    from ..errors import WorkbenchError
+    from ..events.people import check_dimensions, coerce_hypotheses, parse_slice
+    from ..governance.audit import append_audit
+    from ..governance.policy import Action
+    from ..investigation.versions import audit_path
+
+    if not state.authorize(Action.HYPOTHESIZE, f"hypothesis {label!r}"):
+        return False
+    live = state.live
+    if live is None:
+        state.error = "Wait for the investigation before adding a hypothesis."
+        return False
+    actor = state.identity.name
+    try:
+        hyp, = coerce_hypotheses([{"label": label, "slice": parse_slice(slice_text, where="Slice"),
+                                   "start": start, "end": end, "author": actor}])
+        check_dimensions([hyp], live.dimensions)
+        people = list(getattr(state, "_people", ())) + [hyp]
+        coerce_hypotheses(people)  # the same hypothesis twice is refused
+    except WorkbenchError as exc:
+        state.error = str(exc)
+        return False
+    state._people = people
+    append_audit(audit_path(state.library), "hypothesis.added", actor=actor, subject=hyp.id,
+                 details=hyp.to_dict())
+    passport, db, metric = live.passport_dir, live.db, live.metric
+
+    def work():
+        from ..investigation import investigate
+        from .data import InvestigationData
+
+        inv = investigate(passport, metric=metric, db=db, artifact_dir=None, verify=False,
+                          hypotheses=people, progress=state._on_progress)
+        return InvestigationData(inv, passport_dir=str(passport))
+
+    def apply(new):
+        state._set_live(new)
+        state.busy = False
+        rank = next((i for i, c in enumerate(new.causes, 1) if c["change_id"] == hyp.id), None)
+        state.message = (f"Hypothesis {hyp.label!r} tested: ranked #{rank}" if rank else
+                         f"Hypothesis {hyp.label!r} tested: not a candidate (its window is "
+                         "too far from the onset)")
+
+    state.busy, state.error = True, ""
+    state.message = f"Testing the hypothesis {hyp.label!r}…"
+    state._spawn("load", work, apply, failed=lambda exc: setattr(state, "busy", False))
+    return True
+
+
+def hypothesis_form(state):
+    """Label, slice, start, end and an Add button; ``None`` for a role that may not add."""
+    import panel as pn
+
+    from ..governance.policy import Action
+
+    if not state.can(Action.HYPOTHESIZE):
+        return None
+    label = pn.widgets.TextInput(name="Your hypothesis", placeholder="CDN outage in APAC",
+                                 width=200)
+    where = pn.widgets.TextInput(name="Slice", placeholder="region=APAC (empty: everywhere)",
+                                 width=190)
+    start = pn.widgets.TextInput(name="From (UTC)", placeholder="2026-11-18T12:00Z", width=150)
+    end = pn.widgets.TextInput(name="To (UTC)", placeholder="2026-11-18T14:00Z", width=150)
+    add = pn.widgets.Button(name="Add and test", button_type="primary", width=110,
+                            description="Test your hypothesis like the changes of the log "
+                                        "(alignment, effect against its siblings) and rank it")
+    add.on_click(lambda ev: add_hypothesis(state, label.value, where.value, start.value,
+                                           end.value))
+    return pn.Column(pn.pane.Markdown("#### Add a hypothesis"),
+                     pn.Row(label, where, start, end, add), css_classes=["wb-add-hypothesis"],
+                     sizing_mode="stretch_width")
+
+
+def query_disclosure(state, finding: dict) -> str:
+    """A collapsed "Show query" block of ``finding["sql"]`` (``""`` when not shown).
+
+    Only for roles that may see raw data (the statement reads unmasked rows).
+    """
+    from ..governance.policy import Action
+
+    sql = finding.get("sql")
+    if not sql or not state.can(Action.VIEW_UNMASKED):
+        return ""
+    parts = sql.items() if isinstance(sql, dict) else [("", sql)]
+    body = "".join((f"<div class='wb-muted'>{html.escape(k)}</div>" if k else "")
+                   + f"<pre class='wb-sql'>{html.escape(v)}</pre>" for k, v in parts)
+    return f"\n\n<details class='wb-show-query'><summary>Show query</summary>{body}</details>"
