@@ -9,7 +9,7 @@ import pytest
 
 from workbench.errors import UsageError
 from workbench.investigation import artifact as A
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from workbench.errors import UsageError
-from workbench.investigation import memory as M
-from workbench.investigation import versions as V
+from workbench.investigation.library import memory as M
+from workbench.investigation import library as V
 
 
 @pytest.fixture

@@ -211,7 +211,7 @@ def write_artifact(inv, passport, artifact_dir, *, window=None) -> Path:
     version's notebook path (``artifact_dir/inv-.../vNNNN.ipynb``). ``window``
     is taken from ``inv.params`` (kept in the signature for callers).
     """
-    from .versions import save_investigation
+    from .library import save_investigation
 
     info = save_investigation(inv, root=artifact_dir, passport_dir=passport.directory)
     return Path(info.path)
@@ -238,7 +238,9 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
         Attached to the same investigation (``inv.save`` or
         :func:`save_investigation` adds a version whose parent is the latest).
     """
-    from .versions import _checked, _memory, library_root, resolve_version
+    from .library import library_root, resolve_version
+    from .library.integrity import _checked
+    from .library.memory import memory_path
 
     root = library_root(root)
     info = _checked(root, resolve_version(root, ref))
@@ -249,7 +251,7 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
     params = nb.get("metadata", {}).get("workbench", {}).get("params", {})
     inv = rerun_investigation(info.passport_dir, metric=info.metric, window=info.window,
                               db=db if db is not None else params.get("db"),
-                              memory=str(_memory.memory_path(root)),
+                              memory=str(memory_path(root)),
                               memory_asof=params.get("memory_asof") if pin_memory else None)
     rec = inv.record  # the re-run is attached to the investigation it re-runs
     rec.investigation_id, rec.library, rec.based_on = info.investigation_id, str(root), \

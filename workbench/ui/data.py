@@ -646,7 +646,7 @@ class InvestigationData:
 def _past_investigations(library: str | Path | None) -> list[dict]:
     """Search items for the investigations saved in the library (none if it has none)."""
     try:
-        from ..investigation.versions import library_root, list_investigations
+        from ..investigation.library import library_root, list_investigations
     except ImportError:
         return []
     root = library_root(library)

@@ -20,7 +20,7 @@ cell displays a :class:`ReproductionCheck` comparing the re-run with
 run can be checked by a program). Artifacts are written without outputs; the
 saved answer also lives in the notebook metadata (``metadata.workbench``)
 and, for diffs, in a JSON and a jupytext ``py:percent`` twin (see
-:mod:`workbench.investigation.versions`). Re-running one is
+:mod:`workbench.investigation.library`). Re-running one is
 :func:`workbench.investigation.run.rerun_investigation`.
 """
 from __future__ import annotations
