@@ -31,6 +31,7 @@ investigation_id = None  # set when saved in an investigations library
 version = None  # the saved version this notebook is
 memory = None  # memory index of past investigations (prior evidence); None: none
 memory_asof = None  # only decisions made before this time count (reproducible priors)
+verify = None  # re-run the DoWhy verification; a saved version sets it as it was saved
 
 # %% [markdown] tags=["saved-answer"]
 # ## The answer as saved
@@ -48,7 +49,7 @@ from workbench.investigation import rerun_investigation
 
 # wb.investigate(...) without saving a new version, with the memory as it was
 inv = rerun_investigation(passport, metric=metric, window=window, db=db, memory=memory,
-                          memory_asof=memory_asof)
+                          memory_asof=memory_asof, verify=verify)
 print(inv.summary())
 
 # %% [markdown]

@@ -184,14 +184,16 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
 
 # --------------------------------------------------------------------------- re-runs
 def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=None,
-                        memory_asof: str | None = None):
+                        memory_asof: str | None = None, verify: bool | None = None):
     """Re-run a saved investigation: ``investigate`` without saving a new version.
 
     ``memory`` and ``memory_asof`` pin the prior evidence learned from past
     investigations to what it was when the version was saved, so a re-run
     reproduces the saved ranking even after later investigations were
     resolved. They are passed on when ``investigate`` takes them (the ranking
-    uses priors), and ignored otherwise.
+    uses priors), and ignored otherwise. ``verify`` re-runs the DoWhy
+    verification (a saved version passes True when it was verified; None: the
+    ``set_options`` default).
     """
     import inspect
 
@@ -201,6 +203,8 @@ def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=N
         kw["memory"] = memory
     if "memory_asof" in accepted:
         kw["memory_asof"] = memory_asof
+    if verify is not None:
+        kw["verify"] = verify
     return investigate(passport, metric=metric, window=window, db=db, artifact_dir=None, **kw)
 
 
@@ -218,7 +222,7 @@ def write_artifact(inv, passport, artifact_dir, *, window=None) -> Path:
 
 
 def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
-           pin_memory: bool = False):
+           pin_memory: bool = False, verify: bool | None = None):
     """Re-run a saved version from its parameters; the result saves as the next version.
 
     Parameters
@@ -231,6 +235,11 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
         Use the prior evidence as it was when the version was saved (what
         executing its notebook does); by default the re-run learns from every
         investigation resolved since.
+    verify:
+        Re-run the DoWhy verification; None (the default): when the saved
+        version was verified, so that a re-run reproduces its verification
+        lines (:func:`~workbench.investigation.library.notebook.reproduction_check`
+        compares them).
 
     Returns
     -------
@@ -248,11 +257,15 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
         raise UsageError(f"{info.version_id}: its passport {info.passport_dir} is gone; "
                          "restore it or run the notebook with another `passport` parameter")
     nb = json.loads(Path(info.path).read_text(encoding="utf-8"))
-    params = nb.get("metadata", {}).get("workbench", {}).get("params", {})
+    saved = nb.get("metadata", {}).get("workbench", {})
+    params = saved.get("params", {})
+    if verify is None:
+        verify = (saved.get("answer") or {}).get("verification") is not None
     inv = rerun_investigation(info.passport_dir, metric=info.metric, window=info.window,
                               db=db if db is not None else params.get("db"),
                               memory=str(memory_path(root)),
-                              memory_asof=params.get("memory_asof") if pin_memory else None)
+                              memory_asof=params.get("memory_asof") if pin_memory else None,
+                              verify=verify)
     rec = inv.record  # the re-run is attached to the investigation it re-runs
     rec.investigation_id, rec.library, rec.based_on = info.investigation_id, str(root), \
         info.version_id

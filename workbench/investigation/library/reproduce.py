@@ -16,6 +16,7 @@ from ...errors import UsageError
 from ...governance.audit import read_audit, verify_audit
 from .integrity import _checked
 from .store import AUDIT_FILE, LibraryError, VersionInfo, _display, library_root, resolve_version
+from .verification import verification_digest
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,26 @@ def reproduce_version(root: str | Path | None, ref: str, *, timeout: int = 600,
                 check = dict(data[MIME_REPRODUCTION])
     if check is None:
         raise LibraryError(f"{info.version_id}: the notebook shows no reproduction check")
+    _older_check(check, nb.metadata.get("workbench", {}).get("answer") or {})
     return ReproductionReport(info.version_id, bool(check.get("reproduced")), check,
                               round(seconds, 2), str(out))
+
+
+def _older_check(check: dict, answer: dict) -> None:
+    """A check from a notebook saved before verifications were compared cannot vouch
+    for the saved verification: it is not a reproduction of it (``check`` is amended)."""
+    saved = verification_digest(answer.get("verification"))
+    if saved is None or "verification" in check:
+        return
+    lines = sum(len(c["evidence"]) for c in saved["causes"])
+    diff = {"change_id": None, "field": "verification", "saved": saved, "now": None,
+            "text": f"the saved answer was verified ({len(saved['causes'])} hypotheses, {lines} "
+                    "verification lines) but this notebook predates comparing verifications: "
+                    "its re-run was not checked against them"}
+    check["verification"] = [diff]
+    check["differences"] = list(check.get("differences") or []) + [diff["text"]]
+    check["reproduced"] = False
+    check["text"] = "NOT reproduced: " + "; ".join(check["differences"])
 
 
 def _require_signed_record(root: Path, info: VersionInfo) -> None:

@@ -178,7 +178,8 @@ def save_investigation(inv, *, message: str | None = None, author: str | None = 
             params = {"passport": pdir, "metric": inv.metric, "window": window_s,
                       "db": str(Path(inv.db).resolve()) if inv.db else None,
                       "investigation_id": iid, "version": n,
-                      "memory": str(_memory.memory_path(root).resolve()), "memory_asof": loaded}
+                      "memory": str(_memory.memory_path(root).resolve()), "memory_asof": loaded,
+                      "verify": answer.get("verification") is not None}
             nb = build_notebook(answer, params)
             stem = f"v{n:04d}"
             paths = (folder / f"{stem}.ipynb", folder / f"{stem}.py",
