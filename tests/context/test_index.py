@@ -5,7 +5,7 @@ import json
 import os
 
 from workbench.context import build_index, load_index
-from workbench.context._tokens import query_groups, tokenize
+from workbench.textsearch import query_groups, tokenize
 from workbench.context.index import cache_dir, fingerprint
 
 

@@ -40,9 +40,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..store.sql import bound_connection, q
-from ._tokens import tokenize
+from ..textsearch import tokenize
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: the one tokenizer of workbench.textsearch (a=b is a compound)
 KINDS = ("change", "slice", "log", "investigation")
 MAX_LOGS = 200_000
 

@@ -9,12 +9,14 @@ tables:
 ``tokens``
     an inverted index ``(investigation_id, field, token, tf)`` over the fields
     ``metric``, ``slice`` (``dim=value`` pairs and their parts), ``kind``,
-    ``target`` and ``text`` (messages, notes, evidence). DuckDB's ``fts``
-    extension is downloaded at ``INSTALL`` time, which fails offline, so the
-    workbench builds this table itself; free text is ranked by a
-    TF-IDF score in SQL, ``sum((1 + ln tf) * ln(1 + N / df))`` over the query
-    tokens (Salton and Buckley, "Term-weighting approaches in automatic text
-    retrieval", 1988).
+    ``target`` and ``text`` (messages, notes, evidence), tokenized by the
+    workbench's one tokenizer (:mod:`workbench.textsearch`, stop words left
+    out). DuckDB's ``fts`` extension is downloaded at ``INSTALL`` time, which
+    fails offline, so the workbench builds this table itself; free text is
+    ranked by the same BM25 as every other search of the workbench
+    (:func:`workbench.textsearch.bm25`; Robertson and Zaragoza, "The
+    Probabilistic Relevance Framework: BM25 and Beyond", 2009), an
+    investigation being one document.
 ``patterns``
     one row per confirmed cause of a resolved investigation: the change's
     kind, target and scope, the metric and direction, the slice and how it was
@@ -36,23 +38,23 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 from ...errors import UsageError
+from ...textsearch import STOP_WORDS, bm25, query_groups, tokenize
 
 __all__ = ["MEMORY_FILE", "STALE_MARK", "MemoryHit", "MemoryLocked", "MemorySearch",
            "SimilarInvestigation", "describe_pattern", "index_investigation", "load_records",
            "memory_path", "prior_evidence", "rebuild_memory", "record_tokens",
-           "search_investigations", "similar_investigations", "tokenize"]
+           "search_investigations", "similar_investigations"]
 
 MEMORY_FILE = "memory.duckdb"
 STALE_MARK = ".memory-stale"
-_STOP = frozenset("a an and are as at be by for from has in is it of on or that the this to "
-                  "was were with after before than then".split())
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS investigations (
@@ -81,21 +83,9 @@ def memory_path(root: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------- tokens
-def tokenize(text: str) -> list[str]:
-    """Lower-case tokens: whole identifiers (``new_checkout_flow``, ``5.2``) and their parts.
-
-    >>> tokenize("Flag new_checkout_flow on iOS 5.2")
-    ['flag', 'new_checkout_flow', 'new', 'checkout', 'flow', 'ios', '5.2']
-    """
-    out: list[str] = []
-    for word in re.findall(r"[0-9a-z][0-9a-z_.\-/]*[0-9a-z]|[0-9a-z]", str(text).lower()):
-        if word in _STOP:
-            continue
-        out.append(word)
-        parts = [p for p in re.split(r"[_.\-/]", word) if p]
-        if len(parts) > 1 and not re.fullmatch(r"[0-9.]+", word):
-            out.extend(p for p in parts if p not in _STOP)
-    return out
+def _tokens(text) -> list[str]:
+    """The one tokenizer (:func:`workbench.textsearch.tokenize`), stop words left out."""
+    return tokenize(text, stop=True)
 
 
 def _slice_tokens(filt: dict) -> list[str]:
@@ -114,15 +104,15 @@ def record_tokens(rec: dict) -> dict[str, list[str]]:
     slices = [s for s in rec.get("slices", [])][:3]
     causes = rec.get("causes", [])[:3] + rec.get("confirmed", [])
     fields = {
-        "metric": [str(rec.get("metric", "")).lower()] + tokenize(rec.get("metric", "")),
+        "metric": [str(rec.get("metric", "")).lower()] + _tokens(rec.get("metric", "")),
         "slice": [t for s in slices for t in _slice_tokens(s)]
                  + [t for c in rec.get("confirmed", []) for t in _slice_tokens(c.get("scope"))],
         "kind": [str(c.get("kind", "")).lower() for c in causes if c.get("kind")],
         "target": [t for c in causes for t in ([str(c.get("target", "")).lower()]
-                                               + tokenize(c.get("target", "")))
+                                               + _tokens(c.get("target", "")))
                    if t] + [str(c.get("change_id", "")).lower() for c in causes],
-        "text": tokenize(rec.get("text", "")) + tokenize(rec.get("verdict", ""))
-                + tokenize(rec.get("resolution") or "") + tokenize(rec.get("passport", "")),
+        "text": _tokens(rec.get("text", "")) + _tokens(rec.get("verdict", ""))
+                + _tokens(rec.get("resolution") or "") + _tokens(rec.get("passport", "")),
     }
     return {k: [t for t in v if t] for k, v in fields.items()}
 
@@ -361,8 +351,9 @@ def search_investigations(memory_db: str | Path, text: str | None = None, *,
             where.append("EXISTS (SELECT 1 FROM tokens t WHERE t.investigation_id = "
                          "i.investigation_id AND t.field = ? AND t.token = ?)")
             params += [fld, str(val).lower()]
-    qtoks = sorted(set(tokenize(text))) if text else []
-    if text and not qtoks:
+    groups = [g for g in ([x for x in grp if x not in STOP_WORDS]
+                          for grp in query_groups(text)) if g] if text else []
+    if text and not groups:
         raise UsageError(f"search text {text!r} has no searchable words")
     if not path.is_file():
         return MemorySearch(q, ())
@@ -371,28 +362,15 @@ def search_investigations(memory_db: str | Path, text: str | None = None, *,
     except MemoryLocked:
         time.sleep(0.2)
         con = _connect(path, read_only=True)
+    cols = ("i.investigation_id, 1.0, i.metric, i.verdict, i.onset, i.status, i.resolution, "
+            "i.top_change_id, i.top_target, []::VARCHAR[]")
     try:
-        if qtoks:
-            sql = f"""
-            WITH n AS (SELECT count(*)::DOUBLE AS n FROM investigations),
-            df AS (SELECT token, count(DISTINCT investigation_id)::DOUBLE AS df FROM tokens
-                   WHERE token IN (SELECT unnest(?)) GROUP BY token),
-            sc AS (SELECT t.investigation_id,
-                          sum((1 + ln(t.tf)) * ln(1 + n.n / df.df)) AS score,
-                          list(DISTINCT t.token ORDER BY t.token) AS matched
-                   FROM tokens t JOIN df USING (token), n GROUP BY t.investigation_id)
-            SELECT i.investigation_id, sc.score, i.metric, i.verdict, i.onset, i.status,
-                   i.resolution, i.top_change_id, i.top_target, sc.matched
-            FROM investigations i JOIN sc USING (investigation_id)
-            WHERE {' AND '.join(where)}
-            ORDER BY len(sc.matched) DESC, sc.score DESC, i.updated_at DESC LIMIT ?"""
-            rows = con.execute(sql, [qtoks] + params + [int(limit)]).fetchall()
+        if groups:
+            rows = _ranked(con, groups, cols, where, params, int(limit))
         else:
-            sql = f"""SELECT i.investigation_id, 1.0, i.metric, i.verdict, i.onset, i.status,
-                   i.resolution, i.top_change_id, i.top_target, []::VARCHAR[]
-                   FROM investigations i WHERE {' AND '.join(where)}
-                   ORDER BY i.updated_at DESC LIMIT ?"""
-            rows = con.execute(sql, params + [int(limit)]).fetchall()
+            rows = con.execute(f"SELECT {cols} FROM investigations i WHERE "
+                               f"{' AND '.join(where)} ORDER BY i.updated_at DESC LIMIT ?",
+                               params + [int(limit)]).fetchall()
     finally:
         con.close()
     hits = tuple(MemoryHit(investigation_id=r[0], score=round(float(r[1]), 4), metric=r[2],
@@ -400,6 +378,46 @@ def search_investigations(memory_db: str | Path, text: str | None = None, *,
                            top_cause=r[7], top_target=r[8], matched=tuple(r[9] or ()))
                  for r in rows)
     return MemorySearch(q, hits)
+
+
+def _ranked(con, groups: list[list[str]], cols: str, where: list[str], params: list,
+            limit: int) -> list[tuple]:
+    """Rows of the investigations matching ``where``, ranked by BM25 over their tokens
+    (:func:`workbench.textsearch.bm25`; a document is an investigation, all fields)."""
+    docs = con.execute("SELECT i.investigation_id, i.updated_at, coalesce(sum(t.tf), 0) "
+                       "FROM investigations i LEFT JOIN tokens t USING (investigation_id) "
+                       "GROUP BY ALL ORDER BY 1").df()
+    toks = sorted({x for g in groups for x in g})
+    post = con.execute("SELECT investigation_id, token, sum(tf)::DOUBLE AS tf FROM tokens "
+                       "WHERE token IN (SELECT unnest(?)) GROUP BY ALL", [toks]).df()
+    doc_of = docs.iloc[:, 0].astype(str)
+    post["doc"] = doc_of.searchsorted(post["investigation_id"])
+    by_tok = {tok: post[post["token"] == tok] for tok in toks}
+    score, hit = bm25([[(by_tok[x]["doc"].to_numpy(), by_tok[x]["tf"].to_numpy(), 1.0)
+                        for x in g] for g in groups], docs.iloc[:, 2].to_numpy())
+    allowed = {r[0] for r in con.execute(
+        f"SELECT i.investigation_id FROM investigations i WHERE {' AND '.join(where)}",
+        params).fetchall()}
+    keep = np.flatnonzero((score > 0) & doc_of.isin(allowed).to_numpy())
+    updated = docs.iloc[:, 1].astype(str).to_numpy()
+    order = keep[np.lexsort((_desc(updated[keep]), -score[keep], -hit[:, keep].sum(axis=0)))]
+    order = order[:limit]
+    if not len(order):
+        return []
+    info = {r[0]: r for r in con.execute(
+        f"SELECT {cols} FROM investigations i WHERE i.investigation_id IN (SELECT unnest(?))",
+        [list(doc_of.iloc[order])]).fetchall()}
+    out = []
+    for d in order:  # at most ``limit`` hits
+        iid = doc_of.iat[d]
+        matched = sorted(post.loc[post["doc"] == d, "token"])
+        out.append((iid, float(score[d]), *info[iid][2:9], matched))
+    return out
+
+
+def _desc(values) -> np.ndarray:
+    """Sort keys that order ``values`` (strings) descending in an ascending sort."""
+    return -np.unique(values, return_inverse=True)[1]
 
 
 def load_records(memory_db: str | Path) -> list[dict]:
