@@ -62,8 +62,9 @@ GROUPS: dict[str, str] = {
                                 "loop --provider NAME), act on flags (timeout, apply(key, "
                                 "definition), current(key), remove(key), evaluate(key, "
                                 "contexts, default); experiments.flags.FlagProvider)",
-    "workbench.views": "a Panel view of an investigation (a pn.viewable.Viewer subclass "
-                       "with a title)",
+    "workbench.views": "a tab of the workbench, served and in notebooks (a pn.viewable.Viewer "
+                       "subclass with a title and an optional policy action a role needs to "
+                       "see it, built as View(state=WorkbenchState); workbench.ui.plugins)",
 }
 
 #: Built-ins, declared as entry points of the ``workbench`` distribution too.
