@@ -66,6 +66,7 @@ The package, one job per module:
 ``diff``       readable diffs of two versions
 ``journal``    listing, showing, decisions/notes/actions, time to diagnose
 ``reproduce``  executing a saved notebook headless and reading its check
+``verification`` the saved verification's digest and what a re-run changed in it
 ``notebook``   the notebook of a version (template, parameters, saved answer)
 ``memory``     the searchable index of past investigations, similar ones, patterns
 ``records``    what memory keeps of each investigation, kept current on every write
