@@ -312,7 +312,7 @@ def search_investigations(memory_db: str | Path, text: str | None = None, *,
     memory_db:
         The index (:func:`memory_path` of a library).
     text:
-        Free text; ranked by TF-IDF over every indexed field. Without it,
+        Free text; ranked by BM25 over every indexed field. Without it,
         hits are the most recently updated matches.
     metric:
         Exact metric name.
