@@ -17,7 +17,7 @@ venv: $(STAMP)
 
 # Source adapters (plug-ins), each its own package; installed after the root package.
 EXTENSIONS := extensions/workbench-otel extensions/workbench-changes extensions/workbench-warehouse \
-	extensions/workbench-flags-http extensions/workbench-nats
+	extensions/workbench-flags-http extensions/workbench-nats extensions/workbench-views-inputs
 
 $(STAMP): pyproject.toml constraints.txt $(wildcard extensions/*/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -34,6 +34,7 @@ version = None  # the saved version this notebook is
 memory = None  # memory index of past investigations (prior evidence); None: none
 memory_asof = None  # only decisions made before this time count (reproducible priors)
 hypotheses = None  # your own: ["LABEL;DIM=VAL;START;END", ...], ranked with the change log
+verify = None  # re-run the DoWhy verification; a saved version sets it as it was saved
 
 # %% [markdown] tags=["saved-answer"]
 # ## The answer as saved
@@ -51,7 +52,7 @@ from workbench.investigation import rerun_investigation
 
 # wb.investigate(...) without saving a new version, with the memory as it was
 inv = rerun_investigation(passport, metric=metric, window=window, db=db, memory=memory,
-                          memory_asof=memory_asof, hypotheses=hypotheses)
+                          memory_asof=memory_asof, hypotheses=hypotheses, verify=verify)
 print(inv.summary())
 
 # %% [markdown]

@@ -149,3 +149,32 @@ def test_no_import_cycle_among_the_modules():
     graph = import_graph()
     assert graph["workbench.investigation.run"]  # the walk sees imports at all
     assert cycles(graph) == []
+
+
+# --------------------------------------------------------------------------- module size
+MAX_LINES = 800
+#: Modules allowed over MAX_LINES for now, each with its reason; nothing else may be.
+OVER_800 = {
+    "workbench/ui/views.py": "owned by the causal/gov work of wave 3 (Evidence tab); to be split "
+                             "by its owner after the merge",
+    "workbench/ui/state.py": "shared UI state edited by several wave-3 branches; split after the "
+                             "merge",
+    "workbench/detect/seasonal.py": "owned by trust2 (detector changes in flight); split after "
+                                    "the merge",
+    "workbench/causal/verify.py": "owned by causal (verification in every surface in flight); "
+                                  "split after the merge",
+}
+
+
+def test_no_module_over_800_lines_except_the_allowlist():
+    from pathlib import Path
+
+    import workbench
+
+    root = Path(workbench.__file__).parent
+    sizes = {f"workbench/{p.relative_to(root).as_posix()}":
+             len(p.read_text(encoding="utf-8").splitlines()) for p in root.rglob("*.py")}
+    over = {p: n for p, n in sizes.items() if n > MAX_LINES and p not in OVER_800}
+    assert over == {}, f"split these modules along their seams: {over}"
+    assert set(OVER_800) <= set(sizes)  # the allowlist names real modules
+    assert all(OVER_800.values())

@@ -6,7 +6,7 @@ import pytest
 
 import workbench as wb
 from workbench.errors import UsageError
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
 
 
 def test_set_and_restore():

@@ -133,9 +133,10 @@ def _out(obj) -> None:
 
 # --------------------------------------------------------------------------- investigations
 def cmd_list(a) -> int:
-    from .investigation import memory, versions
+    from .investigation import library as lib
+    from .investigation.library import memory
 
-    root = versions.library_root(a.root)
+    root = lib.library_root(a.root)
     if any((a.metric, a.slice, a.kind, a.target, a.text, a.status)):
         res = memory.search_investigations(memory.memory_path(root), a.text, metric=a.metric,
                                            slice=a.slice, kind=a.kind, target=a.target,
@@ -145,7 +146,7 @@ def cmd_list(a) -> int:
         else:
             print(res.summary())
         return 0
-    entries = versions.list_investigations(root)[: a.limit]
+    entries = lib.list_investigations(root)[: a.limit]
     if a.json:
         _out([e.to_dict() for e in entries])
     elif not entries:
@@ -158,18 +159,18 @@ def cmd_list(a) -> int:
 def cmd_show(a) -> int:
     from pathlib import Path
 
-    from .investigation import versions
+    from .investigation import library as lib
 
-    root = versions.library_root(a.root)
+    root = lib.library_root(a.root)
     if a.versions:
-        vs = versions.list_versions(root, a.ref)
+        vs = lib.list_versions(root, a.ref)
         if a.json:
             _out([v.to_dict() for v in vs])
         else:
             print("\n".join(v.line() for v in vs))
         return 0
-    d = versions.show_version(root, a.ref, verify=not a.no_verify)
-    log = [e for e in versions.journal(root, d.info.investigation_id)
+    d = lib.show_version(root, a.ref, verify=not a.no_verify)
+    log = [e for e in lib.journal(root, d.info.investigation_id)
            if e.kind in ("decision", "note", "action")]
     if a.json:
         _out({**d.to_dict(), "journal": [e.to_dict() for e in log]})
@@ -200,31 +201,31 @@ def journal_text(entries) -> str:
 
 
 def cmd_diff(a) -> int:
-    from .investigation import versions
+    from .investigation import library as lib
 
-    print(versions.diff_versions(versions.library_root(a.root), a.a, a.b, text=a.text))
+    print(lib.diff_versions(lib.library_root(a.root), a.a, a.b, text=a.text))
     return 0
 
 
 def cmd_reopen(a) -> int:
-    from .investigation import versions
+    from .investigation import library as lib
     from .investigation.library.notebook import reproduction_check, saved_digest
     from .investigation.run import reopen
 
-    root = versions.library_root(a.root)
+    root = lib.library_root(a.root)
     if a.execute:
-        rep = versions.reproduce_version(root, a.ref, timeout=a.timeout)
+        rep = lib.reproduce_version(root, a.ref, timeout=a.timeout)
         if a.json:
             _out(rep.to_dict())
         else:
             print(rep.summary())
         return 0 if rep.reproduced else 1
-    detail = versions.show_version(root, a.ref)
+    detail = lib.show_version(root, a.ref)
     inv = reopen(root, a.ref)
     check = reproduction_check(inv, saved_digest(detail.answer))
     info = None
     if not a.no_save:
-        info = versions.save_investigation(
+        info = lib.save_investigation(
             inv, message=a.message or f"reopened {detail.info.version_id}: re-run", author=a.author,
             root=root)
     if a.json:
@@ -240,9 +241,9 @@ def cmd_reopen(a) -> int:
 
 
 def cmd_stats(a) -> int:
-    from .investigation import versions
+    from .investigation import library as lib
 
-    rep = versions.investigation_stats(versions.library_root(a.root))
+    rep = lib.investigation_stats(lib.library_root(a.root))
     if a.json:
         _out(rep.to_dict())
     else:
@@ -251,37 +252,38 @@ def cmd_stats(a) -> int:
 
 
 def cmd_decide(a) -> int:
-    from .investigation import versions
+    from .investigation import library as lib
 
-    e = versions.record_decision(versions.library_root(a.root), a.ref, hypothesis=a.hypothesis,
+    e = lib.record_decision(lib.library_root(a.root), a.ref, hypothesis=a.hypothesis,
                                  status=a.status, note=a.note, author=a.author)
     print(f"{e.investigation_id}: {a.hypothesis} {a.status} by {e.author} at {e.ts}")
     return 0
 
 
 def cmd_note(a) -> int:
-    from .investigation import versions
+    from .investigation import library as lib
 
-    e = versions.add_note(versions.library_root(a.root), a.ref, a.text, author=a.author,
+    e = lib.add_note(lib.library_root(a.root), a.ref, a.text, author=a.author,
                           hypothesis=a.hypothesis)
     print(f"{e.investigation_id}: note added by {e.author} at {e.ts}")
     return 0
 
 
 def cmd_action(a) -> int:
-    from .investigation import versions
+    from .investigation import library as lib
 
-    e = versions.record_action(versions.library_root(a.root), a.ref, action=a.action,
+    e = lib.record_action(lib.library_root(a.root), a.ref, action=a.action,
                                target=a.target, note=a.note, author=a.author)
     print(f"{e.investigation_id}: action {a.action} {a.target or ''} by {e.author} at {e.ts}")
     return 0
 
 
 def cmd_similar(a) -> int:
-    from .investigation import memory, versions
+    from .investigation import library as lib
+    from .investigation.library import memory
 
-    root = versions.library_root(a.root)
-    d = versions.show_version(root, a.ref)
+    root = lib.library_root(a.root)
+    d = lib.show_version(root, a.ref)
     sims = memory.similar_investigations(memory.memory_path(root), d.answer,
                                          exclude=d.info.investigation_id, limit=5)
     if a.json:
@@ -295,9 +297,9 @@ def cmd_similar(a) -> int:
 
 def cmd_verify(a) -> int:
     """One line per problem (the file, the version, what is wrong), then a summary."""
-    from .investigation import versions
+    from .investigation import library as lib
 
-    rep = versions.verify_library(versions.library_root(a.root))
+    rep = lib.verify_library(lib.library_root(a.root))
     if a.json:
         _out(rep.to_dict())
     else:
@@ -313,9 +315,9 @@ def cmd_verify(a) -> int:
 def _audit_file(a):
     from pathlib import Path
 
-    from .investigation import versions
+    from .investigation import library as lib
 
-    return Path(a.log) if a.log else versions.audit_path(a.root)
+    return Path(a.log) if a.log else lib.audit_path(a.root)
 
 
 def cmd_audit_verify(a) -> int:

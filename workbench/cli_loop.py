@@ -57,7 +57,7 @@ def close_loop(passport, *, metric: str, cause: str, template: str = "rollback",
     from .experiments.flags import FlagdFileProvider
     from .experiments.loop import run_loop
     from .investigation import investigate
-    from .investigation.versions import audit_path
+    from .investigation.library import audit_path
     from .passport import load_passport
 
     pp = load_passport(passport)

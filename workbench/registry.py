@@ -12,8 +12,10 @@ Built-ins are declared exactly the same way in the workbench's own
 checkout that was never ``pip install``-ed still finds them (an entry point
 and its built-in twin with the same value are one plug-in, not a conflict).
 
-Loading follows xarray's ``backends/plugins.py``: every entry point of every
-group is loaded once per process (cached; :func:`refresh` forgets it); a
+Loading follows xarray's ``backends/plugins.py``: every entry point of a
+group is loaded once per process, when the group is first asked for (cached;
+:func:`refresh` forgets it), so a run that needs detectors never imports a view
+plug-in's Panel; a
 plug-in that raises while importing is **warned about** with a
 :class:`PluginWarning` naming the group, the entry point, its distribution and
 the exception, **listed** with status ``broken`` and **skipped**; it never
@@ -65,8 +67,9 @@ GROUPS: dict[str, str] = {
     "workbench.streams": "a micro-batch source for `workbench watch` (from_url(url), "
                          "open(spool), poll(timeout) -> [Batch], ack(batch), "
                          "reject(batch, reason), close(); workbench.stream.sources)",
-    "workbench.views": "a Panel view of an investigation (a pn.viewable.Viewer subclass "
-                       "with a title)",
+    "workbench.views": "a tab of the workbench, served and in notebooks (a pn.viewable.Viewer "
+                       "subclass with a title and an optional policy action a role needs to "
+                       "see it, built as View(state=WorkbenchState); workbench.ui.plugins)",
 }
 
 #: Built-ins, declared as entry points of the ``workbench`` distribution too.
@@ -151,12 +154,19 @@ def _load(group: str, name: str, value: str, package: str, version: str,
     return PluginInfo(group, name, value, package, version, "ok", None, builtin, obj)
 
 
-@functools.lru_cache(maxsize=1)
 def _discover() -> tuple[PluginInfo, ...]:
+    """Every plug-in of every group (each group loaded once, when first asked for)."""
+    return tuple(p for group in GROUPS for p in _discover_group(group))
+
+
+@functools.lru_cache(maxsize=None)
+def _discover_group(group: str) -> tuple[PluginInfo, ...]:
+    """The plug-ins of one group, loaded once per process: a run that only needs
+    detectors never imports a view plug-in's Panel."""
     from importlib.metadata import entry_points
 
     found: list[PluginInfo] = []
-    for group in GROUPS:
+    if group in GROUPS:
         claims: dict[str, list[tuple[str, str, str, bool]]] = {}
         for name, value in BUILTINS.get(group, {}).items():
             claims.setdefault(name, []).append((value, "workbench", _workbench_version(), True))
@@ -181,7 +191,7 @@ def _discover() -> tuple[PluginInfo, ...]:
 
 def refresh() -> None:
     """Forget what was discovered (after installing or removing a plug-in)."""
-    _discover.cache_clear()
+    _discover_group.cache_clear()
 
 
 def list_plugins(group: str | None = None) -> list[PluginInfo]:
@@ -192,7 +202,7 @@ def list_plugins(group: str | None = None) -> list[PluginInfo]:
     """
     if group is not None:
         _check_group(group)
-    out = [p for p in _discover() if group is None or p.group == group]
+    out = list(_discover() if group is None else _discover_group(group))
     out += [p for (g, _), p in _RUNTIME.items() if group is None or g == group]
     order = {g: i for i, g in enumerate(GROUPS)}
     return sorted(out, key=lambda p: (order[p.group], not p.builtin, p.name, p.package))
@@ -234,7 +244,7 @@ def register(group: str, name: str, obj: Any, *, replace: bool = False) -> None:
     if not isinstance(name, str) or not name:
         raise UsageError(f"a plug-in name must be a non-empty string; got {name!r}")
     taken = (group, name) in _RUNTIME or any(p.name == name and p.ok
-                                              for p in _discover() if p.group == group)
+                                              for p in _discover_group(group))
     if taken and not replace:
         raise UsageError(f"a {group} plug-in named {name!r} is already registered; "
                          "pass replace=True to override it")
@@ -252,10 +262,11 @@ def plugin_identity(obj: Any) -> dict:
     """``{name, package, version}`` of a plug-in object or class (for provenance)."""
     cls = obj if isinstance(obj, type) else type(obj)
     name = str(getattr(obj, "name", "") or cls.__name__)
-    for p in list_plugins():
-        o = p.obj
-        if p.ok and (o is cls or o is obj):
-            return {"name": name, "package": p.package, "version": p.version}
+    for group in GROUPS:  # group by group: a source is found before any view is loaded
+        for p in list_plugins(group):
+            o = p.obj
+            if p.ok and (o is cls or o is obj):
+                return {"name": name, "package": p.package, "version": p.version}
     top = (cls.__module__ or "").split(".")[0]
     try:
         from importlib.metadata import packages_distributions, version

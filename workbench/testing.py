@@ -323,13 +323,20 @@ def check_flag_provider(provider: Any) -> ContractReport:
 
 # =========================================================================== views
 def check_view(view: Any) -> ContractReport:
-    """Check a view class without importing Panel: a class with ``__panel__`` and a title."""
+    """Check a view class without importing Panel: a class with ``__panel__``, a title and,
+    optionally, the policy ``action`` a role needs to see it (``view`` by default)."""
     c = _Checker("workbench.views", getattr(view, "__name__", str(view)))
     c.require(isinstance(view, type), "must be a class (a pn.viewable.Viewer subclass)")
     c.require(callable(getattr(view, "__panel__", None)), "must define __panel__()")
     c.require(isinstance(getattr(view, "title", None), str), "must have a str title")
     c.ok("a Viewer class with a title")
-    return c.report()
+    from .governance.policy import Action
+
+    action = getattr(view, "action", None) or "view"
+    c.require(action in {a.value for a in Action}, f"action {action!r} is not a policy action",
+              "one of " + ", ".join(a.value for a in Action))
+    c.ok(f"shown to the roles granted {action!r}")
+    return c.report(action=action)
 
 
 # =========================================================================== streams

@@ -5,7 +5,7 @@ import json
 import os
 
 from workbench.context import build_index, load_index
-from workbench.context._tokens import query_groups, tokenize
+from workbench.textsearch import query_groups, tokenize
 from workbench.context.index import cache_dir, fingerprint
 
 
@@ -21,7 +21,7 @@ def test_index_holds_changes_slices_logs_and_investigations(tiny_passport):
     (tiny_passport / "logs.jsonl").write_text(
         json.dumps({"ts": "2026-11-02T10:05:00Z", "severity_text": "ERROR", "service": "api",
                     "body": "timeout calling payments", "attributes": {"region": "EU"}}) + "\n")
-    from workbench.investigation.memory import index_investigation
+    from workbench.investigation.library.memory import index_investigation
 
     rec = {"investigation_id": "inv-7", "passport": "tiny-shop", "metric": "conversion_rate",
            "verdict": "change", "onset": "2026-11-02T10:00:00Z", "status": "resolved",
@@ -87,7 +87,7 @@ def test_fingerprint_ignores_the_workbench_store(tiny_passport):
 
 
 def test_an_outside_library_is_part_of_the_fingerprint(tiny_passport, tmp_path):
-    from workbench.investigation.memory import index_investigation
+    from workbench.investigation.library.memory import index_investigation
 
     lib = tmp_path / "library"
     _, built = load_index(tiny_passport, investigations=lib)  # no memory yet: fine

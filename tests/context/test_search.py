@@ -33,7 +33,7 @@ def test_both_words_beat_one(tiny_passport):
 
 
 def test_past_investigations_are_found(tiny_passport, tmp_path):
-    from workbench.investigation.memory import index_investigation
+    from workbench.investigation.library.memory import index_investigation
 
     index_investigation(tmp_path / "lib" / "memory.duckdb", {
         "investigation_id": "inv-3", "passport": "tiny-shop", "metric": "conversion_rate",

@@ -11,7 +11,7 @@ import pytest
 
 from workbench import cli_investigations
 from workbench.errors import UsageError
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
 
 
 def run(capsys, *argv) -> tuple[int, str]:

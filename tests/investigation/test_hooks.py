@@ -5,7 +5,7 @@ similar investigations in the summary, and the ``workbench`` command dispatching
 from __future__ import annotations
 
 import workbench as wb
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
 from workbench.investigation.run import reopen
 
 def test_save_confirm_refute_on_the_object(ios_passport, library):

@@ -15,7 +15,8 @@ AVOID = {"panel", "bokeh", "holoviews", "param", "dowhy", "nbformat", "nbclient"
          "jsonschema"}
 
 
-@pytest.mark.parametrize("module", ["workbench.investigation.versions",
+@pytest.mark.parametrize("module", ["workbench.investigation.library",
+                                    "workbench.investigation.versions",
                                     "workbench.investigation.memory",
                                     "workbench.investigation.artifact",
                                     "workbench.governance", "workbench.cli_investigations"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from workbench.errors import UsageError
-from workbench.investigation import memory as M
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
+from workbench.investigation.library import memory as M
+from workbench.textsearch import tokenize
 
 
 @pytest.fixture
@@ -22,9 +23,16 @@ def resolved_ios(ios_inv, library):
     return iid
 
 
-def test_tokenizer_keeps_identifiers_and_their_parts():
-    assert M.tokenize("Flag new_checkout_flow on iOS 5.2") == [
-        "flag", "new_checkout_flow", "new", "checkout", "flow", "ios", "5.2"]
+def test_memory_indexes_with_the_one_tokenizer():
+    """Identifiers and their parts, stop words left out: the same tokens as the context
+    index (workbench.textsearch), so a word found by one search is found by the other."""
+    assert tokenize("Flag new_checkout_flow on iOS 5.2", stop=True) == [
+        "flag", "new_checkout_flow", "new", "checkout", "flow", "ios", "5.2", "5", "2"]
+    rec = {"metric": "conversion_rate", "text": "Flag new_checkout_flow on iOS 5.2",
+           "causes": [{"kind": "flag", "target": "PromoCodeValidator", "change_id": "chg-1"}]}
+    fields = M.record_tokens(rec)
+    assert fields["text"] == tokenize(rec["text"], stop=True) and "on" not in fields["text"]
+    assert {"promo", "code", "validator"} <= set(fields["target"])
 
 
 def test_search_by_slice_target_kind_metric_and_text(resolved_ios, library):

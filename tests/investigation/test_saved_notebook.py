@@ -59,3 +59,39 @@ def test_new_notebooks_import_public_names_only():
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         imports = re.findall(r"^from (workbench[\w.]*) import", code, re.M)
         assert imports and set(imports) == {"workbench.investigation"}, imports
+
+
+@pytest.mark.parametrize("old, new", [
+    ("workbench.investigation.versions", "workbench.investigation.library"),
+    ("workbench.investigation.memory", "workbench.investigation.library.memory"),
+    ("workbench.investigation.artifact", "workbench.investigation.library.notebook"),
+])
+def test_old_paths_are_thin_shims_of_the_library(old, new):
+    """Code written against the old modules gets the very same objects, and the old
+    modules define nothing of their own (re-exports only, so there is one copy)."""
+    import ast
+    import importlib
+
+    old_m, new_m = importlib.import_module(old), importlib.import_module(new)
+    names = [n for n in getattr(new_m, "__all__", dir(new_m)) if not n.startswith("_")]
+    shared = [n for n in names if hasattr(old_m, n)]
+    assert len(shared) >= 8
+    assert all(getattr(old_m, n) is getattr(new_m, n) for n in shared)
+    tree = ast.parse(Path(old_m.__file__).read_text(encoding="utf-8"))
+    body = [s for s in tree.body if not (isinstance(s, ast.Expr)
+                                        and isinstance(s.value, ast.Constant))]
+    assert body and all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in body)
+
+
+def test_code_using_the_old_versions_path_saves_and_reads(ios_passport, tmp_path):
+    """A script written before the split (old import path) saves, lists and diffs."""
+    import workbench as wb
+    from workbench.investigation import versions
+
+    inv = wb.investigate(ios_passport, metric="sessions", artifact_dir=None)
+    a = versions.save_investigation(inv, root=tmp_path / "lib", message="one")
+    b = versions.save_investigation(inv, root=tmp_path / "lib", message="two")
+    assert b.parent == a.version_id
+    (entry,) = versions.list_investigations(tmp_path / "lib")
+    assert entry.versions == 2 and versions.verify_library(tmp_path / "lib").ok
+    assert "No change in the answer." in versions.diff_versions(tmp_path / "lib", b.version_id)

@@ -11,7 +11,7 @@ import pytest
 import workbench as wb
 from workbench.errors import UsageError
 from workbench.governance import read_audit, verify_audit
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
 from workbench.investigation.run import reopen
 
 

@@ -34,7 +34,8 @@ import warnings
 from pathlib import Path
 
 from workbench.governance import read_audit, verify_audit
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
+from workbench.investigation.library import store as S
 
 ROUNDS = 24
 STEP_DELAY = 0.04  # seconds between two write steps of the killed save
@@ -45,7 +46,7 @@ HELPER = """\
 import os, pickle, sys, traceback
 with open(sys.argv[1], "rb") as f:
     inv = pickle.load(f)
-from workbench.investigation.versions import save_investigation
+from workbench.investigation.library import save_investigation
 print("ready", flush=True)
 for cmd in sys.stdin:
     cmd = cmd.strip()
@@ -116,7 +117,7 @@ def quietly(fn, *args, **kw):
 
 
 def version_files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if V._VFILE_RE.match(p.name)}
+    return {p.name: p.read_bytes() for p in folder.iterdir() if S._VFILE_RE.match(p.name)}
 
 
 def check_after_kill(lib: Path, iid: str, before: list, before_files: dict,
@@ -153,7 +154,7 @@ def check_after_kill(lib: Path, iid: str, before: list, before_files: dict,
     if len(vs) > len(before):
         return "committed, audit pending" if (folder / V.PENDING_AUDIT).exists() else "committed"
     leftovers = set(version_files(folder)) - set(before_files)
-    if leftovers or list(folder.glob(V._TMP_GLOB)):
+    if leftovers or list(folder.glob(S._TMP_GLOB)):
         return "not committed, files left"
     return "not committed, nothing left"
 
@@ -191,14 +192,14 @@ def test_kill_9_during_save_leaves_the_library_valid(ios_inv, tmp_path, rng):
             outcomes[check_after_kill(lib, iid, before, before_files, before_index)] += 1
 
             # a normal save afterwards works and leaves the library clean
-            highest = max(int(V._VFILE_RE.match(n).group(1)) for n in version_files(folder))
+            highest = max(int(S._VFILE_RE.match(n).group(1)) for n in version_files(folder))
             info = quietly(V.save_investigation, ios_inv, message=f"after round {r}",
                            author="ana", root=lib)
             assert info.version == highest + 1
             rep = quietly(V.verify_library, lib)
             assert rep.ok, rep.problems
             assert all("not part of any saved version" in w for w in rep.warnings), rep.warnings
-            assert not list(folder.glob(V._TMP_GLOB))
+            assert not list(folder.glob(S._TMP_GLOB))
             assert not (folder / V.PENDING_AUDIT).exists()
             assert verify_audit(lib / "audit.jsonl").ok
     finally:

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from workbench import cli_investigations
+from workbench.errors import UsageError
 from workbench.governance import read_audit, verify_audit
-from workbench.investigation import versions as V
+from workbench.governance.audit import AuditLog
+from workbench.investigation import library as V
+from workbench.investigation.library import integrity
 from workbench.investigation.run import reopen
 
 
@@ -144,15 +147,15 @@ def test_versions_saved_before_twin_hashes_check_twins_against_the_notebook(two_
     lib, a, b = two_versions
     folder = lib / a.investigation_id
     legacy = dataclasses.replace(a, text_hash=None, answer_hash=None)
-    assert V._file_problems(folder, legacy) == []
+    assert integrity._file_problems(folder, legacy) == []
     edit_one_character(folder / "v0001.py")
-    (problem,) = V._file_problems(folder, legacy)
+    (problem,) = integrity._file_problems(folder, legacy)
     assert problem.startswith(f"investigations/{a.investigation_id}/v0001.py: content hash "
                               "differs")
 
 
 def test_a_missing_library_is_one_clear_error(tmp_path):
-    with pytest.raises(V.UsageError, match="nowhere: no investigations library there"):
+    with pytest.raises(UsageError, match="nowhere: no investigations library there"):
         V.verify_library(tmp_path / "nowhere")
 
 
@@ -183,7 +186,7 @@ def test_a_save_interrupted_after_its_commit_is_audited_by_the_next(two_versions
         raise SystemExit("killed")  # stands for a kill between the index line and the audit
 
     with monkeypatch.context() as m:
-        m.setattr(V.AuditLog, "append", crash)
+        m.setattr(AuditLog, "append", crash)
         with pytest.raises(SystemExit):
             V.save_investigation(ios_inv, message="third", author="bo", root=lib)
     folder = lib / a.investigation_id

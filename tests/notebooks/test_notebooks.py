@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from workbench.investigation import artifact as A
-from workbench.investigation import versions as V
+from workbench.investigation import library as V
 from workbench.investigation.run import reopen
 
 REPO = Path(__file__).resolve().parents[2]

@@ -83,7 +83,7 @@ def test_click_a_slice_drills_down(page: Page, server):
 
 
 def test_confirm_a_hypothesis_records_it(page: Page, server):
-    from workbench.investigation import versions
+    from workbench.investigation import library as versions
 
     open_app(page, server)
     selected_is(page, f"#1 {TOP_CAUSE}")

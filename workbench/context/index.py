@@ -11,7 +11,7 @@ Documents
     Each record of ``logs.jsonl``: body, severity, service, attributes.
 ``investigation``
     Past investigations of this passport, when a memory index of them exists
-    (optional): the records :func:`workbench.investigation.memory.load_records`
+    (optional): the records :func:`workbench.investigation.library.memory.load_records`
     reads from ``memory.duckdb`` of the library given as ``investigations``,
     of ``PASSPORT/investigations/`` or of ``PASSPORT/.workbench/investigations/``.
 
@@ -40,9 +40,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..store.sql import bound_connection, q
-from ._tokens import tokenize
+from ..textsearch import tokenize
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: the one tokenizer of workbench.textsearch (a=b is a compound)
 KINDS = ("change", "slice", "log", "investigation")
 MAX_LOGS = 200_000
 
@@ -288,7 +288,7 @@ def _investigation_records(directory: Path, passport: str,
     files = memory_files(directory, investigations)
     if not files:
         return []
-    from ..investigation.memory import load_records  # the other half of issue 9's memory
+    from ..investigation.library.memory import load_records  # the other half of issue 9's memory
 
     recs: list[dict] = []
     for f in files:

@@ -1,13 +1,13 @@
 """Ranked search over a passport's context: BM25 over the token index.
 
-Okapi BM25 (Robertson and Zaragoza, "The Probabilistic Relevance Framework:
-BM25 and Beyond", 2009) with ``k1 = 1.2``, ``b = 0.75`` and idf
-``log(1 + (N - df + 0.5) / (df + 0.5))``. A query is a list of words; a word's
-tokens (see :mod:`workbench.context._tokens`) all score, and a word with no
-exact token in the vocabulary matches the terms it prefixes (``check`` ->
-``checkout``) at half weight. Scores are multiplied by the share of query words
-a document matches, so a change that mentions both ``checkout`` and ``ios``
-ranks above one that mentions ``checkout`` three times.
+The tokens and the ranking are the workbench's one text search
+(:mod:`workbench.textsearch`: Okapi BM25, Robertson and Zaragoza, "The
+Probabilistic Relevance Framework: BM25 and Beyond", 2009). A query is a list
+of words; a word's tokens all score, and a word with no exact token in the
+vocabulary matches the terms it prefixes (``check`` -> ``checkout``) at half
+weight. Scores are multiplied by the share of query words a document matches,
+so a change that mentions both ``checkout`` and ``ios`` ranks above one that
+mentions ``checkout`` three times.
 """
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._tokens import query_groups
+from ..textsearch import bm25, query_groups
 from .index import KINDS, ContextIndex, load_index
 
-K1, B = 1.2, 0.75
 MAX_PREFIX_TERMS = 64
 
 
@@ -92,27 +91,14 @@ def _term_ids(idx: ContextIndex, token: str) -> list[tuple[int, float]]:
 
 def rank(idx: ContextIndex, query: str, *, kinds=None, limit: int = 20
          ) -> list[tuple[int, float, list[str]]]:
-    """``[(doc, score, matched words)]`` best first."""
+    """``[(doc, score, matched words)]`` best first (:func:`workbench.textsearch.bm25`)."""
     groups = query_groups(query)
-    n = idx.n_docs
-    if not groups or n == 0:
+    if not groups or idx.n_docs == 0:
         return []
-    avgdl = float(idx.doc_len.mean()) or 1.0
-    norm = K1 * (1.0 - B + B * idx.doc_len / avgdl)
-    score = np.zeros(n, dtype=np.float64)
-    words_hit = np.zeros((len(groups), n), dtype=bool)
-    for g, toks in enumerate(groups):
-        for tok in toks:
-            for t, w in _term_ids(idx, tok):
-                a, b = idx.term_ptr[t], idx.term_ptr[t + 1]
-                docs = idx.post_doc[a:b]
-                tf = idx.post_tf[a:b]
-                df = b - a
-                idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-                score[docs] += w * idf * tf * (K1 + 1.0) / (tf + norm[docs])
-                words_hit[g, docs] = True
-    matched = words_hit.mean(axis=0)
-    score *= matched
+    postings = [[(idx.post_doc[idx.term_ptr[t]:idx.term_ptr[t + 1]],
+                  idx.post_tf[idx.term_ptr[t]:idx.term_ptr[t + 1]], w)
+                 for tok in toks for t, w in _term_ids(idx, tok)] for toks in groups]
+    score, words_hit = bm25(postings, idx.doc_len)
     if kinds:
         wanted = np.isin(idx.doc_kind, [KINDS.index(k) for k in kinds])
         score[~wanted] = 0.0

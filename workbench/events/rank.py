@@ -332,7 +332,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         f_prior = 0.0
         if prior is not None and np.isfinite(llr):
             # prior(change) -> (log-odds, evidence line): learned from resolved
-            # investigations (investigation.memory.prior_evidence), shown as such
+            # investigations (investigation.library.memory.prior_evidence), shown as such
             f_prior, why = prior(ch)
             llr += f_prior
             if why:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 __all__ = ["append_line", "end_on_complete_line", "file_lock", "fsync_dir", "is_torn",
-           "last_line_start", "now_iso", "replace_whole"]
+           "last_line_start", "link_new", "now_iso", "replace_whole", "stage_readonly"]
 
 
 def now_iso() -> str:
@@ -137,10 +137,14 @@ def end_on_complete_line(path: str | Path, *, category: type[Warning] = UserWarn
         os.fsync(f.fileno())
 
 
-def replace_whole(path: str | Path, text: str) -> None:
-    """Replace a small file whole: a crash leaves the old content or the new, never half."""
+def replace_whole(path: str | Path, text: str, *, tmp_suffix: str = ".tmp") -> None:
+    """Replace a small file whole: a crash leaves the old content or the new, never half.
+
+    The text goes to ``path`` + ``tmp_suffix`` first (a per-process suffix when
+    several processes may write it), fsynced, then renamed over ``path``.
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + tmp_suffix)
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
@@ -160,3 +164,39 @@ def fsync_dir(folder: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def stage_readonly(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` beside ``path`` (``.<name>.tmp-<pid>``), fsynced and read-only.
+
+    The first step of publishing a file that must appear complete or not at
+    all; :func:`link_new` gives it its final name.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o444)
+    return tmp
+
+
+def link_new(tmp: str | Path, path: str | Path) -> None:
+    """Give a staged file its final name; never replace an existing file.
+
+    A hard link is atomic and fails when ``path`` exists (raising
+    :class:`FileExistsError`); the staged name is then removed. Callers fsync
+    the folder (:func:`fsync_dir`) so that the name survives a crash.
+    """
+    tmp, path = Path(tmp), Path(path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # pragma: no cover - a file system without hard links
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.rename(tmp, path)
+        return
+    os.unlink(tmp)

@@ -33,7 +33,7 @@ class Guarded:
 
     def authorize(self, action: Action | str, resource: str = "") -> bool:
         """Check ``action`` on the server: a refusal is audited and shown, never acted on."""
-        from ..investigation.versions import audit_path
+        from ..investigation.library import audit_path
 
         try:
             authorize(self.identity, action, resource, audit=audit_path(self.library))

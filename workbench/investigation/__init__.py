@@ -1,9 +1,9 @@
 """The Investigation: one run from passport to verdict, its evidence and its artifact."""
 from .library.notebook import reproduction_check
-from .memory import prior_evidence, search_investigations, similar_investigations
+from .library.memory import prior_evidence, search_investigations, similar_investigations
 from .result import Investigation
 from .run import default_db, investigate, reopen, rerun_investigation, stderr_progress
-from .versions import (VersionInfo, diff_versions, investigation_stats, list_investigations,
+from .library import (VersionInfo, diff_versions, investigation_stats, list_investigations,
                        record_decision, save_investigation, show_version)
 
 __all__ = ["Investigation", "VersionInfo", "default_db", "diff_versions", "investigate",

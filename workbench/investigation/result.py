@@ -279,22 +279,22 @@ class Investigation:
     def save(self, message: str, *, author: str | None = None, root=None):
         """Save as a new immutable version in the investigations library.
 
-        Returns the :class:`~workbench.investigation.versions.VersionInfo`
-        (``inv-...@vNNNN``); see :func:`~workbench.investigation.versions.save_investigation`.
+        Returns the :class:`~workbench.investigation.library.VersionInfo`
+        (``inv-...@vNNNN``); see :func:`~workbench.investigation.library.save_investigation`.
         """
-        from .versions import save_investigation
+        from .library import save_investigation
 
         return save_investigation(self, message=message, author=author, root=root)
 
     def confirm(self, change_id: str, *, note: str | None = None, author: str | None = None):
         """Confirm a hypothesis: journaled, audited, carried by the next save."""
-        from .versions import decide
+        from .library import decide
 
         return decide(self, change_id, "confirmed", note=note, author=author)
 
     def refute(self, change_id: str, *, note: str | None = None, author: str | None = None):
         """Refute a hypothesis: journaled, audited, carried by the next save."""
-        from .versions import decide
+        from .library import decide
 
         return decide(self, change_id, "refuted", note=note, author=author)
 

@@ -198,7 +198,8 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
 
 # --------------------------------------------------------------------------- re-runs
 def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=None,
-                        memory_asof: str | None = None, hypotheses=None):
+                        memory_asof: str | None = None, hypotheses=None,
+                        verify: bool | None = None):
     """Re-run a saved investigation: ``investigate`` without saving a new version.
 
     ``memory`` and ``memory_asof`` pin the prior evidence learned from past
@@ -206,7 +207,9 @@ def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=N
     reproduces the saved ranking even after later investigations were
     resolved. They are passed on when ``investigate`` takes them (the ranking
     uses priors), and ignored otherwise. ``hypotheses`` are people's hypotheses
-    of the saved run (its ``params["hypotheses"]``), tested again.
+    of the saved run (its ``params["hypotheses"]``), tested again. ``verify``
+    re-runs the DoWhy verification (a saved version passes True when it was
+    verified; None: the ``set_options`` default).
     """
     import inspect
 
@@ -218,6 +221,8 @@ def rerun_investigation(passport, *, metric: str, window=None, db=None, memory=N
         kw["memory_asof"] = memory_asof
     if hypotheses:
         kw["hypotheses"] = hypotheses
+    if verify is not None:
+        kw["verify"] = verify
     return investigate(passport, metric=metric, window=window, db=db, artifact_dir=None, **kw)
 
 
@@ -228,14 +233,14 @@ def write_artifact(inv, passport, artifact_dir, *, window=None) -> Path:
     version's notebook path (``artifact_dir/inv-.../vNNNN.ipynb``). ``window``
     is taken from ``inv.params`` (kept in the signature for callers).
     """
-    from .versions import save_investigation
+    from .library import save_investigation
 
     info = save_investigation(inv, root=artifact_dir, passport_dir=passport.directory)
     return Path(info.path)
 
 
 def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
-           pin_memory: bool = False):
+           pin_memory: bool = False, verify: bool | None = None):
     """Re-run a saved version from its parameters; the result saves as the next version.
 
     Parameters
@@ -248,6 +253,11 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
         Use the prior evidence as it was when the version was saved (what
         executing its notebook does); by default the re-run learns from every
         investigation resolved since.
+    verify:
+        Re-run the DoWhy verification; None (the default): when the saved
+        version was verified, so that a re-run reproduces its verification
+        lines (:func:`~workbench.investigation.library.notebook.reproduction_check`
+        compares them).
 
     Returns
     -------
@@ -255,7 +265,9 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
         Attached to the same investigation (``inv.save`` or
         :func:`save_investigation` adds a version whose parent is the latest).
     """
-    from .versions import _checked, _memory, library_root, resolve_version
+    from .library import library_root, resolve_version
+    from .library.integrity import _checked
+    from .library.memory import memory_path
 
     root = library_root(root)
     info = _checked(root, resolve_version(root, ref))
@@ -263,13 +275,17 @@ def reopen(root: str | Path | None, ref: str, *, db: str | Path | None = None,
         raise UsageError(f"{info.version_id}: its passport {info.passport_dir} is gone; "
                          "restore it or run the notebook with another `passport` parameter")
     nb = json.loads(Path(info.path).read_text(encoding="utf-8"))
-    params = nb.get("metadata", {}).get("workbench", {}).get("params", {})
-    saved = json.loads(Path(info.answer_path).read_text(encoding="utf-8"))
+    meta = nb.get("metadata", {}).get("workbench", {})
+    params = meta.get("params", {})
+    answer = json.loads(Path(info.answer_path).read_text(encoding="utf-8"))
+    if verify is None:
+        verify = answer.get("verification") is not None
     inv = rerun_investigation(info.passport_dir, metric=info.metric, window=info.window,
                               db=db if db is not None else params.get("db"),
-                              memory=str(_memory.memory_path(root)),
+                              memory=str(memory_path(root)),
                               memory_asof=params.get("memory_asof") if pin_memory else None,
-                              hypotheses=(saved.get("params") or {}).get("hypotheses"))
+                              hypotheses=(answer.get("params") or {}).get("hypotheses"),
+                              verify=verify)
     rec = inv.record  # the re-run is attached to the investigation it re-runs
     rec.investigation_id, rec.library, rec.based_on = info.investigation_id, str(root), \
         info.version_id

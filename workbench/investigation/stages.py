@@ -502,7 +502,7 @@ def rank(ctx: Context, dn: Detection, lz: Localized) -> Ranked:
 
     prior = None
     if ctx.memory is not None and Path(ctx.memory).is_file():
-        from .memory import prior_evidence
+        from .library.memory import prior_evidence
 
         onset_iso, direction = _iso(onset), ("drop" if sign < 0 else "rise")
 

@@ -41,7 +41,7 @@ How (two scans over the rows, no leaf materialized):
 4. **Pool (one scan).** Values not kept are pooled per dimension into one "other"
    bucket and dimensions with nothing kept are left out; ``GROUP BY`` the pooled codes
    gives *cells*, which keep every total exact. The cells then go through the same
-   search as leaves (``search._Search``): the variance model, the lattice (HotSpot's
+   search as leaves (``_lattice._Search``): the variance model, the lattice (HotSpot's
    cuboids, Sun et al. 2018, enumerated exactly), explaining away and consolidation.
    Values screened out keep their p-values in the Benjamini-Hochberg family. Cells
    are large, so a shift of the whole population would look like multiplicative

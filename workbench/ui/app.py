@@ -212,7 +212,7 @@ class WorkbenchApp:
         state.suppress_k = self.suppress_k
         if self.auth is not None and pn.state.curdoc is not None:
             from .auth_web import refuse_client_models
-            from ..investigation.versions import audit_path
+            from ..investigation.library import audit_path
             refuse_client_models(pn.state.curdoc, identity, audit_path(self.library))
         state.investigator = lambda p, d, m, progress: self.live(m, progress)
         if self.ready(self.metric):
@@ -389,7 +389,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     from ..governance.auth import (ServeAuth, UserFile, check_serve_config, new_token,
                                    redact_logs)
     from ..governance.audit import default_actor
-    from ..investigation.versions import audit_path
+    from ..investigation.library import audit_path
 
     secret = cookie_secret or os.environ.get("WORKBENCH_COOKIE_SECRET") or None
     origins = list(allow_origin or [])

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..textsearch import contains_all, query_words
+
 __all__ = ["InvestigationData", "slice_label", "parse_slice", "cell_count", "ROLE_NAMES",
            "WIDGET_VALUES"]
 
@@ -600,7 +602,7 @@ class InvestigationData:
         weight (a candidate cause's confidence; localized slices first).
         """
         cols = ["type", "key", "title", "detail"]
-        tokens = [t for t in re.split(r"[\s,]+", (query or "").lower()) if t]
+        tokens = query_words(query)  # the one tokenizer (workbench.textsearch)
         if not tokens:
             return pd.DataFrame(columns=cols)
         hits = []
@@ -632,9 +634,7 @@ class InvestigationData:
         out = []
         for d in self.dimensions:
             vt = self._value_texts(d)
-            m = np.ones(len(vt), dtype=bool)
-            for t in tokens:
-                m &= vt["text"].str.contains(t, regex=False).to_numpy()
+            m = contains_all(vt["text"], tokens)
             if not m.any():
                 continue
             sub = vt[m]
@@ -651,7 +651,7 @@ class InvestigationData:
 def _past_investigations(library: str | Path | None) -> list[dict]:
     """Search items for the investigations saved in the library (none if it has none)."""
     try:
-        from ..investigation.versions import library_root, list_investigations
+        from ..investigation.library import library_root, list_investigations
     except ImportError:
         return []
     root = library_root(library)

@@ -76,7 +76,7 @@ class LoopState(param.Parameterized):
         return self.workbench is not None and self.workbench.can(self.action)
 
     def _paths(self) -> tuple[Path, Path]:
-        from ..investigation.versions import audit_path, library_root
+        from ..investigation.library import audit_path, library_root
 
         lib = self.workbench.library
         return audit_path(lib), library_root(lib) / "loop"

@@ -574,7 +574,7 @@ class WorkbenchState(Guarded, VerifyAction, param.Parameterized):
         """Record that a candidate cause is ``confirmed`` or ``refuted``.
 
         The decision goes to the investigation's journal in the library
-        (``workbench.investigation.versions.decide``: the investigation is saved
+        (``workbench.investigation.library.decide``: the investigation is saved
         first if it never was; the audit log and the memory index follow), off the
         event loop; ``decisions`` then lists it (a later decision on the same
         change supersedes an earlier one). Without the versions module the
@@ -605,11 +605,11 @@ class WorkbenchState(Guarded, VerifyAction, param.Parameterized):
         def work():
             if hook is None or live is None:
                 return entry
-            from ..investigation import versions
+            from ..investigation import library as lib
             if not getattr(live.inv, "investigation_id", None):
-                versions.save_investigation(live.inv, root=library, passport_dir=live.passport_dir,
-                                            message="saved from the workbench to record a decision",
-                                            author=actor)
+                lib.save_investigation(live.inv, root=library, passport_dir=live.passport_dir,
+                                       message="saved from the workbench to record a decision",
+                                       author=actor)
             e = hook(live.inv, change_id, decision, note=note or None, root=library,
                      author=actor)
             iid = getattr(live.inv, "investigation_id", None)
@@ -627,9 +627,9 @@ class WorkbenchState(Guarded, VerifyAction, param.Parameterized):
     def note_shown(self) -> None:
         """Start the time-to-diagnose clock: the top cause is on screen."""
         try:
-            from ..investigation import versions
+            from ..investigation import library as lib
             if self.live is not None:
-                versions.note_shown(self.live.inv)
+                lib.note_shown(self.live.inv)
         except Exception:  # the clock is a nicety; never break the page for it
             pass
 
@@ -810,9 +810,9 @@ def _ready_listener(state: WorkbenchState, eng) -> Callable:
 
 
 def _decide_hook():
-    """``workbench.investigation.versions.decide`` (records on the investigation), if present."""
+    """``workbench.investigation.library.decide`` (records on the investigation), if present."""
     try:
-        from ..investigation import versions  # type: ignore[attr-defined]
+        from ..investigation import library as lib
     except ImportError:
         return None
-    return getattr(versions, "decide", None)
+    return getattr(lib, "decide", None)

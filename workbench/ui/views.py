@@ -930,9 +930,11 @@ class Workbench(_View):
         # Hidden tabs render when first opened (_lazy_tabs), never Panel's dynamic tabs.
         from .loop import LoopState, LoopView  # the closed loop: test a hypothesis by acting
         self.act = LoopView(state=LoopState(workbench=st))
+        from .plugins import view_tabs  # third-party views the identity may see (plug-ins)
+        self.plugin_views = view_tabs(st)
         right = pn.Column(_lazy_tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
                                      ("Evidence", self.causal), ("Act", self.act),
-                                     sizing_mode="stretch_width"),
+                                     *self.plugin_views, sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
         return pn.Column(header,

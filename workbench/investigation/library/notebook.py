@@ -20,7 +20,7 @@ cell displays a :class:`ReproductionCheck` comparing the re-run with
 run can be checked by a program). Artifacts are written without outputs; the
 saved answer also lives in the notebook metadata (``metadata.workbench``)
 and, for diffs, in a JSON and a jupytext ``py:percent`` twin (see
-:mod:`workbench.investigation.versions`). Re-running one is
+:mod:`workbench.investigation.library`). Re-running one is
 :func:`workbench.investigation.run.rerun_investigation`.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..render import answer_markdown, decisions_markdown
 from ..render import title_markdown as _title_md
+from .verification import verification_differences, verification_digest
 
 MIME_REPRODUCTION = "application/vnd.workbench.reproduction+json"
 TEMPLATE_ENV = "WORKBENCH_NOTEBOOK_TEMPLATE"
@@ -90,12 +91,13 @@ def _builtin_template() -> dict:
         _cell("markdown", "# Investigation", ["title"], "title"),
         _cell("code", "passport = 'sample_data/demo'\nmetric = 'conversion_rate'\nwindow = None\n"
                       "db = None\ninvestigation_id = None\nversion = None\nmemory = None\n"
-                      "memory_asof = None", ["parameters"], "parameters"),
+                      "memory_asof = None\nverify = None", ["parameters"], "parameters"),
         _cell("markdown", "## The answer as saved", ["saved-answer"], "saved-answer"),
         _cell("code", "saved = None", ["saved"], "saved"),
         _cell("code", "from workbench.investigation import rerun_investigation\n\n"
                       "inv = rerun_investigation(passport, metric=metric, window=window, db=db, "
-                      "memory=memory, memory_asof=memory_asof)\nprint(inv.summary())",
+                      "memory=memory, memory_asof=memory_asof, verify=verify)\n"
+                      "print(inv.summary())",
               cid="rerun"),
         _cell("markdown", "## Decisions", ["decisions"], "decisions"),
         _cell("code", "from workbench.investigation import reproduction_check\n\n"
@@ -127,7 +129,8 @@ def _tags(cell: dict) -> list[str]:
 
 
 def saved_digest(answer: dict) -> dict:
-    """What a re-run is compared with: verdict, onset, ranked causes, input hashes."""
+    """What a re-run is compared with: verdict, onset, ranked causes, input hashes, and
+    the verification (None when the answer was not verified)."""
     return {
         "investigation_id": answer.get("investigation_id"),
         "verdict": answer.get("verdict"),
@@ -135,6 +138,7 @@ def saved_digest(answer: dict) -> dict:
         "causes": [[c["change_id"], c.get("confidence")]
                    for c in (answer.get("causes") or [])[:10]],
         "inputs": {p.get("path"): p.get("sha256") for p in answer.get("provenance") or []},
+        "verification": verification_digest(answer.get("verification")),
     }
 
 
@@ -202,7 +206,10 @@ class ReproductionCheck:
     """A re-run compared with the saved answer.
 
     ``reproduced`` is True when the verdict and the ranked causes (ids in
-    order, confidences within ``tolerance``) are the same; None when nothing
+    order, confidences within ``tolerance``) are the same and, when the saved
+    answer was verified, so is the verification (``verification`` lists what
+    differs there, one record per difference, see
+    :mod:`workbench.investigation.library.verification`); None when nothing
     was saved (the bare template).
     """
 
@@ -216,9 +223,11 @@ class ReproductionCheck:
     inputs_changed: tuple[str, ...]
     differences: tuple[str, ...]
     causes: tuple[tuple[str, float], ...] = ()
+    verification: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
+        d["verification"] = [dict(v) for v in self.verification]
         d["inputs_changed"] = list(self.inputs_changed)
         d["differences"] = list(self.differences)
         d["causes"] = [list(c) for c in self.causes]
@@ -264,7 +273,13 @@ def reproduction_check(inv, saved: dict | None, *, tolerance: float = 1e-3) -> R
     now_inputs = {p.get("path"): p.get("sha256") for p in inv.provenance or []}
     changed = tuple(sorted(str(k) for k, v in (saved.get("inputs") or {}).items()
                            if now_inputs.get(k) != v))
+    ver = getattr(inv, "verification", None)
+    ver_diffs = verification_differences(
+        saved.get("verification"), verification_digest(None if ver is None else ver.to_dict()),
+        tolerance=tolerance)
+    diffs += [d["text"] for d in ver_diffs]
     return ReproductionCheck(reproduced=not diffs, saved_verdict=saved.get("verdict"),
                              verdict=inv.verdict, saved_top=s_ids[0] if s_ids else None,
                              top=top, same_ranking=same, max_confidence_delta=round(mx, 6),
-                             inputs_changed=changed, differences=tuple(diffs), causes=causes)
+                             inputs_changed=changed, differences=tuple(diffs), causes=causes,
+                             verification=tuple(ver_diffs))
