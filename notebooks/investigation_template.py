@@ -109,7 +109,7 @@ if rep is not None and rep.counterfactual is not None:
 # %%
 from IPython.display import Markdown, display
 
-from workbench.investigation.render import ROLES, narrate
+from workbench.investigation import ROLES, narrate
 
 for role in ROLES:
     display(Markdown(narrate(inv, role)))

@@ -53,7 +53,9 @@ def test_saved_notebook_is_valid_parameterized_and_has_no_outputs(ios_inv, libra
                         "metric": "sessions", "window": None,
                         "db": str(Path(ios_inv.db).resolve()),
                         "investigation_id": info.investigation_id, "version": 1,
-                        "verify": False}  # not verified: a re-run does not verify
+                        # a re-run verifies when the saved answer was verified
+                        "verify": ios_inv.to_dict().get("verification") is not None,
+                        "hypotheses": None}  # no person's hypothesis in this run
     saved_cell = next(c for c in nb.cells if "saved" in _tags(c))
     saved = {}
     exec(saved_cell.source, {}, saved)

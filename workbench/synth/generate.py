@@ -80,6 +80,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _changes as ch
+from ._truth import write_no_change as _write_no_change
 from ._world import (COUNTRIES, COUNTRY_WEIGHT, DIMENSIONS, PLATFORM_VERSIONS, REGION_COUNTRIES,
                      WEB_BROWSERS, PLANS, World, build_world)
 
@@ -596,28 +597,6 @@ def _assemble(out_dir: Path, *, name: str, family: str, seed: int, world: World,
         truth.update(heldout=True, accept_verdicts=[plan.verdict, *plan.accept])
     (out_dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     return truth
-
-
-def _write_no_change(path: Path, world: World, plan: _Plan, measures: dict) -> None:
-    """The true no-change series of a conversion incident's slice (not part of the passport).
-
-    Per hour: the sampled sessions in ``truth.slice``, the conversions expected
-    there without the incident (``sum(sessions * p)``) and with it (``sum(sessions
-    * p * p_mult)``), so a counterfactual can be scored against what the world
-    would have shown. Written only when the incident bends conversion in a slice.
-    """
-    import pandas as pd
-
-    if plan.p_mult is None or not plan.slice:
-        return
-    mask = world.leaves.mask(plan.slice)
-    s = measures["sessions"][:, mask].astype(float)
-    p = world.p[:, mask]
-    ts = pd.to_datetime(world.start_ns + np.arange(world.hours) * HOUR_NS, utc=True)
-    pd.DataFrame({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "sessions": s.sum(1),
-                  "conversions_no_change": (s * p).sum(1),
-                  "conversions_expected": (s * np.clip(p * plan.p_mult[:, mask], 0.0, 1.0)).sum(1)}
-                 ).to_csv(path, index=False, float_format="%.4f")
 
 
 def _change_log(rng, world: World, plan: _Plan, extra: list[dict] | None = None) -> list[dict]:

@@ -82,13 +82,13 @@ def hypothesis_form(state):
 
     if not state.can(Action.HYPOTHESIZE):
         return None
-    label = pn.widgets.TextInput(name="Your hypothesis", placeholder="CDN outage in APAC",
+    label = pn.widgets.TextInput(label="Your hypothesis", placeholder="CDN outage in APAC",
                                  width=200)
-    where = pn.widgets.TextInput(name="Slice", placeholder="region=APAC (empty: everywhere)",
+    where = pn.widgets.TextInput(label="Slice", placeholder="region=APAC (empty: everywhere)",
                                  width=190)
-    start = pn.widgets.TextInput(name="From (UTC)", placeholder="2026-11-18T12:00Z", width=150)
-    end = pn.widgets.TextInput(name="To (UTC)", placeholder="2026-11-18T14:00Z", width=150)
-    add = pn.widgets.Button(name="Add and test", button_type="primary", width=110,
+    start = pn.widgets.TextInput(label="From (UTC)", placeholder="2026-11-18T12:00Z", width=150)
+    end = pn.widgets.TextInput(label="To (UTC)", placeholder="2026-11-18T14:00Z", width=150)
+    add = pn.widgets.Button(label="Add and test", color="primary", width=110,
                             description="Test your hypothesis like the changes of the log "
                                         "(alignment, effect against its siblings) and rank it")
     add.on_click(lambda ev: add_hypothesis(state, label.value, where.value, start.value,
