@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := causal,notebooks,dev,ui,flags
+EXTRAS := causal,notebooks,dev,ui,flags,spark
 # Debian packages the tests need; installed when missing: Chromium for the browser tests
 # (Playwright drives Debian's /usr/bin/chromium; `playwright install` cannot download here).
 APT_PACKAGES := chromium chromium-driver
@@ -29,6 +29,9 @@ sysdeps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  (apt-get update -q && apt-get install -y -q $$missing) || { echo "could not install$$missing (need root?)"; exit 1; }; fi
+	@# Java 17 for the Spark engine (pyspark), when no `java` is on PATH
+	@command -v java >/dev/null 2>&1 || { echo "installing: openjdk-17-jre-headless"; \
+	  (apt-get update -q && apt-get install -y -q openjdk-17-jre-headless) || { echo "could not install openjdk-17-jre-headless (need root?)"; exit 1; }; }
 
 demo: venv
 	@echo "== Investigating the bundled demo passport (sample_data/demo) =="

@@ -253,6 +253,8 @@ class Store:
         schema = schema_name(m.name)
         c = self.con
         self._check_compatible(m)
+        from ..engines import current_engine
+        engine = current_engine()  # None: DuckDB scans the files itself (the default)
         outcomes: list[BatchOutcome] = []
         c.execute("BEGIN TRANSACTION")
         try:
@@ -279,7 +281,11 @@ class Store:
                                   f"WHERE passport = ?", [m.name]).fetchone()[0]
                 if progress:
                     progress(f"loading {f.name} as batch {batch}")
-                rows, tmin, tmax = self._load_batch(passport.events_sql((f,)), m, schema, batch)
+                if engine is None:
+                    rows, tmin, tmax = self._load_batch(passport.events_sql((f,)), m, schema,
+                                                        batch)
+                else:
+                    rows, tmin, tmax = self._load_staged(engine, passport, f, schema, batch)
                 c.execute(f"INSERT INTO {META}.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, true)",
                           [m.name, batch, str(f), digest, rows, tmin, tmax, now])
                 outcomes.append(BatchOutcome(str(f), digest, rows, status, batch, detail))
@@ -349,6 +355,26 @@ class Store:
         rows, tmin, tmax = c.execute("SELECT count(*), min(ts), max(ts) FROM _stage").fetchone()
         c.execute("DROP TABLE _stage")
         return int(rows), tmin, tmax
+
+    def _load_staged(self, engine, passport: Passport, f: Path, schema: str, batch: int):
+        """Append a batch an engine scanned and coded (``workbench.engines``)."""
+        c, m = self.con, passport.manifest
+        dicts = {d: c.execute(f"SELECT code, value FROM {schema}.{q('dict_' + d)}").df()
+                 for d in m.all_dimensions}
+        staged = engine.stage_batch(passport, (f,), dicts)
+        try:
+            for d, new in staged.new_codes.items():
+                if len(new):
+                    c.register("_wb_codes", new)
+                    c.execute(f"INSERT INTO {schema}.{q('dict_' + d)} SELECT code::INTEGER, "
+                              f"value FROM _wb_codes")
+                    c.unregister("_wb_codes")
+            cols = ", ".join([q(d) for d in m.all_dimensions] + [q(x) for x in m.measures])
+            c.execute(f"INSERT INTO {schema}.events SELECT ts, ?::INTEGER, {cols} "
+                      f"FROM read_parquet(?)", [batch, staged.parquet])
+        finally:
+            staged.cleanup()
+        return staged.rows, staged.min_ts, staged.max_ts
 
     def _replace_changes(self, passport: Passport, schema: str) -> None:
         c = self.con

@@ -1,0 +1,90 @@
+"""Engines: who runs the heavy scan over raw event files (the seam of issue 18).
+
+The investigation reads one DuckDB store (``workbench.store``) and never the
+raw files. What grows with the data is the scan that turns raw unit-level
+files into the store's dictionary-coded facts at ingest: normalizing every row
+(time stamps to UTC, empty dimension values to ``(null)``, measures to
+doubles), finding each dimension's values not yet in its dictionary, coding
+every row, and the batch's row count and time range. That scan is the seam:
+an :class:`Engine` stages a batch (:meth:`Engine.stage_batch`) and hands the
+store a :class:`StagedBatch`, coded Parquet plus the new dictionary entries,
+which the store appends in one transaction. Everything after (series, quality,
+slice scans, localization, ranking) is the same code on the same store
+whatever the engine, so an investigation run with ``engine="spark"`` gives
+the same answer as with DuckDB (``tests/engines/test_parity.py``).
+
+Engines:
+
+- ``duckdb`` (default, embedded): the store scans the files itself, in its
+  own transaction (``Store._load_batch``); nothing is staged.
+- ``spark`` (:mod:`workbench.engines.spark`): Apache Spark, local (``local[2]``)
+  or a cluster by master URL; pyspark is imported only when chosen.
+
+The engine is picked by ``workbench.set_options(engine=..., spark_master=...)``
+or ``workbench investigate --engine spark [--spark-master URL]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+__all__ = ["Engine", "StagedBatch", "current_engine"]
+
+
+@dataclass
+class StagedBatch:
+    """A batch coded by an engine, ready for the store to append.
+
+    Attributes
+    ----------
+    parquet:
+        A glob of Parquet files with columns ``ts`` (UTC), one INTEGER code per
+        dimension (manifest order) and one DOUBLE per measure.
+    new_codes:
+        Per dimension, the dictionary entries (``code``, ``value``) the batch adds.
+    rows, min_ts, max_ts:
+        The batch's row count and time range.
+    folder:
+        The staging folder (removed by :meth:`cleanup`).
+    """
+
+    parquet: str
+    new_codes: dict[str, pd.DataFrame]
+    rows: int
+    min_ts: object
+    max_ts: object
+    folder: Path | None = None
+    engine: str = ""
+    detail: dict = field(default_factory=dict)
+
+    def cleanup(self) -> None:
+        import shutil
+
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Engine(Protocol):
+    """What an engine does: one scan of raw event files per batch."""
+
+    name: str
+
+    def stage_batch(self, passport, files: tuple[Path, ...],
+                    dictionaries: dict[str, pd.DataFrame]) -> StagedBatch:
+        """Normalize and code ``files`` against ``dictionaries`` (code, value per dimension)."""
+        ...
+
+
+def current_engine() -> Engine | None:
+    """The engine the options name; ``None`` for DuckDB (the store scans in-process)."""
+    from ..options import get_options
+
+    o = get_options()
+    if o["engine"] == "spark":
+        from .spark import SparkEngine
+
+        return SparkEngine(o["spark_master"])
+    return None
