@@ -60,6 +60,7 @@ bench: venv sysdeps
 	$(BIN)/python benchmarks/graph_rca.py
 	$(BIN)/python benchmarks/ui_latency.py
 	$(BIN)/python benchmarks/experiments.py
+	$(BIN)/python benchmarks/scale.py --sizes 10000000  # 100M: --sizes 100000000 (long)
 
 serve: venv
 	$(BIN)/workbench serve sample_data/demo --metric conversion_rate

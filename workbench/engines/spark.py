@@ -46,7 +46,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from ..store.sql import bq
-from . import StagedBatch
+from .base import StagedBatch
 
 DEFAULT_MASTER = "local[2]"
 _LOCK = threading.Lock()
