@@ -10,9 +10,8 @@ The passport is issue 18's unit-level one (``benchmarks/localization.py``,
 :func:`make_unit10m_passport`: one row per session, 8 dimensions with up to
 5,000 values, a flag scoped to platform=ios AND app_version=5.3 that halves
 conversion). It is generated in chunks of at most 10M rows, each an event file
-of the passport's ``events/`` folder (never the whole table in memory), under
-the system temp folder, with one city -> country map for every chunk so the
-hierarchy holds across files. Each chunk is one ingest batch, so the store's
+of the passport's ``events/`` folder (one chunk in memory at a time), under
+the system temp folder (:func:`make_chunked_passport`). Each chunk is one ingest batch, so the store's
 facts are appended batch by batch (DuckDB with its memory limit and spill
 folder set: ``WORKBENCH_DUCKDB_MEMORY_LIMIT``, ``WORKBENCH_DUCKDB_TEMP``).
 
@@ -58,26 +57,64 @@ CHUNK = 10_000_000
 TRUTH = {"platform": "ios", "app_version": "5.3"}
 
 
-def make_chunked_passport(path: Path, n_rows: int, seed: int = 18) -> dict:
-    """Issue 18's passport, ``n_rows`` rows in event files of at most :data:`CHUNK` rows."""
+def make_chunked_passport(path: Path, n_rows: int, seed: int = 18,
+                          reuse: Path | None = None) -> dict:
+    """Issue 18's passport, ``n_rows`` rows in event files of at most :data:`CHUNK` rows.
+
+    Chunk 0 comes from :func:`make_unit10m_passport` (with one city -> country map
+    for every chunk, so the hierarchy holds across files). Each further chunk keeps
+    the sessions' attributes of chunk 0 but draws, from its own seed, a new time
+    within the same hour and a new conversion from the same model (5%, halved for
+    ios on 5.3 from the flag's switch-on): statistically a new day of the same
+    population, at a fraction of the generator's cost (it is linear in rows and
+    reads one chunk at a time). ``reuse``: a passport of ``CHUNK`` rows or more
+    made by this function with the same seed, whose first chunk is copied.
+    """
     country_of_city = np.random.default_rng(seed).integers(0, 50, 5000).astype(np.int32)
     (path / "events").mkdir(parents=True, exist_ok=True)
-    done, k = 0, 0
-    while done < n_rows:
-        rows = min(CHUNK, n_rows - done)
-        part = path / f"_chunk{k}"
-        make_unit10m_passport(part, rows, seed + k)  # chunk k's rows from its own seed
+    first = path / "events" / "part-000.parquet"
+    rows0 = min(CHUNK, n_rows)
+    if reuse is not None:  # chunk 0 of a smaller passport of the same seed: the same rows
+        shutil.copy(reuse / "events" / "part-000.parquet", first)
+        for f in ("passport.yaml", "changes.jsonl"):
+            shutil.copy(reuse / f, path / f)
+        t = pq.read_table(first)
+    else:
+        part = path / "_chunk0"
+        make_unit10m_passport(part, rows0, seed)
         t = pq.read_table(part / "events.parquet")
         city = t["city"].combine_chunks()
         country = pa.DictionaryArray.from_arrays(
             pa.array(country_of_city[city.indices.to_numpy()]),
             pa.array([f"country_{i}" for i in range(50)]))
         t = t.set_column(t.schema.get_field_index("country"), "country", country)
-        pq.write_table(t, path / "events" / f"part-{k:03d}.parquet", row_group_size=1 << 20)
+        pq.write_table(t, first, row_group_size=1 << 20)
         for f in ("passport.yaml", "changes.jsonl"):
             shutil.copy(part / f, path / f)
         shutil.rmtree(part)
-        del t, city, country
+        del city, country
+    done, k = rows0, 1
+    if done < n_rows:
+        micros = t["ts"].cast(pa.int64()).to_numpy()
+        hour = micros - micros % 3_600_000_000
+        switch_on = int(np.datetime64("2026-11-01T00:00:00", "us").astype(np.int64)) \
+            + (14 * 24 - 36) * 3_600_000_000
+        hit = ((t["platform"].combine_chunks().indices.to_numpy() == 0)
+               & (t["app_version"].combine_chunks().indices.to_numpy() == 0))
+        p = np.where(hit & (hour >= switch_on), 0.025, 0.05)
+        del micros
+    while done < n_rows:
+        rows = min(CHUNK, n_rows - done)
+        rng = np.random.default_rng(seed + k)
+        new_ts = hour[:rows] + rng.integers(0, 3_600_000_000, rows)
+        conv = (rng.random(rows) < p[:rows]).astype(np.int64)
+        tk = t.slice(0, rows)
+        tk = tk.set_column(tk.schema.get_field_index("ts"), "ts",
+                           pa.array(new_ts, pa.int64()).cast(pa.timestamp("us", "UTC")))
+        tk = tk.set_column(tk.schema.get_field_index("conversions"), "conversions",
+                           pa.array(conv))
+        pq.write_table(tk, path / "events" / f"part-{k:03d}.parquet", row_group_size=1 << 20)
+        del tk, new_ts, conv
         done += rows
         k += 1
     return dict(TRUTH)
@@ -150,7 +187,9 @@ def run_size(n_rows: int, engines: list[str], root: Path) -> dict:
     path = root / f"unit_{n_rows}"
     t = time.perf_counter()
     if not (path / "passport.yaml").is_file():
-        make_chunked_passport(path, n_rows)
+        smaller = root / f"unit_{CHUNK}"
+        make_chunked_passport(path, n_rows, reuse=smaller if n_rows > CHUNK and
+                              (smaller / "passport.yaml").is_file() else None)
     out = {"rows": n_rows, "files": len(list((path / "events").glob("*.parquet"))),
            "secs_generate": round(time.perf_counter() - t, 1),
            "grouping_sets_secs": round(grouping_sets_secs(path), 3), "engines": {}}
