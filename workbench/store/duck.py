@@ -283,7 +283,8 @@ class Store:
                 batch = c.execute(f"SELECT coalesce(max(batch), 0) + 1 FROM {META}.batches "
                                   f"WHERE passport = ?", [m.name]).fetchone()[0]
                 if progress:
-                    progress(f"loading {f.name} as batch {batch}")
+                    progress(f"loading {f.name} as batch {batch}"
+                             + (f" (scanned by {engine.name})" if engine is not None else ""))
                 if engine is None:
                     rows, tmin, tmax = self._load_batch(passport.events_sql((f,)), m, schema,
                                                         batch)
