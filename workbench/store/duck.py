@@ -361,6 +361,9 @@ class Store:
     def _backfill_aggregates(self, m: Manifest, schema: str) -> None:
         """Aggregate the batches stored before the aggregates existed (or at another grain)."""
         agg = f"{schema}.{q(agg_table(m))}"
+        # rows of batches replaced while the passport had another grain
+        self.con.execute(f"DELETE FROM {agg} WHERE batch NOT IN (SELECT batch FROM "
+                         f"{META}.batches WHERE passport = ? AND active)", [m.name])
         self._aggregate_batches(m, schema, f"batch IN (SELECT batch FROM {META}.batches WHERE "
                                            f"passport = {lit(m.name)} AND active EXCEPT "
                                            f"SELECT DISTINCT batch FROM {agg})")
