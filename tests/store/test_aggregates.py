@@ -66,3 +66,28 @@ def test_a_store_without_aggregates_reads_the_facts_then_backfills(tmp_path, rng
         rep = st.ingest(load_passport(pp_dir))  # nothing new to load; aggregates rebuilt
         assert rep.loaded_rows == 0
     _assert_same(db)
+
+
+def test_a_new_grain_gets_its_own_exact_aggregates(tmp_path, rng):
+    from ..conftest import MANIFEST
+
+    pp_dir = write_passport(tmp_path / "pp", make_events(rng))
+    db = tmp_path / "s.duckdb"
+    extra = make_events(rng, start="2026-11-04", hours=5)
+    extra["ts"] = extra["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    batch = tmp_path / "more.csv"
+    extra.to_csv(batch, index=False)
+    with Store(db) as st:
+        st.ingest(load_passport(pp_dir), batch_files=[batch])
+    (pp_dir / "passport.yaml").write_text(MANIFEST.replace("grain: 1h", "grain: 2h"))
+    extra["sessions"] = extra["sessions"] + 1000  # replaced while the grain is 2h
+    extra.to_csv(batch, index=False)
+    with Store(db) as st:
+        st.ingest(load_passport(pp_dir), batch_files=[batch])
+    for agg, facts in _both(db):
+        assert '"agg_7200s"' in agg.sql
+        pd.testing.assert_frame_equal(agg.frame.drop(columns="value"), facts, check_dtype=False)
+    (pp_dir / "passport.yaml").write_text(MANIFEST)  # back to 1h: the old sums are not reused
+    with Store(db) as st:
+        st.ingest(load_passport(pp_dir), batch_files=[batch])
+    _assert_same(db)
