@@ -23,6 +23,15 @@ def _both(db):
     return out
 
 
+def _extra_batch(rng, tmp_path):
+    """Five more hours of facts as a CSV batch file; returns the frame and the path."""
+    extra = make_events(rng, start="2026-11-04", hours=5)
+    extra["ts"] = extra["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    batch = tmp_path / "more.csv"
+    extra.to_csv(batch, index=False)
+    return extra, batch
+
+
 def _assert_same(db, *, from_aggregates=True):
     for agg, facts in _both(db):
         assert ('"agg_3600s"' in agg.sql) is from_aggregates
@@ -36,10 +45,7 @@ def test_aggregates_follow_appends_and_replacements(tmp_path, rng):
     with Store(db) as st:
         st.ingest(load_passport(pp_dir))
     _assert_same(db)
-    extra = make_events(rng, start="2026-11-04", hours=5)
-    extra["ts"] = extra["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    batch = tmp_path / "more.csv"
-    extra.to_csv(batch, index=False)
+    extra, batch = _extra_batch(rng, tmp_path)
     with Store(db) as st:
         st.ingest(load_passport(pp_dir), batch_files=[batch])
     before = _both(db)[0][0].frame
@@ -73,10 +79,7 @@ def test_a_new_grain_gets_its_own_exact_aggregates(tmp_path, rng):
 
     pp_dir = write_passport(tmp_path / "pp", make_events(rng))
     db = tmp_path / "s.duckdb"
-    extra = make_events(rng, start="2026-11-04", hours=5)
-    extra["ts"] = extra["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    batch = tmp_path / "more.csv"
-    extra.to_csv(batch, index=False)
+    extra, batch = _extra_batch(rng, tmp_path)
     with Store(db) as st:
         st.ingest(load_passport(pp_dir), batch_files=[batch])
     (pp_dir / "passport.yaml").write_text(MANIFEST.replace("grain: 1h", "grain: 2h"))
