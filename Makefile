@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := causal,notebooks,dev,ui,flags
+EXTRAS := causal,notebooks,dev,ui,flags,spark
 # Debian packages the tests need; installed when missing: Chromium for the browser tests
 # (Playwright drives Debian's /usr/bin/chromium; `playwright install` cannot download here).
 # nats-server: the broker the streaming tests start (JetStream, on a free loopback port).
@@ -30,6 +30,9 @@ sysdeps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  (apt-get update -q && apt-get install -y -q $$missing) || { echo "could not install$$missing (need root?)"; exit 1; }; fi
+	@# Java 17 for the Spark engine (pyspark), when no `java` is on PATH
+	@command -v java >/dev/null 2>&1 || { echo "installing: openjdk-17-jre-headless"; \
+	  (apt-get update -q && apt-get install -y -q openjdk-17-jre-headless) || { echo "could not install openjdk-17-jre-headless (need root?)"; exit 1; }; }
 
 demo: venv
 	@echo "== Investigating the bundled demo passport (sample_data/demo) =="
@@ -58,6 +61,7 @@ bench: venv sysdeps
 	$(BIN)/python benchmarks/graph_rca.py
 	$(BIN)/python benchmarks/ui_latency.py
 	$(BIN)/python benchmarks/experiments.py
+	$(BIN)/python benchmarks/scale.py --sizes 10000000  # 100M: --sizes 100000000 (long)
 	$(BIN)/python benchmarks/streaming.py
 
 serve: venv

@@ -20,7 +20,9 @@ def test_set_and_restore():
 
 @pytest.mark.parametrize("kw, match", [
     ({"verify": "yes"}, "expected True or False"),
-    ({"engine": "spark"}, "expected one of duckdb"),
+    ({"engine": "flink"}, "expected one of duckdb, spark"),
+    ({"spark_master": "local[two]"}, "expected a Spark master URL"),
+    ({"spark_master": "spark://h:7077' OR 1"}, "expected a Spark master URL"),
     ({"memory_limit": "lots"}, "expected a size such as '4GB'"),
     ({"threads": 0}, "expected a whole number >= 1"),
     ({"threads": True}, "expected a whole number >= 1"),

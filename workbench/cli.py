@@ -8,6 +8,7 @@ output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                           "(repeatable): a label, DIM=VAL[,DIM=VAL] (empty: everywhere) and "
                           "an ISO window, e.g. 'CDN outage;region=APAC;2026-11-18T12:00Z;"
                           "2026-11-18T14:00Z'")
+    _engine_args(inv)
 
     sc = sub.add_parser("scan", help="what diverged? every metric and slice, one story per onset")
     sc.add_argument("passport")
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--db", help="DuckDB store (default PASSPORT/.workbench/store.duckdb)")
     ing.add_argument("--batch", action="append", default=[], metavar="FILE",
                      help="an extra event file to append (repeatable)")
+    _engine_args(ing)
     ing.add_argument("--json", action="store_true")
 
     val = sub.add_parser("validate", help="check a passport and show its provenance")
@@ -115,7 +118,47 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("duckdb", "spark"), default=None,
+                   help="engine of the ingest scan over the event files (default duckdb; "
+                        "spark needs `pip install 'workbench[spark]'` and Java 17)")
+    p.add_argument("--spark-master", default=None, metavar="URL",
+                   help="Spark master with --engine spark (default local[2]; "
+                        "e.g. spark://host:7077)")
+
+
+@contextlib.contextmanager
+def _engine_options(a):
+    """``set_options`` for ``--engine`` / ``--spark-master`` (checked before any work).
+
+    A Spark session the command started is stopped when it ends.
+    """
+    from .errors import UsageError
+    from .options import set_options
+
+    kw = {k: v for k, v in (("engine", a.engine), ("spark_master", a.spark_master))
+          if v is not None}
+    if kw.get("spark_master") and kw.get("engine", "duckdb") != "spark":
+        raise UsageError("--spark-master is for --engine spark")
+    spark = kw.get("engine") == "spark"
+    if spark:
+        from .engines.spark import check_available
+        check_available()
+    with set_options(**kw):
+        try:
+            yield
+        finally:
+            if spark:
+                from .engines.spark import stop
+                stop()
+
+
 def _cmd_investigate(a) -> int:
+    with _engine_options(a):
+        return _investigate(a)
+
+
+def _investigate(a) -> int:
     from .investigation import investigate, stderr_progress
 
     inv = investigate(a.passport, metric=a.metric, window=a.window, db=a.db,
@@ -150,7 +193,7 @@ def _cmd_ingest(a) -> int:
 
     pp = load_passport(a.passport)
     db = Path(a.db) if a.db else default_db(pp.directory)
-    with Store(db) as st:
+    with _engine_options(a), Store(db) as st:
         rep = st.ingest(pp, batch_files=[Path(b) for b in a.batch])
     print(json.dumps(rep.to_dict(), indent=1) if a.json else rep.summary())
     return 0

@@ -20,8 +20,13 @@ Settings
     (default ``True``, as the CLI does unless ``--no-verify``; about a second
     per investigation once DoWhy is imported).
 ``engine``
-    The query engine of the store. ``"duckdb"`` is the one implemented (the
-    seam where a Spark engine would go, architecture.md).
+    The engine that runs the heavy scans over raw event files at ingest
+    (:mod:`workbench.engines`): ``"duckdb"`` (embedded, the default) or
+    ``"spark"`` (Apache Spark through pyspark; ``pip install 'workbench[spark]'``
+    and Java 17).
+``spark_master``
+    The Spark master URL when ``engine="spark"``: ``local[N]``, ``local[*]``,
+    ``spark://host:port``, ``yarn`` or ``k8s://...``; ``None``: ``local[2]``.
 ``memory_limit``
     DuckDB's ``memory_limit`` for every store opened (``"4GB"``, ``"512MiB"``);
     ``None``: DuckDB's default (80% of RAM).
@@ -51,7 +56,8 @@ from .errors import UsageError
 
 __all__ = ["OPTIONS", "get_options", "set_options"]
 
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "spark")
+_MASTER = re.compile(r"^(local(\[(\d+|\*)\])?|yarn|(spark|k8s|mesos)://[^\s'\"`]+)$")
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
@@ -73,6 +79,16 @@ def _engine(v: Any) -> str:
     if v not in ENGINES:
         raise UsageError(f"set_options(engine={v!r}): expected one of {', '.join(ENGINES)}")
     return v
+
+
+def _spark_master(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or not _MASTER.match(v.strip()):
+        raise UsageError(f"set_options(spark_master={v!r}): expected a Spark master URL such "
+                         "as 'local[2]', 'local[*]', 'spark://host:7077', 'yarn' or "
+                         "'k8s://https://host:443', or None")
+    return v.strip()
 
 
 def _memory_limit(v: Any) -> str | None:
@@ -104,6 +120,7 @@ _DECLARED: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "library": (None, _library),
     "verify": (True, _verify),
     "engine": ("duckdb", _engine),
+    "spark_master": (None, _spark_master),
     "memory_limit": (None, _memory_limit),
     "threads": (None, _threads),
     "model_max_age_hours": (24.0, _max_age),
@@ -127,8 +144,8 @@ class set_options:  # noqa: N801 - a function-like context manager, named as xar
     Parameters
     ----------
     **kwargs
-        Any of ``library``, ``verify``, ``engine``, ``memory_limit``,
-        ``threads`` (see the module docstring). Every value is checked before
+        Any of ``library``, ``verify``, ``engine``, ``spark_master``,
+        ``memory_limit``, ``threads`` (see the module docstring). Every value is checked before
         any is applied.
 
     Raises

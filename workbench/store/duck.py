@@ -12,6 +12,8 @@ Layout of a store file (one schema per passport, named after it):
 - ``<schema>.events``: ``ts``, ``batch``, one INTEGER code per dimension,
   one DOUBLE per measure. Dimensions stay dictionary-encoded; the view
   ``<schema>.events_v`` decodes them for people reading SQL.
+- ``<schema>.agg_<grain>s``: sums of every measure and the row count per batch
+  and grain bucket, appended with each batch (the total series reads them).
 - ``<schema>.changes``, ``<schema>.experiments``.
 
 An ingest is one transaction: validation happens before it starts, and any
@@ -253,6 +255,8 @@ class Store:
         schema = schema_name(m.name)
         c = self.con
         self._check_compatible(m)
+        from ..engines import current_engine
+        engine = current_engine()  # None: DuckDB scans the files itself (the default)
         outcomes: list[BatchOutcome] = []
         c.execute("BEGIN TRANSACTION")
         try:
@@ -272,17 +276,25 @@ class Store:
                 status, detail = "loaded", ""
                 for (b,) in same_path:
                     c.execute(f"DELETE FROM {schema}.events WHERE batch = ?", [b])
+                    c.execute(f"DELETE FROM {schema}.{q(agg_table(m))} WHERE batch = ?", [b])
                     c.execute(f"UPDATE {META}.batches SET active = false WHERE passport = ? "
                               f"AND batch = ?", [m.name, b])
                     status, detail = "replaced", f"file changed since batch {b}; replaced it"
                 batch = c.execute(f"SELECT coalesce(max(batch), 0) + 1 FROM {META}.batches "
                                   f"WHERE passport = ?", [m.name]).fetchone()[0]
                 if progress:
-                    progress(f"loading {f.name} as batch {batch}")
-                rows, tmin, tmax = self._load_batch(passport.events_sql((f,)), m, schema, batch)
+                    progress(f"loading {f.name} as batch {batch}"
+                             + (f" (scanned by {engine.name})" if engine is not None else ""))
+                if engine is None:
+                    rows, tmin, tmax = self._load_batch(passport.events_sql((f,)), m, schema,
+                                                        batch)
+                else:
+                    rows, tmin, tmax = self._load_staged(engine, passport, f, schema, batch)
                 c.execute(f"INSERT INTO {META}.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, true)",
                           [m.name, batch, str(f), digest, rows, tmin, tmax, now])
+                self._aggregate_batches(m, schema, f"batch = {int(batch)}")
                 outcomes.append(BatchOutcome(str(f), digest, rows, status, batch, detail))
+            self._backfill_aggregates(m, schema)
             self._replace_changes(passport, schema)
             n_exp = self._replace_experiments(passport, schema)
             self._record_provenance(passport, extra_prov, outcomes)
@@ -326,9 +338,35 @@ class Store:
         meas = ", ".join(f"e.{q(x)}" for x in m.measures)
         c.execute(f"CREATE OR REPLACE VIEW {schema}.events_v AS SELECT e.ts, e.batch, {dec}, "
                   f"{meas} FROM {schema}.events e")
+        c.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(agg_table(m))} (batch INTEGER, "
+                  f"b TIMESTAMPTZ, rows BIGINT, "
+                  + ", ".join(f"{q(x)} DOUBLE" for x in m.measures) + ")")
         c.execute(f"""CREATE TABLE IF NOT EXISTS {schema}.changes (id VARCHAR PRIMARY KEY,
             ts TIMESTAMPTZ, kind VARCHAR, target VARCHAR, description VARCHAR, scope JSON,
             rollout DOUBLE, author VARCHAR)""")
+
+    def _aggregate_batches(self, m: Manifest, schema: str, where: str) -> None:
+        """Sums per batch and grain bucket of the facts in ``where`` (kept at ingest).
+
+        The total series of a metric is read from them (``queries.metric_series``);
+        a replaced batch's rows are deleted with it, so they stay exact.
+        """
+        secs = int(m.grain_td.total_seconds())
+        sums = ", ".join(f"SUM({q(x)})" for x in m.measures)
+        self.con.execute(
+            f"INSERT INTO {schema}.{q(agg_table(m))} SELECT batch, time_bucket(INTERVAL "
+            f"'{secs} seconds', ts) AS b, COUNT(*), {sums} FROM {schema}.events "
+            f"WHERE {where} GROUP BY ALL")
+
+    def _backfill_aggregates(self, m: Manifest, schema: str) -> None:
+        """Aggregate the batches stored before the aggregates existed (or at another grain)."""
+        agg = f"{schema}.{q(agg_table(m))}"
+        # rows of batches replaced while the passport had another grain
+        self.con.execute(f"DELETE FROM {agg} WHERE batch NOT IN (SELECT batch FROM "
+                         f"{META}.batches WHERE passport = ? AND active)", [m.name])
+        self._aggregate_batches(m, schema, f"batch IN (SELECT batch FROM {META}.batches WHERE "
+                                           f"passport = {lit(m.name)} AND active EXCEPT "
+                                           f"SELECT DISTINCT batch FROM {agg})")
 
     def _load_batch(self, select_sql: str, m: Manifest, schema: str, batch: int):
         c = self.con
@@ -349,6 +387,26 @@ class Store:
         rows, tmin, tmax = c.execute("SELECT count(*), min(ts), max(ts) FROM _stage").fetchone()
         c.execute("DROP TABLE _stage")
         return int(rows), tmin, tmax
+
+    def _load_staged(self, engine, passport: Passport, f: Path, schema: str, batch: int):
+        """Append a batch an engine scanned and coded (``workbench.engines``)."""
+        c, m = self.con, passport.manifest
+        dicts = {d: c.execute(f"SELECT code, value FROM {schema}.{q('dict_' + d)}").df()
+                 for d in m.all_dimensions}
+        staged = engine.stage_batch(passport, (f,), dicts)
+        try:
+            for d, new in staged.new_codes.items():
+                if len(new):
+                    c.register("_wb_codes", new)
+                    c.execute(f"INSERT INTO {schema}.{q('dict_' + d)} SELECT code::INTEGER, "
+                              f"value FROM _wb_codes")
+                    c.unregister("_wb_codes")
+            cols = ", ".join([q(d) for d in m.all_dimensions] + [q(x) for x in m.measures])
+            c.execute(f"INSERT INTO {schema}.events SELECT ts, ?::INTEGER, {cols} "
+                      f"FROM read_parquet(?)", [batch, staged.parquet])
+        finally:
+            staged.cleanup()
+        return staged.rows, staged.min_ts, staged.max_ts
 
     def _replace_changes(self, passport: Passport, schema: str) -> None:
         c = self.con
@@ -392,6 +450,11 @@ class Store:
                       [name, r["table"], r["path"], r["format"], r["sha256"], r["rows"],
                        r["bytes"], r["origin"], r["extracted_at"], json.dumps(r["transform"]),
                        r["loaded_at"]])
+
+
+def agg_table(m: Manifest) -> str:
+    """The table of sums per batch and grain bucket (one per grain: ``agg_3600s``)."""
+    return f"agg_{int(m.grain_td.total_seconds())}s"
 
 
 def manifest_from_dict(d: dict) -> Manifest:

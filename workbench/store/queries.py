@@ -108,6 +108,10 @@ def metric_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: Me
     of a scoped change).
     """
     flt = filter_sql(sp, filter)
+    if not filter and not negate and start is None and end is None:
+        found = _total_from_aggregates(con, sp, metric)
+        if found is not None:
+            return found
     df, sql = _bucketed(con, sp, metric, f"NOT ({flt})" if negate else flt, start, end)
     df["value"] = df["num"] / df["den"] if metric.kind == "ratio" else df["num"]
     return QueryResult(df, sql)
@@ -126,6 +130,28 @@ def metric_series_by(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric:
     dt = dictionary(con, sp, dimension)
     names = pd.Series(dt["value"].astype(str).to_numpy(dtype=object), index=dt["code"].to_numpy())
     df.insert(1, "value", df.pop("code").map(names))
+    return QueryResult(df, sql)
+
+
+def _total_from_aggregates(con, sp: StoredPassport, metric: MetricSpec) -> QueryResult | None:
+    """The total series from the sums kept per batch and bucket at ingest; None when
+    the store has none (written before they existed and not ingested since)."""
+    from .duck import agg_table
+
+    table = agg_table(sp.manifest)
+    n = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                    "AND table_name = ?", [sp.schema, table]).fetchone()[0]
+    if not n or not con.execute(f"SELECT count(*) > 0 FROM {sp.schema}.{q(table)}").fetchone()[0]:
+        return None
+    num, den = _num_den(metric)
+    sql = (f"SELECT b AS ts, {num} AS num, {den} AS den, SUM(rows) AS rows\n"
+           f"FROM {sp.schema}.{q(table)}\nGROUP BY 1 ORDER BY 1")
+    df = con.execute(sql).df()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    df["num"] = df["num"].astype(float)
+    df["den"] = df["den"].astype(float)
+    df["rows"] = df["rows"].astype("int64")
+    df["value"] = df["num"] / df["den"] if metric.kind == "ratio" else df["num"]
     return QueryResult(df, sql)
 
 

@@ -86,3 +86,19 @@ def bound_connection(con):
     con.execute(f"SET memory_limit = {lit(limit)}")
     con.execute(f"SET temp_directory = {lit(temp)}")
     return con
+
+
+def bq(name: str) -> str:
+    """Quote a Spark SQL identifier (backticks; a backtick inside is written twice).
+
+    Every column name that reaches Spark (``F.col``, ``F.expr``, ``spark.sql``) goes
+    through here; values reach Spark as ``F.lit`` (never spliced into SQL text).
+
+    Examples
+    --------
+    >>> bq('country')
+    '`country`'
+    >>> bq('a`b')
+    '`a``b`'
+    """
+    return "`" + str(name).replace("`", "``") + "`"
