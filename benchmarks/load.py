@@ -176,6 +176,17 @@ def start_server(passport: Path, db: Path, log: Path, env: dict, build_threads: 
                          timeout=300)
 
 
+def wait_ready(log: Path, timeout: float = 600.0) -> None:
+    """Until the server logs that its first investigation is ready (``WorkbenchApp.warm``):
+    the sessions measure serving, not the investigation they would otherwise wait for."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if re.search(r"investigation of \S+ (ready|failed)", log.read_text()):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the server did not finish its first investigation in {timeout:.0f} s")
+
+
 # --------------------------------------------------------------------------- protocol
 class ProtocolUser:
     """One protocol-level session: the page's GET, then ``bokeh.client`` on its token."""
@@ -504,7 +515,8 @@ def main(argv=None) -> int:
             pid = proc.pid
         cycles = []
         try:
-            time.sleep(5 if a.cycles else 0)  # the server warms its first investigation
+            if proc is not None:  # sessions opened once the first investigation is in
+                wait_ready(work / "server.log")
             for c in range(a.cycles):
                 cpu0 = cpu_s(pid) if pid else None
                 r = run_cycle(url, a.sessions, a.browsers, a.clicks, a.seed + 1000 * c, pid)
