@@ -93,6 +93,7 @@ for _plot, _pane in list(timeline._pane._plots.values()):
     _out["source"] = _np.asarray(_sp.handles["source"].data["observed"])[-3:].tolist()
     _out["element"] = _np.asarray(_sp.current_frame.dimension_values("observed"))[-3:].tolist()
     _out["static_source"] = _sp.static_source
+    _out["visible"] = _sp.handles["glyph_renderer"].visible
 print("kernel:", _out)
 """
 
