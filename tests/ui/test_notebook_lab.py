@@ -99,8 +99,9 @@ print("kernel:", _out)
 
 
 def _probe_kernel(lab) -> None:
-    """Run :data:`_KERNEL_PROBE` in the kernel of ``ui_workbench.ipynb`` (through Lab's
-    sessions API and the kernel's connection file) and print what it says."""
+    """Run :data:`_KERNEL_PROBE` in the kernel of ``ui_workbench.ipynb`` (found through Lab's
+    sessions API, reached through its connection file) and print what it says."""
+    import glob
     import json
     import urllib.request
 
@@ -109,14 +110,16 @@ def _probe_kernel(lab) -> None:
     base = lab["url"].rsplit("/lab", 1)[0]
     sessions = json.loads(urllib.request.urlopen(base + "/api/sessions").read())
     ids = [x["kernel"]["id"] for x in sessions if x["path"].endswith("ui_workbench.ipynb")]
-    for kid in ids[-1:]:
-        kc = BlockingKernelClient(
-            connection_file=str(lab["root"].parent / "jupyter-runtime" / f"kernel-{kid}.json"))
+    files = [f for f in glob.glob(str(lab["root"].parent / "jupyter-runtime" / "kernel-*.json"))
+             if any(i in f for i in ids)]
+    print("kernel sessions:", ids, "connection files:", files)
+    for f in files[-1:]:
+        kc = BlockingKernelClient(connection_file=f)
         kc.load_connection_file()
         kc.start_channels()
         try:
             kc.execute_interactive(_KERNEL_PROBE, timeout=60, output_hook=lambda m: print(
-                m["content"].get("text") or m["content"].get("evalue") or "", end=""))
+                m["msg_type"], m["content"]) if m["msg_type"] in ("stream", "error") else None)
         finally:
             kc.stop_channels()
 
