@@ -139,8 +139,8 @@ def _wait_or_report(page, lab, *a, **k):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known flake, issue 19, not fixed: failed in 11 of 28 runs (load2, 2026-12-07); 8 of the "
-    "11 failing runs, and none of the 17 passing ones, had Lab ask 'Select Kernel' after it "
+    "known flake, issue 19, not fixed: failed in 12 of 29 runs (load2, 2026-12-07); 8 of the "
+    "12 failing runs, and none of the 17 passing ones, had Lab ask 'Select Kernel' after it "
     "had started a kernel, and the harness's answer made Lab replace that kernel under the "
     "open page. Then either a click in another cell moves the title but not the data of the "
     "timeline (the kernel's own Bokeh source keeps the previous slice's values) or a select "
