@@ -132,11 +132,14 @@ class WorkbenchApp:
         first used (step or play), nearest step first.
         """
         def run():
+            t0 = time.perf_counter()
             try:
                 live = self.live(self.metric)
             except Exception as exc:  # the session will show it in its alert
                 log.error("investigation of %s failed: %s", self.metric, exc)
                 return
+            log.info("investigation of %s ready in %.1f s", self.metric,
+                     time.perf_counter() - t0)
             if replay:
                 from .state import _REPLAY_POOL
                 try:

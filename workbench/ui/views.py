@@ -241,10 +241,18 @@ class DivergenceView(_View):
         cause = st.selected_cause
         onset = data.onset.tz_localize(None) if data.onset is not None else None
         now = data.as_of.tz_localize(None) if data.as_of is not None else None
-        return plots.timeline_plot(timeline, metric=data.metric, filt=filt,
-                                   changes=data.changes(), gaps=data.gaps(), onset=onset,
-                                   now=now, xlim=xlim, height=self.height,
-                                   highlight=cause["change_id"] if cause else None, arms=arms)
+        highlight = cause["change_id"] if cause else None
+
+        def draw():
+            return plots.timeline_plot(timeline, metric=data.metric, filt=filt,
+                                       changes=data.changes(), gaps=data.gaps(), onset=onset,
+                                       now=now, xlim=xlim, height=self.height,
+                                       highlight=highlight, arms=arms)
+        if len(arms):  # a running test's hours belong to this session alone
+            return draw()
+        # One element per slice and hypothesis for all sessions (data.shared_plot).
+        return data.shared_plot(
+            ("timeline", tuple(filt.items()), highlight, self.height, xlim), timeline, draw)
 
 
 # ============================================================================ replay
@@ -353,9 +361,7 @@ class SliceExplorer(_View):
         st.param.watch(lambda *e: setattr(self._crumbs, "object", self._crumb_text()),
                        ["slice_filter", "drill_stack"])
 
-        bars = hv.DynamicMap(pn.bind(lambda r: plots.slice_bars(
-            r if r is not None else pd.DataFrame(columns=["slice", "share", "relative_change",
-                                                           "source"])), st.param.ranked))
+        bars = hv.DynamicMap(pn.bind(self._bars, st.param.ranked))
         tap = hv.streams.Tap(source=bars)
         tap.add_subscriber(self._on_bar_tap)
         self._bars_tap = tap
@@ -428,6 +434,16 @@ class SliceExplorer(_View):
                       f"{_pct(x.traffic_share, '.0%')} · <span class='m'>{x.source}</span>"
                       + _share_note_html(x.share))}
             for x in recs]
+
+    def _bars(self, ranked):
+        if ranked is None:
+            return plots.slice_bars(pd.DataFrame(columns=["slice", "share", "relative_change",
+                                                          "source"]))
+        data = self.state.data
+        if data is None:
+            return plots.slice_bars(ranked)
+        # the same ranked frame draws the same bars in every session (data.shared_plot)
+        return data.shared_plot(("bars", id(ranked)), ranked, lambda: plots.slice_bars(ranked))
 
     def _on_row(self, i: int) -> None:
         if i < len(self._row_filters):
