@@ -189,4 +189,17 @@ def publish_batch(url: str, batch_id: str, data: bytes, *, fmt: str = "csv") -> 
 def publish_batches(url: str, items) -> list[int]:
     """Publish ``(batch_id, bytes, fmt)`` items over one connection; their sequences."""
     o = parse_url(url)
-    return asyncio.run(_publish(o["server"], o["subject"], o["stream"], list(items)))
+    return _run(_publish(o["server"], o["subject"], o["stream"], list(items)))
+
+
+def _run(coro):
+    """Run ``coro`` to completion from synchronous code, also where this thread already
+    runs an event loop (a notebook kernel, Playwright's sync API): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-nats") as pool:
+        return pool.submit(asyncio.run, coro).result()
