@@ -161,3 +161,16 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, 
     with Store(scenario.passport / ".workbench" / "store.duckdb", read_only=True) as st:
         assert st.con.execute("SELECT count(*), count(DISTINCT batch_id) FROM "
                               "wb_meta.stream_ledger").fetchone() == (n, n)
+
+
+def test_publishing_from_a_thread_that_runs_an_event_loop(nats_url, tmp_path):
+    """A notebook kernel or Playwright's sync API runs a loop in the caller's thread;
+    publishing from there must still work (it runs on a thread of its own)."""
+    import asyncio
+
+    async def inside_a_loop():
+        return publish_batches(nats_url, [("loop-1", b"ts,platform\n", "csv"),
+                                          ("loop-2", b"ts,platform\n", "csv")])
+
+    seqs = asyncio.run(inside_a_loop())
+    assert len(seqs) == 2 and seqs[1] == seqs[0] + 1
