@@ -1,5 +1,9 @@
 """Seasonal quasi-likelihood baseline with a segment scan: the ``"seasonal"`` detector.
 
+One algorithm in one module, over the 800-line house limit on purpose: the baseline fit,
+its error model and the scan refit each other in one loop (steps 1-3 below), and
+splitting them would spread that loop over modules.
+
 Method
 ------
 1. **Baseline.** The expected numerator of bucket ``t`` is

@@ -20,7 +20,6 @@ traceback goes to the server log, never to the page.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -34,6 +33,7 @@ import param
 from ..governance.guard import Guarded
 from .data import WIDGET_VALUES, InvestigationData, slice_label
 from .narrative import ROLES
+from ._session import _held, _serving, friendly_error
 from .verify import VerifyAction
 
 __all__ = ["WorkbenchState", "friendly_error"]
@@ -50,48 +50,6 @@ _PREFETCH_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench
 #: How far the investigate() progress messages have got, as a percentage.
 _PROGRESS_STEPS = (("passport", 10), ("store", 25), ("auditing", 35), ("detecting", 50),
                    ("localizing", 65), ("ranking", 80), ("verdict", 95))
-
-
-def friendly_error(exc: BaseException) -> str:
-    """One line for the page: the workbench's own errors as they are, others typed."""
-    from ..errors import WorkbenchError
-
-    if isinstance(exc, WorkbenchError):
-        return str(exc)
-    msg = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
-
-
-def _serving() -> bool:
-    """True inside a served session (a Bokeh server document) with its event loop running.
-
-    In a notebook the kernel's comm pushes an update only while it handles the message
-    that caused it, so there the work runs inline (it is short: one slice query, or a
-    cached replay step); in scripts and tests there is no loop at all.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    import panel as pn
-
-    doc = pn.state.curdoc
-    return doc is not None and doc.session_context is not None
-
-
-def _held():
-    """Hold a served page's updates until the block ends.
-
-    Every property changed by one user action (title, selector, plot data, list
-    rows) then goes to the browser in one message, and Bokeh recomputes its
-    model graph once (``freeze``) instead of once per plot updated. Elsewhere
-    (notebooks, scripts) it does nothing.
-    """
-    if not _serving():
-        return contextlib.nullcontext()
-    import panel as pn
-
-    return pn.io.hold(pn.state.curdoc, freeze=True)
 
 
 class WorkbenchState(Guarded, VerifyAction, param.Parameterized):

@@ -11,150 +11,22 @@ update swaps the data of the existing Bokeh figure instead of rebuilding it.
 from __future__ import annotations
 
 import html
-import logging
 
 import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
 
-from .._format import confidence, pct, share_meaning
+from .._format import share_meaning
 from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
-from .loop import board_line
-from .narrative import narrate, next_step
-from .state import WorkbenchState
+from .narrative import narrate
+from ._viewbase import _CSS, _View, _conf, _hv, _lazy_tabs, _md, _pct, _when, _Alert
+from .views_causes import CausalView, HypothesisBoard
 
 __all__ = ["DivergenceView", "TimelineReplay", "SliceExplorer", "HypothesisBoard",
            "CausalView", "NarrativeView", "SearchView", "Workbench"]
-
-log = logging.getLogger("workbench.ui")
-
-_CSS = """
-.wb-card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 4px 10px; margin: 4px 0; }
-.wb-card.wb-selected { border: 2px solid #dc2626; background: #fef2f2; }
-.wb-muted { color: #6b7280; }
-.wb-badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
-            background: #eef2ff; color: #3730a3; margin-left: 6px; }
-"""
-
-
-_CARD = {"border": "1px solid #e5e7eb", "border-radius": "8px", "padding": "2px 8px",
-         "margin": "4px 0", "background": "white"}
-_CARD_SELECTED = {**_CARD, "border": "2px solid #dc2626", "background": "#fef2f2"}
-
-
-class _OwnDocument:
-    """Mixin for markup panes: build the Bokeh properties with the pane's own document.
-
-    Panel turns its built-in stylesheets (``markdown.css``, ``loading.css``) into
-    ``ImportedStyleSheet`` models cached per Bokeh document, but it looks the cache up
-    with the *current* document: the one whose widget sent the event being handled,
-    not the one the updated pane lives in (panel 1.9, ``Layoutable._process_param_change``;
-    holoviz/panel#7884). A markup pane rebuilds all its properties on every update,
-    stylesheets included. In a notebook each cell output is a document of its own, so a
-    widget in one cell that changed a pane in another (the slice selector above, the
-    drill path below) handed the first cell's stylesheet model to the second cell
-    ("ImportedStyleSheet ... is already in a doc"), and from then on every update of
-    the second cell failed. With the pane's own document current, each cell's panes
-    get that cell's stylesheet models. Served, every view is in the session's one
-    document and nothing changes.
-    """
-
-    def _get_properties(self, doc):
-        from panel.io.state import set_curdoc, state
-
-        if doc is None or state.curdoc is doc:
-            return super()._get_properties(doc)
-        with set_curdoc(doc):
-            return super()._get_properties(doc)
-
-
-class _Markdown(_OwnDocument, pn.pane.Markdown):
-    """``pn.pane.Markdown`` that keeps to its own document (see :class:`_OwnDocument`)."""
-
-
-class _Alert(_OwnDocument, pn.pane.Alert):
-    """``pn.pane.Alert`` that keeps to its own document (see :class:`_OwnDocument`)."""
-
-
-def _md(obj="", **kw) -> pn.pane.Markdown:
-    """A Markdown pane carrying the workbench styles (each pane has its own shadow root)."""
-    kw.setdefault("stylesheets", [_CSS])
-    return _Markdown(obj, **kw)
-
-
-def _hv(obj, **kw) -> pn.pane.HoloViews:
-    """A HoloViews pane that keeps its own axes.
-
-    Panel links the axes of plots sharing a dimension by default; the timeline,
-    the comparison and the counterfactual all have ``ts`` but show different
-    windows, and a link to a plot still empty would pin the timeline to 1970.
-    """
-    kw.setdefault("sizing_mode", "stretch_width")
-    return pn.pane.HoloViews(obj, linked_axes=False, **kw)
-
-
-def _lazy_tabs(*tabs: tuple[str, object], **kw) -> pn.Tabs:
-    """Tabs whose hidden contents get their Bokeh models only when first opened.
-
-    A served session used to render every tab's plots when it was built (eight
-    HoloViews plots, most of them in tabs nobody had opened): about three quarters
-    of a session's build time, all of it on the server's one event loop. Each tab
-    here holds an empty column until it is first shown; then the content (already
-    constructed, with its watchers) is put in it and renders. Tabs are not
-    ``dynamic``: Panel's dynamic tabs re-render a tab at each visit and raced with
-    updates of their DynamicMaps when the investigation arrived late.
-    """
-    holders = [pn.Column(sizing_mode="stretch_width") for _ in tabs]
-    holders[0].objects = [tabs[0][1]]
-    out = pn.Tabs(*[(name, h) for (name, _), h in zip(tabs, holders)], dynamic=False, **kw)
-
-    def fill(event):
-        holder = holders[event.new]
-        if not holder.objects:
-            holder.objects = [tabs[event.new][1]]
-    out.param.watch(fill, "active")
-    return out
-
-
-def _when(iso) -> str:
-    if not iso:
-        return "-"
-    t = pd.Timestamp(iso)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return f"{t:%Y-%m-%d %H:%M} UTC"
-
-
-def _pct(x, fmt="+.1%") -> str:
-    return pct(x, fmt, missing="n/a")
-
-
-_conf = confidence
-
-
-class _View(pn.viewable.Viewer):
-    """A view over a shared :class:`WorkbenchState`."""
-
-    state = param.ClassSelector(class_=WorkbenchState, doc="The shared workbench state.")
-
-    def __init__(self, **params):
-        if params.get("state") is None:
-            params["state"] = WorkbenchState()
-        super().__init__(**params)
-        self._layout = self._build()
-
-    @classmethod
-    def from_investigation(cls, inv, **params):
-        """This view alone over an investigation already run (notebooks)."""
-        return cls(state=WorkbenchState.from_investigation(inv), **params)
-
-    def _build(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __panel__(self):
-        return self._layout
 
 
 # ============================================================================ timeline
@@ -174,7 +46,7 @@ class DivergenceView(_View):
         self._title = _md(self._title_text(), css_classes=["wb-slice-title"],
                           margin=(0, 10), sizing_mode="stretch_width")
         self._select = pn.widgets.Select(
-            name="Slice shown", options=self._slice_options(), value="everything", width=320,
+            label="Slice shown", options=self._slice_options(), value="everything", width=320,
             description="The slice the timeline shows; a localized slice or one dimension "
                         "value (d/u drill down and up)")
         self._select.param.watch(self._on_select, "value")
@@ -269,11 +141,11 @@ class TimelineReplay(_View):
     def _build(self):
         st = self.state
         self._cb = None
-        back = pn.widgets.Button(name="◀ Step", width=80, description="One step back in time")
-        self._play = pn.widgets.Button(name="▶ Play", width=90, button_type="primary",
+        back = pn.widgets.Button(label="◀ Step", width=80, description="One step back in time")
+        self._play = pn.widgets.Button(label="▶ Play", width=90, color="primary",
                                        description="Play / pause the replay (space)")
-        fwd = pn.widgets.Button(name="Step ▶", width=80, description="One step forward in time")
-        live = pn.widgets.Button(name="Now", width=70,
+        fwd = pn.widgets.Button(label="Step ▶", width=80, description="One step forward in time")
+        live = pn.widgets.Button(label="Now", width=70,
                                  description="Back to the live investigation (all data)")
         back.on_click(lambda e: st.step_replay(-1))
         fwd.on_click(lambda e: st.step_replay(+1))
@@ -310,7 +182,7 @@ class TimelineReplay(_View):
         self._label.object = self._text()
 
     def _on_playing(self, event):
-        self._play.name = "⏸ Pause" if event.new else "▶ Play"
+        self._play.label = "⏸ Pause" if event.new else "▶ Play"
         if event.new and self._cb is None:
             self._cb = pn.state.add_periodic_callback(self.state.tick, period=self.period_ms)
         elif not event.new and self._cb is not None:
@@ -340,10 +212,10 @@ class SliceExplorer(_View):
         st = self.state
         self._crumbs = _md(self._crumb_text(), css_classes=["wb-crumbs"],
                            margin=(0, 10), sizing_mode="stretch_width")
-        up = pn.widgets.Button(name="⬆ Up (u)", width=90, description="Drill up")
-        down = pn.widgets.Button(name="⬇ Top slice (d)", width=130,
+        up = pn.widgets.Button(label="⬆ Up (u)", width=90, description="Drill up")
+        down = pn.widgets.Button(label="⬇ Top slice (d)", width=130,
                                  description="Drill down into the most explanatory slice")
-        reset = pn.widgets.Button(name="Everything", width=100,
+        reset = pn.widgets.Button(label="Everything", width=100,
                                   description="Show the whole metric")
         up.on_click(lambda e: st.drill_up())
         down.on_click(lambda e: st.drill_down())
@@ -566,264 +438,6 @@ class SliceExplorer(_View):
         return "\n\n".join(x for x in lines if x)
 
 
-# ============================================================================ hypotheses
-class HypothesisBoard(_View):
-    """Ranked candidate causes with confidence, evidence, tests and the next step.
-
-    Confirm or refute records the decision on the investigation (its journal in
-    the library); ``j``/``k`` select the next/previous hypothesis.
-    """
-
-    max_causes = param.Integer(default=5, doc="How many candidates to show.")
-
-    def _build(self):
-        st = self.state
-        self._head = _md("", margin=(0, 10))
-        self._empty = _md("", visible=False)
-        # Cards are created once and filled in place (see SliceExplorer: in a notebook an
-        # update caused from another cell must not create models in this cell).
-        self._card_ids: list[str | None] = [None] * self.max_causes
-        self._card_parts = [self._make_card(i) for i in range(self.max_causes)]
-        self._cards = pn.Column(self._empty, *[p["card"] for p in self._card_parts],
-                                sizing_mode="stretch_width", css_classes=["wb-hypotheses"])
-        self._decisions = _md(self._decisions_text(), css_classes=["wb-decisions"])
-        st.param.watch(self._rebuild, ["data"])
-        st.param.watch(self._select, ["hypothesis"])
-        st.param.watch(self._on_decisions, ["decisions"])
-        st.param.watch(self._on_experiment, ["experiment"])
-        self._rebuild()
-        from .people import hypothesis_form  # issue 17: an analyst's own hypothesis
-        form = hypothesis_form(st)
-        return pn.Column(self._head, self._cards, *([form] if form is not None else []),
-                         _md("#### Decisions"), self._decisions, sizing_mode="stretch_width")
-
-    def _head_text(self) -> str:
-        d = self.state.data
-        if d is None:
-            return "### Hypotheses\n<span class='wb-muted'>waiting for the investigation…</span>"
-        ext = d.inv.external
-        asof = ("" if d.as_of is None else
-                f" <span class='wb-badge'>as of {d.as_of:%m-%d %H:%M}</span>")
-        return (f"### Hypotheses{asof}\nVerdict **{d.inv.verdict}**"
-                + (f" · outside the log: {_conf(ext)}" if ext is not None else "")
-                + " <span class='wb-muted'>(j/k to move)</span>")
-
-    def _make_card(self, i: int) -> dict:
-        head = _md("", margin=(0, 5))
-        conf = pn.indicators.Progress(value=0, max=100, height=8, sizing_mode="stretch_width",
-                                      bar_color="secondary")
-        more = _md("", margin=(0, 5), visible=False)
-        note = pn.widgets.TextInput(placeholder="note (optional)", width=170)
-        # Static tooltips (see SliceExplorer: changing one creates a model).
-        ok = pn.widgets.Button(name="Confirm", button_type="success", width=85,
-                               description="Record on the investigation that this change caused "
-                                           "the divergence (disabled while replaying)")
-        no = pn.widgets.Button(name="Refute", button_type="danger", width=80,
-                               description="Record on the investigation that this change did "
-                                           "not cause it (disabled while replaying)")
-        ok.on_click(lambda ev: self._decide(i, "confirmed"))
-        no.on_click(lambda ev: self._decide(i, "refuted"))
-        # The decision row only for a role that may decide (the handler checks again).
-        from ..governance.policy import Action
-        row = [pn.Row(note, ok, no)] if self.state.can(Action.CONFIRM) else []
-        vb = pn.widgets.Button(label="Verify", color="primary", width=85,
-                               css_classes=["wb-verify"],
-                               description="Test this hypothesis with DoWhy (estimate, refuters, "
-                                           "counterfactual); the result is in the Evidence tab")
-        vb.on_click(lambda ev: self.state.verify(i))
-        row += [pn.Row(vb)] if self.state.can(Action.VERIFY) else []
-        card = pn.Column(head, conf, more, *row, css_classes=["wb-card"],
-                         styles=dict(_CARD), sizing_mode="stretch_width", visible=False)
-        return {"card": card, "head": head, "conf": conf, "more": more, "note": note,
-                "ok": ok, "no": no, "verify": vb}
-
-    def _decide(self, i: int, decision: str) -> None:
-        cid = self._card_ids[i]
-        if cid is not None:
-            self.state.decide(cid, decision, self._card_parts[i]["note"].value)
-
-    def _rebuild(self, *events):
-        st = self.state
-        self._head.object = self._head_text()
-        d = st.data
-        causes = d.causes[: self.max_causes] if d is not None else []
-        self._empty.object = ("No candidate change: " + next_step(None, d.inv.verdict)
-                              if d is not None and not causes else "")
-        self._empty.visible = d is not None and not causes
-        for i, parts in enumerate(self._card_parts):
-            if i < len(causes):
-                self._fill_card(parts, i, causes[i], d)
-                self._card_ids[i] = causes[i]["change_id"]
-            else:
-                self._card_ids[i] = None
-            parts["card"].visible = i < len(causes)
-        if causes:
-            st.note_shown()
-        self._select()
-
-    def _fill_card(self, parts: dict, i: int, c: dict, d) -> None:
-        info = d.change(c["change_id"]) or {}
-        e = c.get("effect") or {}
-        tests = [f"alignment: {c.get('lag_grains', 0):+.0f} grain(s) from the onset",
-                 f"scope: {_pct(c.get('scope_share'), '.0%')} of the divergence in "
-                 f"{_pct(c.get('traffic_share'), '.0%')} of the traffic"]
-        if e:
-            tests.append(f"effect (DiD): {_pct(e.get('estimate'))} [95% CI {_pct(e.get('ci_low'))}"
-                         f"..{_pct(e.get('ci_high'))}], t = {e.get('t_stat', 0):.1f}")
-        ev = "\n".join(f"- {html.escape(x)}" for x in c.get("evidence", []))
-        when = info.get("ts")
-        when = f"{when:%Y-%m-%d %H:%M} UTC" if hasattr(when, "strftime") else c.get("ts", "")
-        parts["head"].object = (
-            f"**#{i + 1} {c['change_id']}** · {c['kind']} **{html.escape(c['target'])}** "
-            f"<span class='wb-badge' title='confidence (posterior; calibrated)'>"
-            f"{_conf(c['confidence'])}</span>\n\n"
-            f"<span class='wb-muted'>{when} · scope "
-            f"{html.escape(slice_label(c.get('scope') or {}))} · by {info.get('author', '-')}"
-            f" · rollout {info.get('rollout', '-')}</span>")
-        from .people import query_disclosure
-        parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
-                                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}"
-                                + query_disclosure(self.state, c))
-        conf, test = board_line(self.state.experiment, c)
-        parts["head"].object += test
-        parts["conf"].value = int(round(100 * conf))
-        parts["conf"].bar_color = "danger" if conf >= 0.5 else "secondary"
-        live = d.as_of is None
-        for key in ("ok", "no", "note", "verify"):
-            parts[key].disabled = not live
-
-    def _on_experiment(self, *events):
-        """A test's hourly update: every shown card's confidence and the tested one's status."""
-        d = self.state.data
-        causes = d.causes[: self.max_causes] if d is not None else []
-        for i, c in enumerate(causes):
-            self._fill_card(self._card_parts[i], i, c, d)
-
-    def _select(self, *events):
-        h = self.state.hypothesis
-        for i, parts in enumerate(self._card_parts):
-            sel = i == h
-            card = parts["card"]
-            card.css_classes = ["wb-card", "wb-selected"] if sel else ["wb-card"]
-            card.styles = dict(_CARD_SELECTED if sel else _CARD)
-            parts["more"].visible = sel
-
-    def _decisions_text(self) -> str:
-        ds = self.state.decisions
-        if not ds:
-            return "<span class='wb-muted'>none yet</span>"
-        rows = ["| change | decision | note | when | recorded in |", "|---|---|---|---|---|"]
-        for x in ds:
-            rows.append(f"| {x['change_id']} | **{x['decision']}** | {html.escape(x['note'])} | "
-                        f"{x['at'][:19].replace('T', ' ')} | {x['recorded_in']} |")
-        return "\n".join(rows)
-
-    def _on_decisions(self, event):
-        self._decisions.object = self._decisions_text()
-
-
-# ============================================================================ causal
-class CausalView(_View):
-    """The selected cause's verification, effect estimate and counterfactual timeline.
-
-    The effect is the difference-in-differences estimate of the ranking
-    (exposed against unexposed, log scale, HAC errors). Once the cause is
-    verified (Verify, :mod:`workbench.ui.verify`) the timeline is DoWhy's
-    counterfactual in the divergence's scope: observed, the metric without the
-    change and its 95% band; before, the dashed line is the seasonal baseline of
-    the change's scope, labelled as an expectation.
-    """
-
-    plot_width = param.Integer(default=None, allow_None=True,
-                               doc="Fixed plot width in pixels (None: stretch to the column).")
-
-    def _build(self):
-        from .verify import verify_panel
-
-        st = self.state
-        self._verify = verify_panel(st)
-        self._text = _md(self._summary(), css_classes=["wb-effect"])
-        forest = hv.DynamicMap(pn.bind(lambda d, h: plots.effect_plot(
-            d.causes if d is not None else [], h, width=self.plot_width), st.param.data,
-            st.param.hypothesis))
-        cf = hv.DynamicMap(pn.bind(self._cf, st.param.counterfactual, st.param.verifications,
-                                   st.param.hypothesis))
-        self._queries = _md(self._queries_text(), sizing_mode="stretch_width")
-        st.param.watch(self._refresh, ["data", "hypothesis", "counterfactual", "verifications",
-                                       "verifying"])
-        size = ({"sizing_mode": "fixed", "width": self.plot_width} if self.plot_width
-                else {})
-        return pn.Column(self._verify.panel, self._text,
-                         _hv(cf, loading=st.param.counterfactual_busy, **size),
-                         _hv(forest, **size),
-                         pn.Card(self._queries, title="Show the queries", collapsed=True,
-                                 sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width")
-
-    def _cf(self, frame, verifications=None, hypothesis=None):
-        st = self.state
-        c = st.selected_cause
-        metric = st.data.metric if st.data is not None else "metric"
-        ts = pd.Timestamp(c["ts"]).tz_convert("UTC").tz_localize(None) if c else None
-        filt = dict(c.get("scope") or {}) if c else {}
-        model = self._verify.frame(c)  # DoWhy's counterfactual once verified
-        if model is not None:
-            return plots.counterfactual_plot(model, metric=metric, filt=filt, change_ts=ts,
-                                             label=f"({c['change_id']})",
-                                             width=self.plot_width, height=320,
-                                             expected_label="without the change")
-        return plots.counterfactual_plot(frame, metric=metric, filt=filt, change_ts=ts,
-                                         label=f"({c['change_id']})" if c else "",
-                                         width=self.plot_width, height=320)
-
-    def _summary(self) -> str:
-        st = self.state
-        c, d = st.selected_cause, st.data
-        if d is None:
-            return "### Effect\n<span class='wb-muted'>waiting for the investigation…</span>"
-        if c is None:
-            return "### Effect\nNo candidate cause to estimate."
-        e = c.get("effect")
-        scope = dict(c.get("scope") or {})
-        imp = d.impact(scope)
-        lines = [f"### Effect of {c['change_id']} ({c['kind']} {html.escape(c['target'])})"]
-        if e:
-            lines.append(f"**{_pct(e['estimate'])}** (95% CI {_pct(e['ci_low'])} .. "
-                         f"{_pct(e['ci_high'])}) on {d.metric} in "
-                         f"{html.escape(slice_label(scope))}: difference-in-differences, "
-                         f"exposed vs unexposed, {e.get('n_pre')} h before and "
-                         f"{e.get('n_post')} h after ({e.get('method')}).")
-        elif c.get("withheld"):  # small-cell suppression (ui.released): no number of it
-            lines.append(html.escape(c["evidence"][0]))
-        else:
-            lines.append("No effect estimate for this change (no unexposed group to compare, "
-                         "or too little data after it).")
-        if imp.get("delta") is not None:
-            lines.append(f"Observed {_pct(imp['observed'], '.4f')} against expected "
-                         f"{_pct(imp['baseline'], '.4f')} over the {imp['hours']} h of the "
-                         f"divergence in this scope: {imp['delta']:+,.0f} "
-                         f"{d.spec.numerator} against the baseline.")
-        if self._verify.frame(c) is None:
-            lines.append("<span class='wb-muted'>The dashed line is the seasonal baseline of "
-                         "the scope, shown as \"without the change\"; it is an expectation, "
-                         "not a causal counterfactual model: Verify draws DoWhy's.</span>")
-        return "\n\n".join(lines)
-
-    def _queries_text(self) -> str:
-        d = self.state.data
-        if d is None or not d.inv.queries:
-            return "no queries"
-        parts = [f"Run on `{html.escape(d.db)}` (DuckDB, read-only):"]
-        for k, sql in d.inv.queries.items():
-            parts.append(f"**{k}**\n```sql\n{sql}\n```")
-        return "\n\n".join(parts)
-
-    def _refresh(self, *events):
-        self._text.object = self._summary()
-        self._queries.object = self._queries_text()
-        self._verify.refresh()
-
-
 # ============================================================================ narrative
 class NarrativeView(_View):
     """The story for an engineer, an operator or a product manager."""
@@ -934,7 +548,7 @@ class Workbench(_View):
                      styles={"color": "#6b7280", "font-size": "12px"})
         self._alert = _Alert("", alert_type="danger", visible=False,
                                     sizing_mode="stretch_width", css_classes=["wb-alert"])
-        dismiss = pn.widgets.Button(name="Dismiss", width=80, visible=False)
+        dismiss = pn.widgets.Button(label="Dismiss", width=80, visible=False)
         dismiss.on_click(lambda e: setattr(st, "error", ""))
         self._dismiss = dismiss
         st.param.watch(self._on_error, "error")
