@@ -165,12 +165,25 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, 
 
 def test_publishing_from_a_thread_that_runs_an_event_loop(nats_url, tmp_path):
     """A notebook kernel or Playwright's sync API runs a loop in the caller's thread;
-    publishing from there must still work (it runs on a thread of its own)."""
+    publishing from there must still work (it runs on a thread of its own). The loop is
+    started on a new thread, since the suite's own thread may already run one."""
     import asyncio
 
     async def inside_a_loop():
         return publish_batches(nats_url, [("loop-1", b"ts,platform\n", "csv"),
                                           ("loop-2", b"ts,platform\n", "csv")])
 
-    seqs = asyncio.run(inside_a_loop())
+    out: dict = {}
+
+    def in_thread():
+        try:
+            out["seqs"] = asyncio.run(inside_a_loop())
+        except BaseException as exc:  # reported below, in the test's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=in_thread)
+    t.start()
+    t.join(TIMEOUT)
+    assert "error" not in out, out.get("error")
+    seqs = out["seqs"]
     assert len(seqs) == 2 and seqs[1] == seqs[0] + 1
