@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
+from workbench.store.sql import q
 from workbench.store import Store, schema_name
 
 DEMO = Path(__file__).resolve().parents[2] / "sample_data" / "demo"
@@ -53,9 +54,9 @@ def test_both_engines_store_the_same_facts(answers):
         got[name] = {
             "facts": con.execute(
                 f"SELECT ts, country, platform, app_version, browser, plan, region, "
-                f"sum(sessions), sum(conversions), sum(revenue), count(*) FROM {schema}.events "
+                f"sum(sessions), sum(conversions), sum(revenue), count(*) FROM {q(schema)}.events "
                 f"GROUP BY ALL ORDER BY ALL").df(),
-            "dict": con.execute(f"SELECT code, value FROM {schema}.dict_app_version "
+            "dict": con.execute(f"SELECT code, value FROM {q(schema)}.dict_app_version "
                                 f"ORDER BY code").df(),
             "batch": con.execute("SELECT rows, min_ts, max_ts FROM wb_meta.batches").df()}
         con.close()
@@ -84,9 +85,9 @@ def test_a_second_batch_is_coded_against_the_stored_dictionary(spark_session, tm
             assert [b.status for b in rep.batches] == ["duplicate", "loaded"]
             schema = st.passport().schema
             dicts[engine] = st.con.execute(
-                f"SELECT code, value FROM {schema}.dict_browser ORDER BY code").df()
-            n = st.con.execute(f"SELECT count(*) FROM {schema}.events e JOIN "
-                               f"{schema}.dict_browser d ON d.code = e.browser "
+                f"SELECT code, value FROM {q(schema)}.dict_browser ORDER BY code").df()
+            n = st.con.execute(f"SELECT count(*) FROM {q(schema)}.events e JOIN "
+                               f"{q(schema)}.dict_browser d ON d.code = e.browser "
                                f"WHERE d.value = 'lynx'").fetchone()[0]
             assert n == 7
     pd.testing.assert_frame_equal(dicts["duckdb"], dicts["spark"])

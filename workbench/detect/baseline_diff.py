@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from ..store.sql import q
 
 __all__ = ["BaselineMovers", "who_moved"]
 
@@ -102,12 +103,11 @@ def scope_profile_sql(sp, spec, period, scope: dict) -> str:
     sums per time bucket, then the mean per hour of the week, then summed.
     """
     from ..store.queries import _ts, filter_sql
-    from ..store.sql import q
 
     secs = int(sp.manifest.grain_td.total_seconds())
     den = f"SUM({q(spec.denominator)})" if spec.kind == "ratio" else "1.0"
     return (f"WITH g AS (SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS b, "
-            f"SUM({q(spec.numerator)}) AS num, {den} AS den FROM {sp.schema}.events\n"
+            f"SUM({q(spec.numerator)}) AS num, {den} AS den FROM {q(sp.schema)}.events\n"
             f"  WHERE ts >= {_ts(period[0])} AND ts < {_ts(period[1])} AND "
             f"{filter_sql(sp, scope)} GROUP BY 1),\n"
             f"h AS (SELECT (isodow(b) - 1) * 24 + hour(b) AS how, avg(num) AS num, "
@@ -123,14 +123,13 @@ def atoms_sql(sp, spec, period, scopes: list[dict]) -> str:
     profile is summed over the week, as the cube does for a slice.
     """
     from ..store.queries import _ts, filter_sql
-    from ..store.sql import q
 
     secs = int(sp.manifest.grain_td.total_seconds())
     den = f"SUM({q(spec.denominator)})" if spec.kind == "ratio" else "1.0"
     bits = " + ".join(f"(CASE WHEN {filter_sql(sp, f)} THEN {2 ** k} ELSE 0 END)"
                       for k, f in enumerate(scopes)) or "0"
     return (f"WITH g AS (SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS b, {bits} AS atom, "
-            f"SUM({q(spec.numerator)}) AS num, {den} AS den FROM {sp.schema}.events\n"
+            f"SUM({q(spec.numerator)}) AS num, {den} AS den FROM {q(sp.schema)}.events\n"
             f"  WHERE ts >= {_ts(period[0])} AND ts < {_ts(period[1])} GROUP BY 1, 2),\n"
             f"h AS (SELECT atom, (isodow(b) - 1) * 24 + hour(b) AS how, avg(num) AS num, "
             f"avg(den) AS den FROM g GROUP BY 1, 2)\n"
@@ -182,7 +181,7 @@ def who_moved(con, sp, a, b) -> BaselineMovers:
     ra, rb = _rate(na, da, ratio), _rate(nb, db, ratio)
     move = rb - ra
     lo, hi = min(a.period[0], b.period[0]), max(a.period[1], b.period[1])
-    changes = con.execute(f"SELECT id, ts, kind, target, scope FROM {sp.schema}.changes "
+    changes = con.execute(f"SELECT id, ts, kind, target, scope FROM {q(sp.schema)}.changes "
                           "WHERE ts > ? AND ts < ? ORDER BY ts, id", [lo, hi]).df()
     if changes.empty:
         return BaselineMovers(a.id, b.id, a.metric, spec.kind,

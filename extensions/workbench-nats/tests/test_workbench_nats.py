@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from workbench.store.sql import q
 from workbench.errors import UsageError
 from workbench.passport import load_passport
 from workbench.store import Store
@@ -76,12 +77,12 @@ def _totals(db):
         sp = st.passport("stream-shop")
         c = st.con
         tot = c.execute(f"SELECT count(*), sum(sessions), sum(conversions) FROM "
-                        f"{sp.schema}.events").fetchone()
+                        f"{q(sp.schema)}.events").fetchone()
         grains = c.execute(f"SELECT time_bucket(INTERVAL '1 hour', ts) b, count(*), "
-                           f"sum(sessions), sum(conversions) FROM {sp.schema}.events "
+                           f"sum(sessions), sum(conversions) FROM {q(sp.schema)}.events "
                            f"GROUP BY ALL ORDER BY b").fetchall()
         agg = c.execute(f"SELECT bucket, n_rows, sessions, conversions FROM "
-                        f"{sp.schema}.stream_agg ORDER BY bucket").fetchall() \
+                        f"{q(sp.schema)}.stream_agg ORDER BY bucket").fetchall() \
             if c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ?"
                          " AND table_name = 'stream_agg'", [sp.schema]).fetchone()[0] else None
     return tot, grains, agg
