@@ -144,17 +144,32 @@ def served_fresh(tmp_path):
     stop_process(proc)
 
 
+def _off_loop(fn):
+    """``fn()`` on a thread of its own and its result.
+
+    Tornado's synchronous clients run an event loop of their own; in the full suite
+    this thread may already run Playwright's (the browser tests' sync API keeps it
+    running), and a second loop cannot run on the same thread.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
 def _fetch(url, *, method="GET", body=None, headers=None):
     from tornado.httpclient import HTTPClient, HTTPClientError
 
-    client = HTTPClient()
-    try:
-        return client.fetch(url, method=method, body=body, headers=headers or {},
-                            follow_redirects=False, raise_error=False)
-    except HTTPClientError as exc:
-        return exc.response
-    finally:
-        client.close()
+    def go():
+        client = HTTPClient()
+        try:
+            return client.fetch(url, method=method, body=body, headers=headers or {},
+                                follow_redirects=False, raise_error=False)
+        except HTTPClientError as exc:
+            return exc.response
+        finally:
+            client.close()
+    return _off_loop(go)
 
 
 #: routes that serve files anyone may have (Bokeh's and Panel's JavaScript and CSS)
@@ -237,7 +252,7 @@ def _ws(port, origin, cookie=None):
             return exc.code
         conn.close()
         return 101
-    return IOLoop(make_current=False).run_sync(go)
+    return _off_loop(lambda: IOLoop(make_current=False).run_sync(go))
 
 
 def test_websocket_from_a_foreign_origin_is_refused(served):
