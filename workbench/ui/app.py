@@ -371,7 +371,7 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
           show: bool = False, on_ready: Callable[[str], None] | None = None,
           users: str | None = None, oauth_provider: str | None = None, token: bool = True,
           cookie_secret: str | None = None, allow_origin: list[str] | None = None,
-          build_threads: int = 1, suppress_k: int | None = None) -> None:
+          build_threads: int = 1, suppress_k: int | None = None, num_procs: int = 1) -> None:
     """Serve the workbench until interrupted; print the URL once the server listens.
 
     Authentication is on (:mod:`workbench.governance.auth`): the printed URL
@@ -405,6 +405,9 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         Threads building sessions off the event loop (0: on the loop, as Panel does).
     suppress_k:
         Smallest count a role without ``view_unmasked`` is shown (default 11).
+    num_procs:
+        Server processes sharing the port (Tornado forks them; each investigates and
+        caches on its own). See docs/serving.md for what it costs and gains.
     """
     import os
     import secrets
@@ -439,13 +442,21 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     app.suppress_k = suppress_k
     host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
     url = f"http://{host}:{port}/" + (f"?token={auth.token}" if auth.token else "")
-    app.warm()
     access = ({"oauth_provider": oauth_provider} if oauth_provider
               else {"auth_provider": auth_provider(auth)})
+    if num_procs > 1:
+        # Forked processes must not write the store at the same time (an investigation
+        # ingests first) and should not each compute the same answer: investigate (and
+        # mask) here, once, before the fork; the processes share it copy-on-write.
+        for one in dict.fromkeys([app, app.masked()]):
+            one.prepare(one.live(one.metric))
+    # With num_procs > 1 Tornado forks here: what follows runs in each server process
+    # (no thread may be started before it: warm() comes after).
     server = pn.serve({"/": _application(app, build_threads)}, port=port, address=address,
                       show=False, start=False, title="Divergence Workbench",
                       cookie_secret=secret, websocket_origin=_origins(address, port, origins),
-                      **access)
+                      num_procs=num_procs, **access)
+    app.warm()
     server.start()
     log.info("routes: %s", " ".join(_routes(server)))
     (on_ready or (lambda u: print(f"Divergence Workbench serving {app.metric} of "
@@ -495,7 +506,8 @@ def run(a: argparse.Namespace) -> int:
     serve(a.passport, db=a.db, metric=a.metric, port=a.port, address=a.address,
           library=a.library, show=a.show, users=a.users, oauth_provider=a.oauth_provider,
           token=not a.no_token, cookie_secret=a.cookie_secret, allow_origin=a.allow_origin,
-          build_threads=getattr(a, "build_threads", 1), suppress_k=a.suppress_k)
+          build_threads=getattr(a, "build_threads", 1), suppress_k=a.suppress_k,
+          num_procs=getattr(a, "num_procs", 1))
     return 0
 
 
