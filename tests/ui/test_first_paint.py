@@ -63,7 +63,8 @@ def test_the_slice_explorer_follows_the_first_paint(demo_inv):
     doc = _served_doc()
     _drop(doc)  # no served-session state: Panel runs onload callbacks at once
     with set_curdoc(doc):
-        Workbench(state=WorkbenchState.from_investigation(demo_inv), defer=True).__panel__().server_doc(doc)
+        wb = Workbench(state=WorkbenchState.from_investigation(demo_inv), defer=True)
+        wb.__panel__().server_doc(doc)
     assert "wb-slices" in _classes(doc)
 
 

@@ -406,8 +406,8 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     suppress_k:
         Smallest count a role without ``view_unmasked`` is shown (default 11).
     num_procs:
-        Server processes sharing the port (Tornado forks them; each investigates and
-        caches on its own). See docs/serving.md for what it costs and gains.
+        Server processes sharing the port (Tornado forks them after the first
+        investigation, which they share). See docs/serving.md for costs and gains.
     """
     import os
     import secrets

@@ -135,10 +135,9 @@ class InvestigationData:
 
     def __post_init__(self):
         from ..store import Store
-
-        self.db = str(self.db or self.inv.db)
         from ..store.queries import cardinalities
 
+        self.db = str(self.db or self.inv.db)
         with Store(self.db, read_only=True) as st:
             self.sp = st.passport(self.inv.passport)
             self._changes = st.changes(self.sp.name)
@@ -691,7 +690,7 @@ class InvestigationData:
         from ..store.sql import q
 
         head = "lower(? || '=' || value)"
-        text = f"lower(? || ' = ' || value || ' ' || ? || '=' || value)"
+        text = "lower(? || ' = ' || value || ' ' || ? || '=' || value)"
         where = " AND ".join(f"contains({text}, ?)" for _ in tokens)
         strong = " + ".join(f"contains({head}, ?)::INTEGER" for _ in tokens)
         longest = max(tokens, key=len)
