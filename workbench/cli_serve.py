@@ -55,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--build-threads", type=int, default=1, metavar="N",
                    help="threads building page sessions off the event loop (default 1; "
                         "0 builds them on the loop)")
+    p.add_argument("--num-procs", type=_positive, default=1, metavar="N",
+                   help="server processes sharing the port (default 1; see docs/serving.md)")
     a.add_argument("--suppress-k", metavar="K", type=_positive, default=None,
                    help="smallest count shown to roles without the unmasked grant; "
                         "smaller cells and their complements are withheld (default 11)")

@@ -146,6 +146,33 @@ def test_a_many_valued_dimension_is_capped_in_lists(data, monkeypatch):
     assert set(heat["country"]) == set(dev.index[:3])
 
 
+
+def test_a_many_valued_dimension_is_searched_in_the_store(data, monkeypatch):
+    """Above WIDGET_VALUES distinct values, the search box asks the store (one query on
+    the dimension's dictionary, tokens as parameters, LIMIT): it finds the same values
+    as the in-memory search, never builds the value list, and stops at the limit."""
+    import workbench.ui.data as data_mod
+
+    lv = data.leaves()
+    localized = {slice_label(s["filter"]) for s in data.slices}
+    expected = {f"country={v}" for v in lv["country"].unique()} - localized
+    monkeypatch.setattr(data_mod, "WIDGET_VALUES", 2)
+    assert data.cardinality["country"] == lv["country"].nunique() > 2
+
+    def never(self, dimension):
+        raise AssertionError(f"{dimension}: its values were listed in Python")
+
+    monkeypatch.setattr(InvestigationData, "_value_texts", never)
+    hits = data.search("country", limit=500)
+    values = hits[hits["detail"] == "dimension value"]
+    assert set(values["key"]) == expected and len(values) == len(expected)
+    one = sorted(lv["country"].unique())[-1]
+    assert data.search(f"country={one}").iloc[0]["key"] == f"country={one}"
+    assert len(data.search("country", limit=2)) == 2
+    # a quote is text to find, not SQL
+    assert data.search("country=' OR 1=1 --").empty
+
+
 # panel 1.9 deprecates the widgets' ``name`` (the views still set it), as in test_served_roles
 @pytest.mark.filterwarnings(
     "ignore:.* is deprecated and will be removed in version 2.0:PendingDeprecationWarning")

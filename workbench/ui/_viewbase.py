@@ -103,6 +103,26 @@ def _lazy_tabs(*tabs: tuple[str, object], **kw) -> pn.Tabs:
     return out
 
 
+def _after_first_paint(*views) -> list[pn.Column]:
+    """Holders of ``views`` filled once the page has rendered (``pn.state.onload``).
+
+    A served session's first document then carries only what is above them (the
+    summary, the timeline, the hypotheses): fewer Bokeh models to build and send
+    while many sessions open at once, and the page is readable sooner; these views
+    follow in the next message. Unserved (a notebook, a script) they are filled at
+    once. The views are constructed (with their watchers) before; only their
+    Bokeh models wait.
+    """
+    holders = [pn.Column(sizing_mode="stretch_width") for _ in views]
+
+    def fill():
+        for holder, view in zip(holders, views):
+            if not holder.objects:
+                holder.objects = [view]
+    pn.state.onload(fill)
+    return holders
+
+
 def _when(iso) -> str:
     if not iso:
         return "-"

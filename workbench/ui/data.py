@@ -135,11 +135,15 @@ class InvestigationData:
 
     def __post_init__(self):
         from ..store import Store
+        from ..store.queries import cardinalities
 
         self.db = str(self.db or self.inv.db)
         with Store(self.db, read_only=True) as st:
             self.sp = st.passport(self.inv.passport)
             self._changes = st.changes(self.sp.name)
+            #: distinct values per dimension (its dictionary's size): above
+            #: :data:`WIDGET_VALUES`, values are searched in the store, never listed whole
+            self.cardinality = cardinalities(st.con, self.sp)
         self.spec = self.sp.manifest.metric(self.inv.metric)
         self.grain = self.sp.manifest.grain_td
         if self.passport_dir is None:
@@ -651,6 +655,11 @@ class InvestigationData:
         """
         out = []
         for d in self.dimensions:
+            if self.cardinality.get(d, 0) > WIDGET_VALUES:
+                out += [(strong, 0.5, {"type": "slice", "key": slice_label({d: v}),
+                                       "title": slice_label({d: v}), "detail": "dimension value"})
+                        for v, strong in self._store_value_hits(d, tokens, limit)]
+                continue
             vt = self._value_texts(d)
             m = contains_all(vt["text"], tokens)
             if not m.any():
@@ -664,6 +673,36 @@ class InvestigationData:
                 out.append((int(strong[i]), 0.5, {"type": "slice", "key": lab, "title": lab,
                                                   "detail": "dimension value"}))
         return out
+
+    def _store_value_hits(self, dimension: str, tokens: list[str],
+                          limit: int) -> list[tuple[str, int]]:
+        """Values of a many-valued ``dimension`` holding every token, from the store.
+
+        One query on the dimension's dictionary table (its distinct values), so a
+        keystroke in the search box never scans a million values in Python nor
+        holds them in memory: the same ``d = v d=v`` text as the in-memory search,
+        matched with DuckDB's ``contains`` (tokens as parameters), at most
+        ``limit`` rows. Ranked by the tokens hitting ``d=v``, then values that start
+        with the longest token, then alphabetically (traffic is not in the
+        dictionary; the busiest values are in the option lists already).
+        """
+        from ..store import Store
+        from ..store.sql import q
+
+        head = "lower(? || '=' || value)"
+        text = "lower(? || ' = ' || value || ' ' || ? || '=' || value)"
+        where = " AND ".join(f"contains({text}, ?)" for _ in tokens)
+        strong = " + ".join(f"contains({head}, ?)::INTEGER" for _ in tokens)
+        longest = max(tokens, key=len)
+        sql = (f"SELECT value, {strong} AS strong FROM {self.sp.schema}."
+               f"{q('dict_' + dimension)} WHERE {where} "
+               "ORDER BY strong DESC, starts_with(lower(value), ?) DESC, value LIMIT ?")
+        params = [x for t in tokens for x in (dimension, t)]
+        params += [x for t in tokens for x in (dimension, dimension, t)]
+        params += [longest, int(limit)]
+        with Store(self.db, read_only=True) as st:
+            rows = st.con.execute(sql, params).fetchall()
+        return [(str(v), int(n)) for v, n in rows]
 
 
 def _past_investigations(library: str | Path | None) -> list[dict]:

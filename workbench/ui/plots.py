@@ -169,6 +169,17 @@ def _empty_series() -> pd.DataFrame:
                             for c in ("observed", "expected", "lower", "upper")}})
 
 
+def _percent_x_axis(plot, element) -> None:
+    """The x axis as percentages, with a formatter of this plot's own.
+
+    The bars element is shared by every served session (``InvestigationData.shared_plot``);
+    a formatter *model* in its options would be one Bokeh model put in every session's
+    document ("Models must be owned by only a single document"). HoloViews copies the
+    tools it is given, not formatters.
+    """
+    plot.state.xaxis.formatter = NumeralTickFormatter(format="0%")
+
+
 def slice_bars(ranked: pd.DataFrame, *, height: int = 320) -> hv.Bars:
     """Ranked slices as horizontal bars of their share of the divergence (click to drill)."""
     df = ranked[["slice", "share", "relative_change", "source"]].copy() if len(ranked) else \
@@ -186,7 +197,7 @@ def slice_bars(ranked: pd.DataFrame, *, height: int = 320) -> hv.Bars:
         invert_axes=True, color="source",
         cmap={"localized": COLORS["localized"], "breakdown": COLORS["breakdown"]},
         tools=[hover, "tap"], height=height, responsive=True, framewise=True,
-        xformatter=NumeralTickFormatter(format="0%"),
+        hooks=[_percent_x_axis],
         title="Slices by share of the divergence (click to drill down)",
         show_legend=False, nonselection_alpha=0.5)
 

@@ -22,7 +22,8 @@ from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
 from .narrative import narrate
-from ._viewbase import _CSS, _View, _conf, _hv, _lazy_tabs, _md, _pct, _when, _Alert
+from ._viewbase import (_CSS, _View, _after_first_paint, _conf, _hv, _lazy_tabs, _md,
+                        _pct, _when, _Alert)
 from .views_causes import CausalView, HypothesisBoard
 
 __all__ = ["DivergenceView", "TimelineReplay", "SliceExplorer", "HypothesisBoard",
@@ -64,7 +65,7 @@ class DivergenceView(_View):
         if st.live is not None:
             opts += [slice_label(s["filter"]) for s in st.live.slices]
             for d in st.live.dimensions:
-                opts += [slice_label({d: v}) for v in st.live.values(d)[:8]]
+                opts += [slice_label({d: v}) for v in st.live.values(d, limit=8)]
         cur = slice_label(st.slice_filter)
         if cur not in opts:
             opts.append(cur)
@@ -520,6 +521,9 @@ class Workbench(_View):
     keyboard = param.Selector(default="page", objects=["page", "focus", "off"],
                               doc="Where keyboard shortcuts listen.")
     title = param.String(default="Divergence Workbench", doc="Header title.")
+    defer = param.Boolean(default=False, doc=(
+        "Render the replay and the slice explorer after the page's first paint "
+        "(served sessions: the summary, timeline and hypotheses come first)."))
 
     def _build(self):
         st = self.state
@@ -555,8 +559,10 @@ class Workbench(_View):
         header = pn.Row(_md(f"## {self.title}", margin=(0, 10)), metric,
                         self._verdict, pn.layout.HSpacer(), self.keys,
                         sizing_mode="stretch_width", css_classes=["wb-header"])
-        left = pn.Column(self.search, self.divergence, self.replay, self.slices,
-                         sizing_mode="stretch_width")
+        below = [self.replay, self.slices]
+        if self.defer:
+            below = _after_first_paint(*below)
+        left = pn.Column(self.search, self.divergence, *below, sizing_mode="stretch_width")
         # Hidden tabs render when first opened (_lazy_tabs), never Panel's dynamic tabs.
         from .loop import LoopState, LoopView  # the closed loop: test a hypothesis by acting
         self.act = LoopView(state=LoopState(workbench=st))
