@@ -34,6 +34,7 @@ import pandas as pd
 from ..errors import StoreError
 from ..options import duckdb_settings
 from ..passport import Manifest, Passport, parse_grain, sha256_file
+from . import qcounts
 from .sql import bound_connection, lit, q
 
 META = "wb_meta"
@@ -168,6 +169,9 @@ class Store:
             passport VARCHAR, "table" VARCHAR, path VARCHAR, format VARCHAR, sha256 VARCHAR,
             rows BIGINT, bytes BIGINT, origin VARCHAR, extracted_at VARCHAR,
             transform JSON, loaded_at VARCHAR)""")
+        c.execute(f"""CREATE TABLE IF NOT EXISTS {META}.verified_files (
+            passport VARCHAR, path VARCHAR, bytes BIGINT, mtime_ns BIGINT, sha256 VARCHAR,
+            rows BIGINT, fingerprint VARCHAR, verified_at TIMESTAMPTZ)""")
 
     # ------------------------------------------------------------------ reading
     def passports(self) -> list[str]:
@@ -262,8 +266,9 @@ class Store:
         try:
             self._create_passport_tables(m, schema)
             now = datetime.now(timezone.utc)
+            checked = passport.file_checks  # hashed when the passport loaded
             for f in files:
-                digest = sha256_file(f)
+                digest = checked.get(str(f), {}).get("sha256") or sha256_file(f)
                 prev = c.execute(f"SELECT batch, file FROM {META}.batches WHERE passport = ? "
                                  f"AND sha256 = ? AND active", [m.name, digest]).fetchone()
                 if prev:
@@ -277,6 +282,7 @@ class Store:
                 for (b,) in same_path:
                     c.execute(f"DELETE FROM {schema}.events WHERE batch = ?", [b])
                     c.execute(f"DELETE FROM {schema}.{q(agg_table(m))} WHERE batch = ?", [b])
+                    qcounts.delete_batches(c, m, schema, "batch = ?", [b])
                     c.execute(f"UPDATE {META}.batches SET active = false WHERE passport = ? "
                               f"AND batch = ?", [m.name, b])
                     status, detail = "replaced", f"file changed since batch {b}; replaced it"
@@ -293,11 +299,13 @@ class Store:
                 c.execute(f"INSERT INTO {META}.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, true)",
                           [m.name, batch, str(f), digest, rows, tmin, tmax, now])
                 self._aggregate_batches(m, schema, f"batch = {int(batch)}")
+                qcounts.count_batches(c, m, schema, f"batch = {int(batch)}")
                 outcomes.append(BatchOutcome(str(f), digest, rows, status, batch, detail))
             self._backfill_aggregates(m, schema)
             self._replace_changes(passport, schema)
             n_exp = self._replace_experiments(passport, schema)
             self._record_provenance(passport, extra_prov, outcomes)
+            self._record_verified(m.name, checked, now)
             c.execute(f"""INSERT INTO {META}.passports VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest,
                 directory = excluded.directory, last_ingest = excluded.last_ingest""",
@@ -311,6 +319,15 @@ class Store:
         return IngestReport(passport=m.name, db=str(self.path), batches=tuple(outcomes),
                             changes=len(passport.changes), experiments=n_exp,
                             total_rows=int(total), seconds=time.perf_counter() - t0)
+
+    def _record_verified(self, name: str, checks: dict[str, dict], now) -> None:
+        """What the passport's load verified of each event file (``passport/trust.py``)."""
+        for path, r in checks.items():
+            self.con.execute(f"DELETE FROM {META}.verified_files WHERE passport = ? AND path = ?",
+                             [name, path])
+            self.con.execute(f"INSERT INTO {META}.verified_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             [name, path, r["bytes"], r["mtime_ns"], r["sha256"], r["rows"],
+                              r["fingerprint"], now])
 
     def _check_compatible(self, m: Manifest) -> None:
         if m.name not in self.passports():
@@ -341,6 +358,7 @@ class Store:
         c.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(agg_table(m))} (batch INTEGER, "
                   f"b TIMESTAMPTZ, rows BIGINT, "
                   + ", ".join(f"{q(x)} DOUBLE" for x in m.measures) + ")")
+        qcounts.create_tables(c, m, schema)
         c.execute(f"""CREATE TABLE IF NOT EXISTS {schema}.changes (id VARCHAR PRIMARY KEY,
             ts TIMESTAMPTZ, kind VARCHAR, target VARCHAR, description VARCHAR, scope JSON,
             rollout DOUBLE, author VARCHAR)""")
@@ -367,6 +385,16 @@ class Store:
         self._aggregate_batches(m, schema, f"batch IN (SELECT batch FROM {META}.batches WHERE "
                                            f"passport = {lit(m.name)} AND active EXCEPT "
                                            f"SELECT DISTINCT batch FROM {agg})")
+        # the quality counts likewise (stream batches, stores written before they existed)
+        c = self.con
+        counts = f"{schema}.{q(qcounts.counts_table(int(m.grain_td.total_seconds())))}"
+        qcounts.delete_batches(c, m, schema, f"batch NOT IN (SELECT batch FROM {META}.batches "
+                               f"WHERE passport = ? AND active)", [m.name])
+        missing = [int(r[0]) for r in c.execute(
+            f"SELECT batch FROM {META}.batches WHERE passport = ? AND active AND rows > 0 "
+            f"EXCEPT SELECT DISTINCT batch FROM {counts}", [m.name]).fetchall()]
+        if missing:
+            qcounts.count_batches(c, m, schema, f"batch IN ({', '.join(map(str, missing))})")
 
     def _load_batch(self, select_sql: str, m: Manifest, schema: str, batch: int):
         c = self.con
@@ -450,6 +478,29 @@ class Store:
                       [name, r["table"], r["path"], r["format"], r["sha256"], r["rows"],
                        r["bytes"], r["origin"], r["extracted_at"], json.dumps(r["transform"]),
                        r["loaded_at"]])
+
+
+def verified_files(db: str | Path | None) -> dict[str, dict]:
+    """What the store at ``db`` recorded of the event files it verified, by resolved path.
+
+    For :func:`workbench.passport.load_passport` ``trusted=``: ``{}`` when there is no
+    store there yet, or it cannot be opened now (another process writing it): the
+    passport is then validated in full, never refused.
+    """
+    if db is None or not Path(db).is_file():
+        return {}
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return {}
+    try:
+        df = con.execute(f"SELECT path, bytes, mtime_ns, sha256, rows, fingerprint FROM "
+                         f"{META}.verified_files").df()
+    except duckdb.Error:  # a store written before the table existed
+        return {}
+    finally:
+        con.close()
+    return {r["path"]: r for r in df.to_dict("records")}
 
 
 def agg_table(m: Manifest) -> str:
