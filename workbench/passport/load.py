@@ -30,6 +30,7 @@ from ..store.sql import bound_connection
 from ..store.sql import lit as _lit
 from ..store.sql import q as _q
 from .manifest import MANIFEST, Manifest, parse_manifest
+from .trust import trusted_check, validation_fingerprint
 
 NULL_VALUE = "(null)"
 CHANGE_KINDS = ("deploy", "flag", "config", "infra", "experiment", "external")
@@ -82,6 +83,10 @@ class Passport:
     provenance: tuple[FileProvenance, ...]
     graph: dict | None = None
     extra_files: dict[str, Path] = field(default_factory=dict)
+    #: Per event file (resolved path): ``bytes``, ``mtime_ns``, ``sha256``, ``rows``,
+    #: ``fingerprint`` and ``trusted`` (True when its check was taken from a store's record,
+    #: :func:`load_passport` ``trusted=``). The store records them after an ingest.
+    file_checks: dict[str, dict] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -651,8 +656,8 @@ def _validate_jsonl(path: Path, directory: Path) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
-def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] = ()
-                  ) -> Passport:
+def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] = (),
+                  trusted: dict | None = None) -> Passport:
     """Load and validate a passport directory.
 
     Parameters
@@ -663,6 +668,14 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     data_roots:
         Folders besides the passport's own (and those of ``WORKBENCH_DATA_ROOTS``)
         its files may resolve into; anything else outside it is refused.
+    trusted:
+        What a store recorded of event files it validated and hashed
+        (:func:`workbench.store.verified_files`): resolved path -> ``bytes``,
+        ``mtime_ns``, ``sha256``, ``rows``, ``fingerprint``. An event file whose
+        size and modification time (nanoseconds) are those recorded, under the
+        same :func:`validation_fingerprint`, is not scanned nor hashed again;
+        any difference and it is validated in full. ``workbench validate``
+        never passes it.
 
     Returns
     -------
@@ -688,14 +701,16 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     prov: list[FileProvenance] = []
 
-    def record(table: str, path: Path, rows: int, transform: tuple[str, ...] = ()):
+    def record(table: str, path: Path, rows: int, transform: tuple[str, ...] = (),
+               digest: str | None = None, size: int | None = None):
         src = manifest.sources.get(table, {})
         t = src.get("transform") or ()
         if isinstance(t, str):
             t = (t,)
         prov.append(FileProvenance(
             table=table, path=_rel(directory, path), format=path.suffix.lstrip("."),
-            sha256=sha256_file(path), rows=rows, bytes=path.stat().st_size,
+            sha256=digest or sha256_file(path), rows=rows,
+            bytes=path.stat().st_size if size is None else size,
             origin=(str(src["origin"]) if src.get("origin") is not None else None),
             extracted_at=(str(src["extracted_at"]) if src.get("extracted_at") is not None
                           else None),
@@ -706,9 +721,20 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     if not events:
         raise PassportError("no facts: expected events.parquet or events.csv",
                             file=str(directory))
+    fingerprint = validation_fingerprint(manifest)
+    checks: dict[str, dict] = {}
     for p in events:
-        rows = _validate_events_file(p, directory, manifest)
-        record("events", p, rows, ("dimension values as strings, empty -> '(null)'",))
+        stat = p.stat()  # before reading: a change while validating shows next time
+        rec = trusted_check(p, stat, fingerprint, trusted)
+        if rec is None:
+            rows, digest = _validate_events_file(p, directory, manifest), sha256_file(p)
+        else:
+            rows, digest = int(rec["rows"]), str(rec["sha256"])
+        checks[str(p.resolve())] = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                    "sha256": digest, "rows": rows,
+                                    "fingerprint": fingerprint, "trusted": rec is not None}
+        record("events", p, rows, ("dimension values as strings, empty -> '(null)'",),
+               digest=digest, size=stat.st_size)
 
     ch_files = _find_table_files(directory, manifest, "changes", roots)
     changes, n = _load_changes(ch_files[0] if ch_files else None, directory, manifest)
@@ -745,4 +771,4 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     return Passport(directory=directory.resolve(), manifest=manifest,
                     event_files=tuple(p.resolve() for p in events), changes=changes,
                     experiments=experiments, provenance=tuple(prov), graph=graph,
-                    extra_files=extra)
+                    extra_files=extra, file_checks=checks)
