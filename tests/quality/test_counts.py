@@ -32,12 +32,15 @@ def _defective(rng):
     return ev[~last | (rng.random(len(ev)) < 0.5)].reset_index(drop=True)
 
 
-@pytest.mark.parametrize("split", ["one", "disjoint", "overlapping"])
-def test_counts_give_the_findings_of_the_scan(tmp_path, rng, split):
-    """Gaps, duplicates (also across batches sharing buckets), integrity and late data."""
+@pytest.mark.parametrize("split", ["one", "disjoint", "overlapping", "spans"])
+def test_counts_give_the_findings_of_the_scan(tmp_path, rng, split, monkeypatch):
+    """Gaps, duplicates (also across batches sharing buckets), integrity and late data;
+    ``spans``: repeats counted in spans of whole buckets, as a large batch is."""
+    if split == "spans":
+        monkeypatch.setattr(qcounts, "KEYS_CHUNK", 2_000)
     ev = _defective(rng)
     extra = []
-    if split != "one":
+    if split not in ("one", "spans"):
         # a second batch: later days (disjoint), or NA's duplicated block (overlapping:
         # its repeats sit in another batch than the rows they repeat)
         cut = (ev.ts >= "2026-11-12") if split == "disjoint" else (
@@ -50,6 +53,10 @@ def test_counts_give_the_findings_of_the_scan(tmp_path, rng, split):
         st.ingest(load_passport(path), batch_files=extra)
         sp = st.passport()
         fast = audit_quality(st.con, sp)
+        g = int(sp.manifest.grain_td.total_seconds())
+        spans = st.con.execute(f'SELECT count(*), count(DISTINCT (batch, b)) FROM '
+                               f'{sp.schema}."{qcounts.keys_table(g)}"').fetchone()
+        assert spans[0] == spans[1]  # a bucket is never split between spans
         checks = {f.check for f in fast.findings}
         assert {"completeness", "duplicates", "integrity", "late_data"} <= checks, checks
         slow = _scanned(st, sp)

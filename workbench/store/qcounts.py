@@ -104,14 +104,20 @@ def count_batches(con, m, schema: str, where: str) -> None:
                     f"SELECT batch, b, {case_dim}, {case_code}, COUNT(*) FROM "
                     f"(SELECT batch, {bucket} AS b, {cols} FROM {ev} WHERE {where}) "
                     f"GROUP BY GROUPING SETS ({sets})")
-    # repeats of (ts, leaf) per bucket
+    # repeats of (ts, leaf) per bucket: one hash table entry per distinct row, so in spans
+    # of whole buckets of at most KEYS_CHUNK rows each (bounded memory; a bucket is never
+    # split, and a key, which holds its time stamp, never spans two spans)
     key = ", ".join(q(d) for d in dims)
     sums = "".join(f", SUM({q(x)}) AS {q(x)}" for x in meas)
     dup = "".join(f", SUM({q(x)} * (1 - 1.0 / n))" for x in meas)
-    con.execute(f"INSERT INTO {schema}.{q(keys_table(g))} "
-                f"SELECT batch, b, SUM(n), COUNT(*){dup} FROM "
-                f"(SELECT batch, {bucket} AS b, ts, {key}, COUNT(*) AS n{sums} FROM {ev} "
-                f"WHERE {where} GROUP BY ALL) GROUP BY batch, b")
+    n, lo, hi = con.execute(f"SELECT count(*), time_bucket(INTERVAL '{g} seconds', min(ts)), "
+                            f"max(ts) FROM {ev} WHERE {where}").fetchone()
+    for a, b in _spans(n, lo, hi, g):
+        con.execute(f"INSERT INTO {schema}.{q(keys_table(g))} "
+                    f"SELECT batch, b, SUM(n), COUNT(*){dup} FROM "
+                    f"(SELECT batch, {bucket} AS b, ts, {key}, COUNT(*) AS n{sums} FROM {ev} "
+                    f"WHERE ({where}) AND ts >= ? AND ts < ? GROUP BY ALL) GROUP BY batch, b",
+                    [a, b])
     # per-batch counts: rows, negatives, numerators above denominators, presence coverage
     parts = ["SELECT batch, 'rows' AS c, '' AS col, count(*) AS n FROM e GROUP BY batch"]
     parts += [f"SELECT batch, 'negative', {lit(x)}, count(*) FILTER (WHERE {q(x)} < 0) "
@@ -122,6 +128,31 @@ def count_batches(con, m, schema: str, where: str) -> None:
     need = ", ".join(dict.fromkeys(["batch"] + [q(x) for x in meas]))
     con.execute(f"INSERT INTO {schema}.{q(counts_table(g))} WITH e AS (SELECT {need} FROM {ev} "
                 f"WHERE {where}) " + " UNION ALL ".join(parts))
+
+
+#: Rows per span of the repeat count (its hash table holds one entry per distinct row).
+KEYS_CHUNK = 2_000_000
+
+
+def _spans(n: int, lo, hi, grain_secs: int) -> list[tuple]:
+    """``[start, end)`` spans of whole buckets covering ``[lo, hi]`` (``lo``: the start of
+    the first bucket), about ``n / KEYS_CHUNK`` of them (rows as if even over time)."""
+    import pandas as pd
+
+    if not n or lo is None:
+        return []
+    g = pd.Timedelta(seconds=grain_secs)
+    first = pd.Timestamp(lo)
+    last = pd.Timestamp(hi) + pd.Timedelta(microseconds=1)
+    k = max(1, -(-int(n) // KEYS_CHUNK))
+    nb = max(1, -(-(last - first) // g))
+    step = g * max(1, -(-nb // k))
+    edges = []
+    t = first
+    while t < last:
+        edges.append((t.to_pydatetime(), min(t + step, last).to_pydatetime()))
+        t = t + step
+    return edges
 
 
 def has_tables(con, schema: str, grain_secs: int) -> bool:
