@@ -120,8 +120,10 @@ def make_chunked_passport(path: Path, n_rows: int, seed: int = 18,
     return dict(TRUTH)
 
 
-def grouping_sets_secs(path: Path) -> float:
-    """One GROUPING SETS scan over the Parquet files (all single-dimension group-bys)."""
+def grouping_sets_secs(path: Path, repeat: int = 3) -> float:
+    """One GROUPING SETS scan over the Parquet files (all single-dimension group-bys):
+    the median of ``repeat`` runs, the first warming the file cache as the command's
+    own load does (on a shared machine one run swung from 0.5 s to 1.6 s)."""
     import duckdb
 
     from workbench.store.sql import bound_connection, lit, q
@@ -131,11 +133,13 @@ def grouping_sets_secs(path: Path) -> float:
     sql = (f"SELECT {', '.join(q(d) for d in UNIT_DIMS)}, sum(sessions), sum(conversions), "
            f"count(*) FROM read_parquet({lit(str(path / 'events' / '*.parquet'))}) "
            f"GROUP BY GROUPING SETS ({sets})")
-    t = time.perf_counter()
-    con.execute(sql).fetchall()
-    secs = time.perf_counter() - t
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        con.execute(sql).fetchall()
+        runs.append(time.perf_counter() - t)
     con.close()
-    return secs
+    return float(np.median(runs))
 
 
 def _tree_hwm_gb(pid: int, peak: dict) -> None:

@@ -81,3 +81,32 @@ def test_replaced_batch_takes_its_counts_along(tmp_path, rng):
         n = st.con.execute(f'SELECT n FROM {sp.schema}."{qcounts.counts_table(g)}" '
                            "WHERE \"check\" = 'rows'").fetchall()
         assert n == [(len(ev),)]  # one active batch counted, the replaced one gone
+
+
+@pytest.mark.parametrize("metric", ["conversion_rate", "sessions"])
+def test_baseline_profile_from_the_counts_equals_the_scan(tmp_path, rng, metric):
+    """The baseline cube read from the sums kept at ingest is the scan's, cell for cell;
+    a period not on bucket boundaries is scanned."""
+    from workbench.store.baselines import profile_sql
+
+    ev = make_events(rng, hours=24 * 15)
+    path = write_passport(tmp_path / "p", ev.iloc[: len(ev) // 2], fmt="parquet")
+    b = tmp_path / "b2.parquet"
+    ev.iloc[len(ev) // 2:].to_parquet(b, index=False)
+    with Store(tmp_path / "s.duckdb") as st:
+        st.ingest(load_passport(path), batch_files=[b])
+        sp = st.passport()
+        spec = sp.manifest.metric(metric)
+        period = (pd.Timestamp("2026-11-02T00:00Z"), pd.Timestamp("2026-11-13T00:00Z"))
+        sql = profile_sql(sp, spec, period, con=st.con)
+        assert ".events" not in sql and "qc_presence" in sql
+        fast = st.con.execute(sql).df()
+        odd = (period[0] + pd.Timedelta("30min"), period[1])
+        assert ".events" in profile_sql(sp, spec, odd, con=st.con)
+        _scanned(st, sp)
+        sql = profile_sql(sp, spec, period, con=st.con)
+        assert ".events" in sql
+        slow = st.con.execute(sql).df()
+    assert len(fast) > 24 * 7 and set(fast["dimension"]) == {"(all)", "country", "platform",
+                                                              "region"}
+    pd.testing.assert_frame_equal(fast, slow, check_dtype=False)

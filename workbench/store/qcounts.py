@@ -11,7 +11,8 @@ with it, like its aggregates, so the sums stay exact.
 
 Tables (``<schema>`` is the passport's, ``<g>`` the grain in seconds):
 
-- ``qc_presence_<g>s``: ``batch, b, dimension, code, rows``, for every dimension
+- ``qc_presence_<g>s``: ``batch, b, dimension, code, rows, <measure>...`` (rows and
+  sums of each value per bucket; the baseline profile reads them too), for every dimension
   whose dictionary holds at most :data:`PRESENCE_MAX_VALUES` values when the
   batch is counted (dictionaries only grow, so a dimension small enough for the
   audit's gap scan was small enough at every earlier batch).
@@ -63,8 +64,9 @@ def ratio_pairs(m) -> list[tuple[str, str]]:
 def create_tables(con: duckdb.DuckDBPyConnection, m, schema: str) -> None:
     """Create the three tables of one passport if missing."""
     g = int(m.grain_td.total_seconds())
+    sums = "".join(f", {q(x)} DOUBLE" for x in m.measures)
     con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(presence_table(g))} (batch INTEGER, "
-                "b TIMESTAMPTZ, dimension VARCHAR, code INTEGER, rows BIGINT)")
+                f"b TIMESTAMPTZ, dimension VARCHAR, code INTEGER, rows BIGINT{sums})")
     dups = ", ".join(f"{q('dup_' + x)} DOUBLE" for x in m.measures)
     con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{q(keys_table(g))} (batch INTEGER, "
                 f"b TIMESTAMPTZ, rows BIGINT, distinct_rows BIGINT, {dups})")
@@ -100,9 +102,11 @@ def count_batches(con, m, schema: str, where: str) -> None:
         case_code = "CASE " + " ".join(f"WHEN GROUPING({q(d)}) = 0 THEN {q(d)}"
                                        for d in small) + " END"
         cols = ", ".join(q(d) for d in small)
+        xs = "".join(f", {q(x)}" for x in meas)
+        sx = "".join(f", SUM({q(x)})" for x in meas)
         con.execute(f"INSERT INTO {schema}.{q(presence_table(g))} "
-                    f"SELECT batch, b, {case_dim}, {case_code}, COUNT(*) FROM "
-                    f"(SELECT batch, {bucket} AS b, {cols} FROM {ev} WHERE {where}) "
+                    f"SELECT batch, b, {case_dim}, {case_code}, COUNT(*){sx} FROM "
+                    f"(SELECT batch, {bucket} AS b, {cols}{xs} FROM {ev} WHERE {where}) "
                     f"GROUP BY GROUPING SETS ({sets})")
     # repeats of (ts, leaf) per bucket: one hash table entry per distinct row, so in spans
     # of whole buckets of at most KEYS_CHUNK rows each (bounded memory; a bucket is never
