@@ -212,7 +212,20 @@ def run_size(n_rows: int, engines: list[str], root: Path, stored: bool = True) -
         out["own_work_over_gs"] = round(d.get("stored", d["from_files"])["own_work_secs"] / gs, 1)
         out["command_from_files_over_gs"] = round(d["from_files"]["secs"] / gs, 1)
     out["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    out["commit"] = _commit()
     return out
+
+
+def _commit() -> str:
+    """The code measured: the checkout's commit, ``+dirty`` with uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--",
+                                "../workbench"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def merge_write(batch: dict, path: Path = RESULTS) -> None:
