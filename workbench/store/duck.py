@@ -292,8 +292,9 @@ class Store:
                     progress(f"loading {f.name} as batch {batch}"
                              + (f" (scanned by {engine.name})" if engine is not None else ""))
                 if engine is None:
-                    rows, tmin, tmax = self._load_batch(passport.events_sql((f,)), m, schema,
-                                                        batch)
+                    rows, tmin, tmax = self._load_batch(
+                        passport.events_sql((f,)), m, schema, batch,
+                        stage=f.suffix.lower() != ".parquet")
                 else:
                     rows, tmin, tmax = self._load_staged(engine, passport, f, schema, batch)
                 c.execute(f"INSERT INTO {META}.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, true)",
@@ -396,24 +397,36 @@ class Store:
         if missing:
             qcounts.count_batches(c, m, schema, f"batch IN ({', '.join(map(str, missing))})")
 
-    def _load_batch(self, select_sql: str, m: Manifest, schema: str, batch: int):
+    def _load_batch(self, select_sql: str, m: Manifest, schema: str, batch: int, *,
+                    stage: bool = True):
+        """Code and append the rows of ``select_sql`` as ``batch``.
+
+        ``stage``: materialize them first (a CSV is parsed once instead of once per
+        dimension and once more to append). A Parquet file or a table is read where it is:
+        each dimension's new values from its own column, then one coding pass, which at 10M
+        rows takes about two thirds of the staged time and no copy of the rows in memory.
+        """
         c = self.con
-        c.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {select_sql}")
+        src = "_stage" if stage else f"({select_sql})"
+        if stage:
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {select_sql}")
         for d in m.all_dimensions:
             dt = f"{schema}.{q('dict_' + d)}"
             c.execute(f"""INSERT INTO {dt}
                 SELECT (SELECT coalesce(max(code), -1) FROM {dt}) + row_number() OVER (ORDER BY v),
                        v
-                FROM (SELECT DISTINCT {q(d)} AS v FROM _stage
+                FROM (SELECT DISTINCT {q(d)} AS v FROM {src}
                       WHERE {q(d)} NOT IN (SELECT value FROM {dt}))""")
         joins = " ".join(f"JOIN {schema}.{q('dict_' + d)} {q('k_' + d)} "
                          f"ON {q('k_' + d)}.value = s.{q(d)}" for d in m.all_dimensions)
         codes = ", ".join(f"{q('k_' + d)}.code" for d in m.all_dimensions)
         meas = ", ".join(f"s.{q(x)}" for x in m.measures)
         c.execute(f"INSERT INTO {schema}.events SELECT s.ts, {batch}, {codes}, {meas} "
-                  f"FROM _stage s {joins}")
-        rows, tmin, tmax = c.execute("SELECT count(*), min(ts), max(ts) FROM _stage").fetchone()
-        c.execute("DROP TABLE _stage")
+                  f"FROM {src} s {joins}")
+        rows, tmin, tmax = c.execute(f"SELECT count(*), min(ts), max(ts) FROM {schema}.events "
+                                     f"WHERE batch = ?", [batch]).fetchone()
+        if stage:
+            c.execute("DROP TABLE _stage")
         return int(rows), tmin, tmax
 
     def _load_staged(self, engine, passport: Passport, f: Path, schema: str, batch: int):
