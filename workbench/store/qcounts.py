@@ -87,8 +87,8 @@ def count_batches(con, m, schema: str, where: str) -> None:
     ``where`` is an SQL condition on the ``batch`` column of ``<schema>.events``
     built by the store (batch numbers, never user text).
     """
-    g = int(m.grain_td.total_seconds())
-    bucket = f"time_bucket(INTERVAL '{g} seconds', ts)"
+    g = secs = int(m.grain_td.total_seconds())
+    bucket = f"time_bucket(INTERVAL '{secs} seconds', ts)"
     ev = f"{schema}.events"
     dims = list(m.all_dimensions)
     meas = list(m.measures)
@@ -114,14 +114,14 @@ def count_batches(con, m, schema: str, where: str) -> None:
     key = ", ".join(q(d) for d in dims)
     sums = "".join(f", SUM({q(x)}) AS {q(x)}" for x in meas)
     dup = "".join(f", SUM({q(x)} * (1 - 1.0 / n))" for x in meas)
-    n, lo, hi = con.execute(f"SELECT count(*), time_bucket(INTERVAL '{g} seconds', min(ts)), "
-                            f"max(ts) FROM {ev} WHERE {where}").fetchone()
+    n, lo, hi = con.execute(f"SELECT count(*), epoch_us(time_bucket(INTERVAL '{secs} seconds', "
+                            f"min(ts))), epoch_us(max(ts)) FROM {ev} WHERE {where}").fetchone()
     for a, b in _spans(n, lo, hi, g):
         con.execute(f"INSERT INTO {schema}.{q(keys_table(g))} "
                     f"SELECT batch, b, SUM(n), COUNT(*){dup} FROM "
                     f"(SELECT batch, {bucket} AS b, ts, {key}, COUNT(*) AS n{sums} FROM {ev} "
-                    f"WHERE ({where}) AND ts >= ? AND ts < ? GROUP BY ALL) GROUP BY batch, b",
-                    [a, b])
+                    f"WHERE ({where}) AND epoch_us(ts) >= ? AND epoch_us(ts) < ? GROUP BY ALL) "
+                    f"GROUP BY batch, b", [a, b])
     # per-batch counts: rows, negatives, numerators above denominators, presence coverage
     parts = ["SELECT batch, 'rows' AS c, '' AS col, count(*) AS n FROM e GROUP BY batch"]
     parts += [f"SELECT batch, 'negative', {lit(x)}, count(*) FILTER (WHERE {q(x)} < 0) "
@@ -138,25 +138,19 @@ def count_batches(con, m, schema: str, where: str) -> None:
 KEYS_CHUNK = 2_000_000
 
 
-def _spans(n: int, lo, hi, grain_secs: int) -> list[tuple]:
-    """``[start, end)`` spans of whole buckets covering ``[lo, hi]`` (``lo``: the start of
-    the first bucket), about ``n / KEYS_CHUNK`` of them (rows as if even over time)."""
-    import pandas as pd
-
+def _spans(n: int, lo: int | None, hi: int | None, grain_secs: int) -> list[tuple[int, int]]:
+    """``[start, end)`` spans of whole buckets, in microseconds since the epoch, covering
+    ``[lo, hi]`` (``lo``: the start of the first bucket), about ``n / KEYS_CHUNK`` of them
+    (rows as if even over time). Integers: a stray stamp past year 9999 in an old store
+    has no Python datetime."""
     if not n or lo is None:
         return []
-    g = pd.Timedelta(seconds=grain_secs)
-    first = pd.Timestamp(lo)
-    last = pd.Timestamp(hi) + pd.Timedelta(microseconds=1)
+    g = grain_secs * 1_000_000
+    last = int(hi) + 1
     k = max(1, -(-int(n) // KEYS_CHUNK))
-    nb = max(1, -(-(last - first) // g))
+    nb = max(1, -(-(last - int(lo)) // g))
     step = g * max(1, -(-nb // k))
-    edges = []
-    t = first
-    while t < last:
-        edges.append((t.to_pydatetime(), min(t + step, last).to_pydatetime()))
-        t = t + step
-    return edges
+    return [(t, min(t + step, last)) for t in range(int(lo), last, step)]
 
 
 def has_tables(con, schema: str, grain_secs: int) -> bool:
