@@ -236,7 +236,7 @@ def merge_write(batch: dict, path: Path = RESULTS) -> None:
     data["batch"] = old
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
 
 
