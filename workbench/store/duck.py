@@ -14,6 +14,10 @@ Layout of a store file (one schema per passport, named after it):
   ``<schema>.events_v`` decodes them for people reading SQL.
 - ``<schema>.agg_<grain>s``: sums of every measure and the row count per batch
   and grain bucket, appended with each batch (the total series reads them).
+- ``<schema>.qc_presence_<grain>s``, ``qc_keys_<grain>s``, ``qc_counts_<grain>s``: the
+  quality audit's counts per batch, taken in the same transaction (:mod:`.qcounts`).
+- ``wb_meta.verified_files``: size, mtime, hash and rows of each event file the last
+  load validated, so an unchanged file is not validated again (``passport/trust.py``).
 - ``<schema>.changes``, ``<schema>.experiments``.
 
 An ingest is one transaction: validation happens before it starts, and any
