@@ -67,6 +67,25 @@ def test_both_engines_store_the_same_facts(answers):
     assert len(got["spark"]["facts"]) > 10_000
 
 
+def test_both_engines_keep_the_same_quality_counts(answers):
+    """The audit's counts taken at ingest (issue 18) do not depend on the engine that scanned."""
+    _, _, tmp, _ = answers
+    schema = schema_name("shop-web-2026-11")
+    got = {}
+    for name in ("duck", "spark"):
+        con = duckdb.connect(str(tmp / f"{name}.duckdb"), read_only=True)
+        tables = sorted(r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_name LIKE 'qc_%'", [schema]).fetchall())
+        got[name] = {t: con.execute(f"SELECT * EXCLUDE (batch) FROM {q(schema)}.{q(t)} "
+                                    f"ORDER BY ALL").df() for t in tables}
+        con.close()
+    assert sorted(got["duck"]) == sorted(got["spark"]) and len(got["duck"]) == 3
+    for t, df in got["duck"].items():
+        assert len(df), t
+        pd.testing.assert_frame_equal(df, got["spark"][t], check_exact=False, rtol=1e-12)
+
+
 def test_a_second_batch_is_coded_against_the_stored_dictionary(spark_session, tmp_path):
     """New values get the next codes; known values keep theirs (both engines alike)."""
     pp_dir = tmp_path / "pp"
