@@ -120,8 +120,10 @@ def make_chunked_passport(path: Path, n_rows: int, seed: int = 18,
     return dict(TRUTH)
 
 
-def grouping_sets_secs(path: Path) -> float:
-    """One GROUPING SETS scan over the Parquet files (all single-dimension group-bys)."""
+def grouping_sets_secs(path: Path, repeat: int = 3) -> float:
+    """One GROUPING SETS scan over the Parquet files (all single-dimension group-bys):
+    the median of ``repeat`` runs, the first warming the file cache as the command's
+    own load does (on a shared machine one run swung from 0.5 s to 1.6 s)."""
     import duckdb
 
     from workbench.store.sql import bound_connection, lit, q
@@ -131,11 +133,13 @@ def grouping_sets_secs(path: Path) -> float:
     sql = (f"SELECT {', '.join(q(d) for d in UNIT_DIMS)}, sum(sessions), sum(conversions), "
            f"count(*) FROM read_parquet({lit(str(path / 'events' / '*.parquet'))}) "
            f"GROUP BY GROUPING SETS ({sets})")
-    t = time.perf_counter()
-    con.execute(sql).fetchall()
-    secs = time.perf_counter() - t
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        con.execute(sql).fetchall()
+        runs.append(time.perf_counter() - t)
     con.close()
-    return secs
+    return float(np.median(runs))
 
 
 def _tree_hwm_gb(pid: int, peak: dict) -> None:
@@ -208,7 +212,20 @@ def run_size(n_rows: int, engines: list[str], root: Path, stored: bool = True) -
         out["own_work_over_gs"] = round(d.get("stored", d["from_files"])["own_work_secs"] / gs, 1)
         out["command_from_files_over_gs"] = round(d["from_files"]["secs"] / gs, 1)
     out["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    out["commit"] = _commit()
     return out
+
+
+def _commit() -> str:
+    """The code measured: the checkout's commit, ``+dirty`` with uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--",
+                                "../workbench"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def merge_write(batch: dict, path: Path = RESULTS) -> None:
@@ -219,7 +236,7 @@ def merge_write(batch: dict, path: Path = RESULTS) -> None:
     data["batch"] = old
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
 
 

@@ -45,26 +45,52 @@ def test_spark_and_duckdb_give_the_same_answer(answers):
                                                             rel=1e-9)
 
 
-def test_both_engines_store_the_same_facts(answers):
-    _, _, tmp, _ = answers
+def _both(tmp, read) -> dict:
+    """``read(con, schema)`` on the DuckDB-ingested and on the Spark-ingested store."""
     schema = schema_name("shop-web-2026-11")
     got = {}
     for name in ("duck", "spark"):
         con = duckdb.connect(str(tmp / f"{name}.duckdb"), read_only=True)
-        got[name] = {
-            "facts": con.execute(
-                f"SELECT ts, country, platform, app_version, browser, plan, region, "
-                f"sum(sessions), sum(conversions), sum(revenue), count(*) FROM {q(schema)}.events "
-                f"GROUP BY ALL ORDER BY ALL").df(),
-            "dict": con.execute(f"SELECT code, value FROM {q(schema)}.dict_app_version "
-                                f"ORDER BY code").df(),
-            "batch": con.execute("SELECT rows, min_ts, max_ts FROM wb_meta.batches").df()}
-        con.close()
+        try:
+            got[name] = read(con, schema)
+        finally:
+            con.close()
+    return got
+
+
+def test_both_engines_store_the_same_facts(answers):
+    _, _, tmp, _ = answers
+    got = _both(tmp, lambda con, schema: {
+        "facts": con.execute(
+            f"SELECT ts, country, platform, app_version, browser, plan, region, "
+            f"sum(sessions), sum(conversions), sum(revenue), count(*) FROM {q(schema)}.events "
+            f"GROUP BY ALL ORDER BY ALL").df(),
+        "dict": con.execute(f"SELECT code, value FROM {q(schema)}.dict_app_version "
+                            f"ORDER BY code").df(),
+        "batch": con.execute("SELECT rows, min_ts, max_ts FROM wb_meta.batches").df()})
     pd.testing.assert_frame_equal(got["duck"]["dict"], got["spark"]["dict"])
     pd.testing.assert_frame_equal(got["duck"]["batch"], got["spark"]["batch"])
     pd.testing.assert_frame_equal(got["duck"]["facts"], got["spark"]["facts"],
                                   check_exact=False, rtol=1e-12)
     assert len(got["spark"]["facts"]) > 10_000
+
+
+def test_both_engines_keep_the_same_quality_counts(answers):
+    """The audit's counts taken at ingest (issue 18) do not depend on the engine that scanned."""
+    _, _, tmp, _ = answers
+
+    def counts(con, schema):
+        tables = sorted(r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_name LIKE 'qc_%'", [schema]).fetchall())
+        return {t: con.execute(f"SELECT * EXCLUDE (batch) FROM {q(schema)}.{q(t)} "
+                               f"ORDER BY ALL").df() for t in tables}
+
+    got = _both(tmp, counts)
+    assert sorted(got["duck"]) == sorted(got["spark"]) and len(got["duck"]) == 3
+    for t, df in got["duck"].items():
+        assert len(df), t
+        pd.testing.assert_frame_equal(df, got["spark"][t], check_exact=False, rtol=1e-12)
 
 
 def test_a_second_batch_is_coded_against_the_stored_dictionary(spark_session, tmp_path):

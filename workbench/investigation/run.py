@@ -155,7 +155,11 @@ def investigate(passport: str | Path | Passport, *, metric: str, window=None,
     from ..events.people import coerce_hypotheses
 
     hyps = coerce_hypotheses(hypotheses)
-    pp = passport if isinstance(passport, Passport) else load_passport(passport)
+    if not isinstance(passport, Passport):  # files the store verified unchanged: not again
+        from ..store import verified_files
+
+        known = verified_files(Path(db) if db is not None else default_db(passport))
+    pp = passport if isinstance(passport, Passport) else load_passport(passport, trusted=known)
     spec = pp.manifest.metric(metric)
     timings["load"] = time.perf_counter() - t
     say(f"passport {pp.name}: {len(pp.event_files)} event file(s), {len(pp.changes)} changes")

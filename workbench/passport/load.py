@@ -30,6 +30,7 @@ from ..store.sql import bound_connection
 from ..store.sql import lit as _lit
 from ..store.sql import q as _q
 from .manifest import MANIFEST, Manifest, parse_manifest
+from .trust import trusted_check, validation_fingerprint
 
 NULL_VALUE = "(null)"
 CHANGE_KINDS = ("deploy", "flag", "config", "infra", "experiment", "external")
@@ -82,6 +83,10 @@ class Passport:
     provenance: tuple[FileProvenance, ...]
     graph: dict | None = None
     extra_files: dict[str, Path] = field(default_factory=dict)
+    #: Per event file (resolved path): ``bytes``, ``mtime_ns``, ``sha256``, ``rows``,
+    #: ``fingerprint`` and ``trusted`` (True when its check was taken from a store's record,
+    #: :func:`load_passport` ``trusted=``). The store records them after an ingest.
+    file_checks: dict[str, dict] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -291,10 +296,15 @@ def _validate_events_file(path: Path, directory: Path, manifest: Manifest) -> in
              for c, (expr, _) in checks.items()}
     counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in conds.values())
     null_ts = f"count(*) FILTER (WHERE {_q(manifest.time_column)} IS NULL)"
+    # the counts of the later checks ride on the same scan (one pass instead of 2 + measures)
+    later, later_params = _later_counts(types, manifest)
     try:
-        res = con.execute(f"SELECT count(*), {null_ts}, {counts} FROM {src}").fetchone()
+        res = con.execute(f"SELECT count(*), {null_ts}, {counts}, {later} FROM {src}",
+                          later_params).fetchone()
     except duckdb.Error as exc:
         _raise_duckdb(exc, fname, "CSV" if path.suffix == ".csv" else "Parquet")
+    n_later = 1 + 3 * len(manifest.measures)
+    res, pre = res[:len(res) - n_later], res[len(res) - n_later:]
     nrows, n_null_ts, bad = res[0], res[1], res[2:]
     if nrows == 0:
         raise PassportError("has a header but no rows; expected at least one fact row",
@@ -310,8 +320,8 @@ def _validate_events_file(path: Path, directory: Path, manifest: Manifest) -> in
             more = f" ({n} bad values in all)" if n > 1 else ""
             raise PassportError(f"cannot parse {_show(val)}; expected {expected}{more}",
                                 file=_row_file(fname, path, row), row=row, column=c)
-    _check_time_bounds(con, src, types, manifest, fname, path)
-    _check_measure_values(con, src, types, manifest, fname, path)
+    _check_time_bounds(con, src, types, manifest, fname, path, pre[0])
+    _check_measure_values(con, src, types, manifest, fname, path, counts=pre[1:])
     for coarse, fine in manifest.hierarchies.items():
         r = con.execute(f"SELECT {_dim_expr(fine)} AS f, count(DISTINCT {_dim_expr(coarse)}) AS n, "
                     f"string_agg(DISTINCT {_dim_expr(coarse)}, ', ') FROM {src} "
@@ -377,13 +387,33 @@ def _check_types(manifest: Manifest, types: dict[str, str], fname: str) -> None:
                                 file=fname, column=m)
 
 
-def _check_time_bounds(con, src: str, types: dict[str, str], manifest: Manifest, fname: str,
-                       path: Path) -> None:
+def _later_counts(types: dict[str, str], manifest: Manifest) -> tuple[str, list]:
+    """The counting aggregates of :func:`_check_time_bounds` and :func:`_check_measure_values`
+    (rows out of the time bounds; per measure: values, non-finite, negative), and their
+    parameters, for the first scan of a file to compute along with its own."""
+    cond, params = _bounds_cond(types, manifest)
+    aggs = [f"count(*) FILTER (WHERE {cond})"]
+    for m in manifest.measures:
+        x = _num_expr(m, types[m])
+        aggs += [f"count({x})", f"count(*) FILTER (WHERE isinf({x}) OR isnan({x}))",
+                 f"count(*) FILTER (WHERE {x} < 0)"]
+    return ", ".join(aggs), params
+
+
+def _bounds_cond(types: dict[str, str], manifest: Manifest) -> tuple[str, list]:
     lo, hi = time_bounds()
     tc = manifest.time_column
     cond = f"({_ts_expr(tc, types[tc])} < ? OR {_ts_expr(tc, types[tc])} >= ?)"
-    params = [lo.to_pydatetime(), hi.to_pydatetime()]
-    n = con.execute(f"SELECT count(*) FILTER (WHERE {cond}) FROM {src}", params).fetchone()[0]
+    return cond, [lo.to_pydatetime(), hi.to_pydatetime()]
+
+
+def _check_time_bounds(con, src: str, types: dict[str, str], manifest: Manifest, fname: str,
+                       path: Path, n_out: int | None = None) -> None:
+    lo, hi = time_bounds()
+    tc = manifest.time_column
+    cond, params = _bounds_cond(types, manifest)
+    n = n_out if n_out is not None else con.execute(
+        f"SELECT count(*) FILTER (WHERE {cond}) FROM {src}", params).fetchone()[0]
     if n:
         row, val = _first_bad(con, src, cond, tc, params)
         more = f" ({n} such rows in all)" if n > 1 else ""
@@ -392,7 +422,7 @@ def _check_time_bounds(con, src: str, types: dict[str, str], manifest: Manifest,
 
 
 def _check_measure_values(con, src: str, types: dict[str, str], manifest: Manifest,
-                          fname: str, path: Path) -> None:
+                          fname: str, path: Path, counts: tuple | None = None) -> None:
     """What the detectors and the localization refuse, refused here with its place.
 
     Every measure holds some value, and only finite ones. A ratio's denominator is
@@ -403,11 +433,11 @@ def _check_measure_values(con, src: str, types: dict[str, str], manifest: Manife
     denominators = {mt.denominator for mt in manifest.metrics.values() if mt.kind == "ratio"}
     secs = int(manifest.grain_td.total_seconds())
     tc = manifest.time_column
-    for m in manifest.measures:
+    for i, m in enumerate(manifest.measures):
         x = _num_expr(m, types[m])
-        n_val, n_inf, n_neg = con.execute(
-            f"SELECT count({x}), count(*) FILTER (WHERE isinf({x}) OR isnan({x})), "
-            f"count(*) FILTER (WHERE {x} < 0) FROM {src}").fetchone()
+        n_val, n_inf, n_neg = counts[3 * i:3 * i + 3] if counts is not None else \
+            con.execute(f"SELECT count({x}), count(*) FILTER (WHERE isinf({x}) OR isnan({x})), "
+                        f"count(*) FILTER (WHERE {x} < 0) FROM {src}").fetchone()
         if not n_val:
             raise PassportError("holds no values in any row; expected numbers (an all-empty "
                                 "measure has nothing to sum)", file=fname, column=m)
@@ -651,8 +681,8 @@ def _validate_jsonl(path: Path, directory: Path) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
-def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] = ()
-                  ) -> Passport:
+def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] = (),
+                  trusted: dict | None = None) -> Passport:
     """Load and validate a passport directory.
 
     Parameters
@@ -663,6 +693,14 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     data_roots:
         Folders besides the passport's own (and those of ``WORKBENCH_DATA_ROOTS``)
         its files may resolve into; anything else outside it is refused.
+    trusted:
+        What a store recorded of event files it validated and hashed
+        (:func:`workbench.store.verified_files`): resolved path -> ``bytes``,
+        ``mtime_ns``, ``sha256``, ``rows``, ``fingerprint``. An event file whose
+        size and modification time (nanoseconds) are those recorded, under the
+        same :func:`validation_fingerprint`, is not scanned nor hashed again;
+        any difference and it is validated in full. ``workbench validate``
+        never passes it.
 
     Returns
     -------
@@ -688,14 +726,16 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     prov: list[FileProvenance] = []
 
-    def record(table: str, path: Path, rows: int, transform: tuple[str, ...] = ()):
+    def record(table: str, path: Path, rows: int, transform: tuple[str, ...] = (),
+               digest: str | None = None, size: int | None = None):
         src = manifest.sources.get(table, {})
         t = src.get("transform") or ()
         if isinstance(t, str):
             t = (t,)
         prov.append(FileProvenance(
             table=table, path=_rel(directory, path), format=path.suffix.lstrip("."),
-            sha256=sha256_file(path), rows=rows, bytes=path.stat().st_size,
+            sha256=digest or sha256_file(path), rows=rows,
+            bytes=path.stat().st_size if size is None else size,
             origin=(str(src["origin"]) if src.get("origin") is not None else None),
             extracted_at=(str(src["extracted_at"]) if src.get("extracted_at") is not None
                           else None),
@@ -706,9 +746,20 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     if not events:
         raise PassportError("no facts: expected events.parquet or events.csv",
                             file=str(directory))
+    fingerprint = validation_fingerprint(manifest)
+    checks: dict[str, dict] = {}
     for p in events:
-        rows = _validate_events_file(p, directory, manifest)
-        record("events", p, rows, ("dimension values as strings, empty -> '(null)'",))
+        stat = p.stat()  # before reading: a change while validating shows next time
+        rec = trusted_check(p, stat, fingerprint, trusted)
+        if rec is None:
+            rows, digest = _validate_events_file(p, directory, manifest), sha256_file(p)
+        else:
+            rows, digest = int(rec["rows"]), str(rec["sha256"])
+        checks[str(p.resolve())] = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                    "sha256": digest, "rows": rows,
+                                    "fingerprint": fingerprint, "trusted": rec is not None}
+        record("events", p, rows, ("dimension values as strings, empty -> '(null)'",),
+               digest=digest, size=stat.st_size)
 
     ch_files = _find_table_files(directory, manifest, "changes", roots)
     changes, n = _load_changes(ch_files[0] if ch_files else None, directory, manifest)
@@ -745,4 +796,4 @@ def load_passport(directory: str | Path, *, data_roots: tuple[str | Path, ...] =
     return Passport(directory=directory.resolve(), manifest=manifest,
                     event_files=tuple(p.resolve() for p in events), changes=changes,
                     experiments=experiments, provenance=tuple(prov), graph=graph,
-                    extra_files=extra)
+                    extra_files=extra, file_checks=checks)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .._types import MetricSpec
 from ..store import StoredPassport
+from ..store import qcounts
 from ..store.sql import lit, q
 from ..store.queries import _ts, cardinalities, grouping_labels
 
@@ -168,6 +169,9 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
     findings: list[QualityFinding] = []
     bucket = f"time_bucket(INTERVAL '{secs} seconds', ts)"
 
+    # counts kept per batch at ingest (store/qcounts.py) when the store has them all;
+    # each finding still shows the query over the facts that gives the same numbers
+    fast = qcounts.has_tables(con, sp.schema, secs)
     # ---------------------------------------------------------------- gaps
     cards = cardinalities(con, sp)
     dims = [d for d in m.all_dimensions if cards[d] <= cfg.max_cardinality]
@@ -179,8 +183,14 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
                    f"g AS (SELECT b, {case_dim} AS dimension, {codes}, COUNT(*) AS rows FROM e "
                    f"GROUP BY GROUPING SETS ({sets}))\n"
                    f"SELECT b AS ts, dimension, {case_val} AS value, rows FROM g")
-        pres = con.execute(gap_sql).df()
+        if fast and qcounts.covered(con, sp, [("presence", d) for d in dims]):
+            pres = con.execute(_presence_sql(sp, dims, secs)).df()
+        else:
+            pres = con.execute(gap_sql).df()
         pres["ts"] = pd.to_datetime(pres["ts"], utc=True)
+        order = {d: i for i, d in enumerate(dims)}  # findings in manifest order
+        pres = pres.sort_values(["dimension", "ts"], key=lambda c: c.map(order) if
+                                c.name == "dimension" else c, kind="stable")
         too_big = _gap_scan_too_big(pres, m.grain_td, cfg, gap_sql)
         if too_big is not None:
             findings.append(too_big)
@@ -238,15 +248,11 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
         findings = _keep_coarsest_gaps(findings, m.hierarchies)
 
     # ---------------------------------------------------------------- duplicates
-    key = ", ".join(q(d) for d in m.all_dimensions)
     meas = list(m.measures)
-    dup_cols = ", ".join(f"SUM({q(x)} * (1 - 1.0 / n)) AS {q('dup_' + x)}" for x in meas)
-    dup_sql = (f"WITH k AS (SELECT {bucket} AS b, ts, {key}, COUNT(*) AS n, "
-               + ", ".join(f"SUM({q(x)}) AS {q(x)}" for x in meas)
-               + f" FROM {sp.schema}.events GROUP BY ALL)\n"
-               f"SELECT b AS ts, SUM(n) AS rows, COUNT(*) AS distinct_rows, {dup_cols} "
-               f"FROM k GROUP BY b ORDER BY b")
-    dup = con.execute(dup_sql).df()
+    dup_sql = _dup_sql(sp, bucket)
+    counted = fast and qcounts.covered(con, sp, [("rows", "")])
+    dup = (_duplicates_from_counts(con, sp, secs) if counted
+           else con.execute(dup_sql).df())
     dup["ts"] = pd.to_datetime(dup["ts"], utc=True)
     excess = (dup["rows"] - dup["distinct_rows"]).to_numpy()
     unique_share = float((excess == 0).mean()) if len(dup) else 1.0
@@ -270,8 +276,8 @@ def audit_quality(con: duckdb.DuckDBPyConnection, sp: StoredPassport, *,
                 sql=dup_sql))
     else:
         dup[[f"dup_{x}" for x in meas]] = 0.0  # unit-level facts: repeats are legitimate
-    findings += _integrity(con, sp, bucket)
-    findings += _late_data(con, sp, bucket, cfg)
+    findings += _integrity(con, sp, bucket, fast)
+    findings += _late_data(con, sp, bucket, cfg, counted)
     for f in skipped_batches or []:
         findings.append(QualityFinding(
             check="batches", severity="info",
@@ -311,7 +317,8 @@ def _duplicate_slice(con, sp: StoredPassport, start, end, cfg: QualityConfig) ->
             for r in sorted(top.itertuples(), key=lambda r: order[r.dimension])}
 
 
-def _integrity(con, sp: StoredPassport, bucket: str) -> list[QualityFinding]:
+def _integrity(con, sp: StoredPassport, bucket: str, fast: bool = False
+               ) -> list[QualityFinding]:
     """Impossible values: negative measures, numerators above their denominators.
 
     A ratio metric is a proportion when its numerator never exceeds its
@@ -325,7 +332,9 @@ def _integrity(con, sp: StoredPassport, bucket: str) -> list[QualityFinding]:
     over = ", ".join(f"count(*) FILTER (WHERE {q(n)} > {q(d)}) AS {q('over_' + k)}"
                      for k, n, d in pairs)
     sql = f"SELECT count(*) AS n, {neg}{', ' + over if over else ''} FROM {sp.schema}.events"
-    r = con.execute(sql).df().iloc[0]
+    r = _integrity_from_counts(con, sp, pairs) if fast else None
+    if r is None:
+        r = con.execute(sql).df().iloc[0]
     n = int(r["n"]) or 1
     for x in m.measures:
         if r[x] > 0:
@@ -344,7 +353,8 @@ def _integrity(con, sp: StoredPassport, bucket: str) -> list[QualityFinding]:
     return out
 
 
-def _late_data(con, sp: StoredPassport, bucket: str, cfg: QualityConfig) -> list[QualityFinding]:
+def _late_data(con, sp: StoredPassport, bucket: str, cfg: QualityConfig,
+               counted: bool = False) -> list[QualityFinding]:
     """Late data: batches carrying old time stamps, and an incomplete tail before the watermark.
 
     The watermark is the extraction time of the events (``sources.events.
@@ -370,7 +380,12 @@ def _late_data(con, sp: StoredPassport, bucket: str, cfg: QualityConfig) -> list
                 puts_at_risk=("conclusions drawn before that batch arrived",)))
     sql = (f"SELECT {bucket} AS ts, COUNT(*) AS rows FROM {sp.schema}.events GROUP BY 1 "
            f"ORDER BY 1")
-    rows = con.execute(sql).df()
+    if counted:  # the same rows per bucket, from the counts kept at ingest
+        g = int(m.grain_td.total_seconds())
+        rows = con.execute(f"SELECT b AS ts, SUM(rows)::BIGINT AS rows FROM {sp.schema}."
+                           f"{q(qcounts.keys_table(g))} GROUP BY 1 ORDER BY 1").df()
+    else:
+        rows = con.execute(sql).df()
     if len(rows) < 24 * 8:
         return out
     rows["ts"] = pd.to_datetime(rows["ts"], utc=True)
@@ -393,6 +408,73 @@ def _late_data(con, sp: StoredPassport, bucket: str, cfg: QualityConfig) -> list
             start=start, end=tail.index[-1] + m.grain_td, buckets=k,
             puts_at_risk=("any drop in the most recent buckets",), sql=sql))
     return out
+
+
+def _presence_sql(sp: StoredPassport, dims: list[str], secs: int) -> str:
+    """Rows per bucket and value of ``dims``, from the presence counts kept at ingest."""
+    case_val = "CASE " + " ".join(
+        f"WHEN p.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}.{q('dict_' + d)} "
+        f"WHERE code = p.code)" for d in dims) + " END"
+    names = ", ".join(lit(d) for d in dims)
+    return (f"SELECT p.b AS ts, p.dimension, {case_val} AS value, p.rows FROM "
+            f"(SELECT b, dimension, code, SUM(rows)::BIGINT AS rows FROM {sp.schema}."
+            f"{q(qcounts.presence_table(secs))} WHERE dimension IN ({names}) "
+            f"GROUP BY ALL) p")
+
+
+def _dup_sql(sp: StoredPassport, bucket: str, where: str = "") -> str:
+    """Rows, distinct ``(ts, leaf)`` keys and repeated volume per bucket, from the facts."""
+    m = sp.manifest
+    key = ", ".join(q(d) for d in m.all_dimensions)
+    dup_cols = ", ".join(f"SUM({q(x)} * (1 - 1.0 / n)) AS {q('dup_' + x)}" for x in m.measures)
+    return (f"WITH k AS (SELECT {bucket} AS b, ts, {key}, COUNT(*) AS n, "
+            + ", ".join(f"SUM({q(x)}) AS {q(x)}" for x in m.measures)
+            + f" FROM {sp.schema}.events{where} GROUP BY ALL)\n"
+            f"SELECT b AS ts, SUM(n) AS rows, COUNT(*) AS distinct_rows, {dup_cols} "
+            f"FROM k GROUP BY b ORDER BY b")
+
+
+def _duplicates_from_counts(con, sp: StoredPassport, secs: int) -> pd.DataFrame:
+    """The duplicate volume per bucket from the counts kept per batch at ingest.
+
+    A bucket counted in one batch only is exact as stored; buckets that several
+    batches share are counted again from the facts (their repeats may span batches).
+    """
+    meas = list(sp.manifest.measures)
+    keys = f"{sp.schema}.{q(qcounts.keys_table(secs))}"
+    dups = ", ".join(f"SUM({q('dup_' + x)}) AS {q('dup_' + x)}" for x in meas)
+    df = con.execute(f"WITH s AS (SELECT b FROM {keys} GROUP BY b HAVING count(*) = 1)\n"
+                     f"SELECT b AS ts, SUM(rows) AS rows, SUM(distinct_rows)::BIGINT AS "
+                     f"distinct_rows, {dups} FROM {keys} WHERE b IN (SELECT b FROM s) "
+                     f"GROUP BY b ORDER BY b").df()
+    shared = con.execute(f"SELECT min(b), max(b), count(*) FROM (SELECT b FROM {keys} "
+                         f"GROUP BY b HAVING count(*) > 1)").fetchone()
+    if shared[2]:
+        bucket = f"time_bucket(INTERVAL '{secs} seconds', ts)"
+        grain = pd.Timedelta(seconds=secs).to_pytimedelta()
+        where = (f" WHERE ts >= ? AND ts < ? AND {bucket} IN (SELECT b FROM {keys} "
+                 f"GROUP BY b HAVING count(*) > 1)")
+        more = con.execute(_dup_sql(sp, bucket, where), [shared[0], shared[1] + grain]).df()
+        df = pd.concat([df, more], ignore_index=True).sort_values("ts", ignore_index=True)
+    return df
+
+
+def _integrity_from_counts(con, sp: StoredPassport, pairs: list) -> pd.Series | None:
+    """The integrity counts (``n``, negatives per measure, ``over_<metric>``) kept at ingest;
+    None when some batch lacks one of them."""
+    m = sp.manifest
+    checks = ([("rows", "")] + [("negative", x) for x in m.measures]
+              + [("over", f"{n}>{d}") for _k, n, d in pairs])
+    if not qcounts.covered(con, sp, checks):
+        return None
+    g = int(m.grain_td.total_seconds())
+    got = {(c, col): int(n) for c, col, n in con.execute(
+        f"SELECT \"check\", col, SUM(n) FROM {sp.schema}.{q(qcounts.counts_table(g))} "
+        f"WHERE batch IN (SELECT batch FROM wb_meta.batches WHERE passport = ? AND active) "
+        f"GROUP BY ALL", [sp.name]).fetchall()}
+    r = {"n": got[("rows", "")], **{x: got[("negative", x)] for x in m.measures}}
+    r.update({f"over_{k}": got[("over", f"{n}>{d}")] for k, n, d in pairs})
+    return pd.Series(r, dtype=object)
 
 
 def _keep_coarsest_gaps(findings: list[QualityFinding], hierarchies: dict) -> list[QualityFinding]:

@@ -9,7 +9,7 @@ import importlib
 
 _FROM = {
     "duck": ("BatchOutcome", "IngestReport", "Store", "StoredPassport", "manifest_from_dict",
-             "schema_name"),
+             "schema_name", "verified_files"),
     "queries": ("QueryResult", "cardinalities", "dimension_breakdown", "filter_sql", "leaves",
                 "metric_panel", "metric_series", "rows_by_bucket", "slice_series", "time_range",
                 "window_rows"),

@@ -115,6 +115,9 @@ def profile_sql(sp: StoredPassport, metric: MetricSpec, period, *, max_cardinali
             if con is None or cards[d] <= max_cardinality]
     secs = int(sp.manifest.grain_td.total_seconds())
     den = q(metric.denominator) if metric.kind == "ratio" else "1.0"
+    counted = _profile_from_counts(con, sp, metric, period, dims) if con is not None else None
+    if counted is not None:
+        return counted
     sets = ", ".join(["(b)"] + [f"(b, {q(d)})" for d in dims])
     case_dim = "CASE " + " ".join(f"WHEN GROUPING({q(d)}) = 0 THEN {lit(d)}" for d in dims) + \
         f" ELSE {lit(ALL)} END" if dims else lit(ALL)
@@ -128,6 +131,45 @@ def profile_sql(sp: StoredPassport, metric: MetricSpec, period, *, max_cardinali
         f"  WHERE ts >= {_ts(period[0])} AND ts < {_ts(period[1])}),\n"
         f"g AS (SELECT b, {case_dim} AS dimension{codes}, SUM(n) AS num, SUM(d) AS den "
         f"FROM e GROUP BY GROUPING SETS ({sets})),\n"
+        f"v AS (SELECT {case_val} AS value, g.dimension, "
+        f"(isodow(b) - 1) * 24 + hour(b) AS how, num, den FROM g)\n"
+        f"SELECT dimension, value, how, avg(num) AS num, avg(den) AS den, "
+        f"avg(num / nullif(den, 0)) AS value_mean, stddev_samp(num / nullif(den, 0)) AS value_sd, "
+        f"count(*) AS weeks FROM v GROUP BY ALL ORDER BY ALL")
+
+
+def _profile_from_counts(con, sp: StoredPassport, metric: MetricSpec, period, dims
+                         ) -> str | None:
+    """:func:`profile_sql` over the sums kept at ingest (``agg_<g>s`` for the total,
+    ``qc_presence_<g>s`` per value): the same cells when the period starts and ends on
+    bucket boundaries and every batch was counted; None otherwise."""
+    from . import qcounts
+    from .duck import agg_table
+
+    secs = int(sp.manifest.grain_td.total_seconds())
+    if not qcounts.has_tables(con, sp.schema, secs) or not qcounts.covered(
+            con, sp, [("rows", "")] + [("presence", d) for d in dims]):
+        return None
+    iv = f"INTERVAL '{secs} seconds'"
+    p0, p1 = _ts(period[0]), _ts(period[1])
+    if not con.execute(f"SELECT time_bucket({iv}, {p0}) = {p0} AND "
+                       f"time_bucket({iv}, {p1}) = {p1}").fetchone()[0]:
+        return None
+    # a sum metric's denominator is 1.0 per row in the scan: the row count here
+    den = f"SUM({q(metric.denominator)})" if metric.kind == "ratio" else "SUM(rows)::DOUBLE"
+    num = f"SUM({q(metric.numerator)})"
+    within = f"b >= {p0} AND b < {p1}"
+    case_val = ("CASE " + " ".join(
+        f"WHEN g.dimension = {lit(d)} THEN (SELECT value FROM {sp.schema}.{q('dict_' + d)} "
+        f"WHERE code = g.code)" for d in dims) + f" ELSE {lit(ALL)} END") if dims else lit(ALL)
+    names = ", ".join(lit(d) for d in dims) or "NULL"
+    return (
+        f"WITH g AS (SELECT b, {lit(ALL)} AS dimension, NULL::INTEGER AS code, {num} AS num, "
+        f"{den} AS den FROM {sp.schema}.{q(agg_table(sp.manifest))} WHERE {within} "
+        f"GROUP BY b\n"
+        f"  UNION ALL SELECT b, dimension, code, {num} AS num, {den} AS den FROM "
+        f"{sp.schema}.{q(qcounts.presence_table(secs))}\n"
+        f"  WHERE {within} AND dimension IN ({names}) GROUP BY b, dimension, code),\n"
         f"v AS (SELECT {case_val} AS value, g.dimension, "
         f"(isodow(b) - 1) * 24 + hour(b) AS how, num, den FROM g)\n"
         f"SELECT dimension, value, how, avg(num) AS num, avg(den) AS den, "

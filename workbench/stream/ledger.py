@@ -166,7 +166,8 @@ def ingest_batch(store: Store, m: Manifest, path: Path, batch_id: str, *,
                 c.execute("DELETE FROM _wb_in WHERE ts < ?", [wm])
         batch = c.execute(f"SELECT coalesce(max(batch), 0) + 1 FROM {META}.batches "
                           f"WHERE passport = ?", [m.name]).fetchone()[0]
-        rows, tmin, tmax = store._load_batch("SELECT * FROM _wb_in", m, schema, batch)
+        rows, tmin, tmax = store._load_batch("SELECT * FROM _wb_in", m, schema, batch,
+                                             stage=False)  # _wb_in is a table already
         buckets: tuple[pd.Timestamp, ...] = ()
         if rows:
             sums = ", ".join(f"sum({q(x)})" for x in m.measures)
