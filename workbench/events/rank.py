@@ -483,10 +483,7 @@ def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain:
             ev = ev + (f"joint model with {others}: not separable ({e.reason})",)
             rows[i] = (ch, llr, lag, s, c, effect, ev, {**feat, "joint": e.to_dict()})
             continue
-        if not blamed - {k}:
-            # No other member carries the effect: the joint fit lost precision to the
-            # overlap of the exposures (with no never-exposed group left, already exposed
-            # groups serve as controls, Goodman-Bacon 2021), it found no other story.
+        if not blamed - {k}:  # no other member carries it: the joint fit found no other story
             ev = ev + (f"joint model with {others}: {e.estimate:+.1%} (95% CI "
                        f"{e.ci_low:+.1%}..{e.ci_high:+.1%}), and none of the others "
                        "carries the effect: its own comparison stands",)
