@@ -360,6 +360,7 @@ def main(argv=None) -> int:
     print(f"{len(jobs)} incidents ({a.n} per family, base seed {base}), {a.jobs} workers",
           file=sys.stderr)
     t0 = time.perf_counter()
+    load_start = os.getloadavg()  # the machine is shared: timings read beside its load
     recs = []
     with ProcessPoolExecutor(max_workers=a.jobs) as ex:
         for i, r in enumerate(ex.map(run_one, jobs), 1):
@@ -377,6 +378,8 @@ def main(argv=None) -> int:
     res["scale"] = a.scale
     res["effect_scale"] = eff
     res["wall_secs"] = time.perf_counter() - t0
+    res["loadavg_1_5_15"] = {"start": list(load_start), "end": list(os.getloadavg())}
+    res["cpu_count"] = os.cpu_count()
     res["incidents"] = recs
     res["jobs"] = a.jobs
     print_table(res)

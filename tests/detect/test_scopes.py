@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workbench.detect.scopes import scope_scan
+from workbench.detect.scopes import _step_beyond_trend, scope_scan
 from workbench.events.effects import scope_mask
 
 H = pd.Timedelta("1h")
@@ -60,3 +60,42 @@ def test_no_effect_no_hit():
                           data_end=END) is None
     assert scope_scan(CHANGES.iloc[3:], _panel(_events(3, -0.06)), kind="ratio", grain=H,
                       data_end=END) is None  # nothing recent and scoped to test
+
+
+def _drifting(seed: int, per_day: float):
+    """``_events`` with no step: ``platform=web`` converts ``per_day`` less every day."""
+    ev = _events(seed, 0.0)
+    rng = np.random.default_rng(seed + 100)
+    web = (ev["platform"] == "web").to_numpy()
+    days = ((ev["ts"] - ev["ts"].min()) / pd.Timedelta("1D")).to_numpy()
+    p = 0.04 * np.where(web, np.exp(-per_day * days), 1.0)
+    return ev.assign(num=rng.binomial(ev["den"].to_numpy(), p))
+
+
+def test_a_small_step_is_not_swallowed_by_a_trend_the_data_lack():
+    # a 3% drop: the pre-period shows no drift, so the step is not tested against a
+    # trend spanning it (that trend takes half of it: t = -2.5, below the |t| of 2.9
+    # three tests need); before the pre-trend test this drop was missed
+    ev = _events(8, -0.03)
+    web = ev[ev["platform"] == "web"].groupby("ts")[["num", "den"]].sum()
+    rest = ev[ev["platform"] != "web"].groupby("ts")[["num", "den"]].sum()
+    sel = web.index >= T0 - pd.Timedelta("7D")
+    drifts, t_trend = _step_beyond_trend(web[sel].reset_index(), rest[sel].reset_index(),
+                                         T0.floor("h"), "ratio")
+    assert not drifts and -2.94 < t_trend < 0
+    hit = scope_scan(CHANGES, _panel(ev), kind="ratio", grain=H, data_end=END)
+    assert hit is not None and hit.change_id == "chg-1" and hit.estimate < 0
+
+
+def test_a_slice_drifting_apart_is_no_step():
+    # conversion on the web falls 1% a day from the first day: the pre-period drifts,
+    # the step must then stand beyond the trend, and it does not
+    for seed in (1, 2, 3):
+        ev = _drifting(seed, 0.01)
+        web = ev[ev["platform"] == "web"].groupby("ts")[["num", "den"]].sum()
+        rest = ev[ev["platform"] != "web"].groupby("ts")[["num", "den"]].sum()
+        sel = web.index >= T0 - pd.Timedelta("7D")
+        drifts, _t = _step_beyond_trend(web[sel].reset_index(), rest[sel].reset_index(),
+                                        T0.floor("h"), "ratio")
+        assert drifts
+        assert scope_scan(CHANGES, _panel(ev), kind="ratio", grain=H, data_end=END) is None

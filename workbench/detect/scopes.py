@@ -17,8 +17,9 @@ around the change (:func:`workbench.events.effects.did_effect`: hour-of-day
 effects, HAC errors), is a z statistic. The unexposed units absorb what moved
 everyone (the seasonal pattern, a holiday), so the test needs no baseline
 model; a slice that drifts apart from the rest (an app version being adopted)
-is not a step, so the step must also pass with a linear trend in the contrast
-(a segmented regression, Wagner et al. 2002). The family of tests is held at level ``alpha`` by Bonferroni's
+is not a step, so when the contrast drifts before the change (its pre-period
+trend is significant) the step must also pass with a linear trend in the
+contrast (a segmented regression, Wagner et al. 2002). The family of tests is held at level ``alpha`` by Bonferroni's
 correction over the number of tests (Dunn 1961); the change with the largest
 significant ``|t|`` names the slice (its scope) and the window (from its time
 to the end of the data) that the investigation then tests and explains in the
@@ -83,32 +84,59 @@ def _chunks(seq: list, k: int):
         yield seq[i:i + k]
 
 
-def _step_beyond_trend(exposed: pd.DataFrame, unexposed: pd.DataFrame,
-                       change_ts: pd.Timestamp, kind: str) -> float | None:
-    """HAC t statistic of the step at ``change_ts`` in the log contrast, with a linear trend."""
-    from statsmodels.regression import linear_model as sm
-
+def _contrast(exposed: pd.DataFrame, unexposed: pd.DataFrame, kind: str):
+    """``(d, ts, w)``: the log contrast exposed - unexposed per bucket, its times and weights."""
     e, u = exposed.set_index("ts"), unexposed.set_index("ts")
     idx = e.index.intersection(u.index)
     e, u = e.loc[idx], u.loc[idx]
     ve, vu = (e["num"] / e["den"], u["num"] / u["den"]) if kind == "ratio" else \
         (e["num"], u["num"])
     ok = ((ve > 0) & (vu > 0) & np.isfinite(ve) & np.isfinite(vu)).to_numpy()
-    if ok.sum() < 48:
-        return None
     d = (np.log(ve[ok]) - np.log(vu[ok])).to_numpy(dtype=float)
-    ts = pd.DatetimeIndex(idx[ok])
-    trend = ((ts - change_ts) / pd.Timedelta("1D")).to_numpy(dtype=float)
-    hours = pd.get_dummies(ts.hour, prefix="h", drop_first=True, dtype=float).to_numpy()
-    X = np.column_stack([np.ones(len(d)), (ts >= change_ts).astype(float), trend, hours])
     w = np.minimum(e["den"], u["den"]).to_numpy(dtype=float)[ok] if kind == "ratio" else None
+    return d, pd.DatetimeIndex(idx[ok]), w
+
+
+def _hac_t(d: np.ndarray, X: np.ndarray, w: np.ndarray | None, col: int) -> float | None:
+    """HAC (Newey-West, 3 lags) t statistic of column ``col`` of a (weighted) regression."""
+    from statsmodels.regression import linear_model as sm
+
     model = sm.WLS(d, X, weights=w) if w is not None else sm.OLS(d, X)
     try:
         fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": 3})
-        se = float(np.asarray(fit.bse)[1])
+        se = float(np.asarray(fit.bse)[col])
     except (ValueError, np.linalg.LinAlgError):
         return None
-    return float(fit.params[1] / se) if np.isfinite(se) and se > 0 else None
+    return float(fit.params[col] / se) if np.isfinite(se) and se > 0 else None
+
+
+def _step_beyond_trend(exposed: pd.DataFrame, unexposed: pd.DataFrame,
+                       change_ts: pd.Timestamp, kind: str,
+                       pre_trend_t: float = 1.96) -> tuple[bool, float | None]:
+    """``(drifts, t)``: does the log contrast drift before the change, and the HAC t of
+    the step at ``change_ts`` beyond a linear trend (``None``: too few buckets).
+
+    The trend is tested first on the period before the change alone (the
+    event-study check of parallel pre-trends, Angrist and Pischke 2009, 5.2).
+    Only a contrast that drifts there (``|t| >= pre_trend_t``) must show its step
+    beyond a linear trend over the whole window (a segmented regression, Wagner
+    et al. 2002); without a drift the difference-in-differences stands alone,
+    since a trend spanning the step absorbs part of it and a real 4% step
+    fails (issue 14, ``small_effect``).
+    """
+    d, ts, w = _contrast(exposed, unexposed, kind)
+    if len(d) < 48:
+        return True, None
+    trend = ((ts - change_ts) / pd.Timedelta("1D")).to_numpy(dtype=float)
+    hours = pd.get_dummies(ts.hour, prefix="h", drop_first=True, dtype=float).to_numpy()
+    pre = trend < 0
+    drift = None
+    if pre.sum() >= 48:
+        Xp = np.column_stack([np.ones(int(pre.sum())), trend[pre], hours[pre]])
+        drift = _hac_t(d[pre], Xp, None if w is None else w[pre], 1)
+    drifts = drift is None or abs(drift) >= pre_trend_t
+    step = (ts >= change_ts).astype(float)
+    return drifts, _hac_t(d, np.column_stack([np.ones(len(d)), step, trend, hours]), w, 1)
 
 
 def _placebo_rms(ex: pd.DataFrame, un: pd.DataFrame, t0: pd.Timestamp, data_end: pd.Timestamp,
@@ -210,8 +238,9 @@ def scope_scan(changes: pd.DataFrame, panel: Panel, *, kind: str, grain: pd.Time
                     continue
                 # a slice drifting apart from the rest (app versions adopted, a plan
                 # growing) is no step: the step must stand beyond the contrast's trend
-                t_step = _step_beyond_trend(e, u, row.bucket, kind)
-                if t_step is None or abs(t_step) < thr or np.sign(t_step) != np.sign(eff.t_stat):
+                drifts, t_step = _step_beyond_trend(e, u, row.bucket, kind)
+                if drifts and (t_step is None or abs(t_step) < thr
+                               or np.sign(t_step) != np.sign(eff.t_stat)):
                     continue
                 # persistent noise makes HAC errors too small: the same test at placebo
                 # times before the change says how large |t| runs without a change

@@ -431,7 +431,13 @@ def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain:
     A change's effect evidence becomes the weaker of its own difference-in-
     differences and its joint effect (the others held fixed): the joint model
     explains away a change whose apparent effect belongs to a concurrent one, and
-    never adds blame. Every member's evidence says what the joint model found.
+    never adds blame. It explains away only when another member carries an
+    effect in the divergence's direction (``|t| >= own_rule.min_t``): scopes that
+    together cover everyone leave no never-exposed group, the exposed groups
+    then serve as each other's controls (Goodman-Bacon, 2021, "Difference-in-
+    differences with variation in treatment timing", J. Econometrics 225,
+    254-277) and the joint estimate loses its precision without naming another
+    culprit. Every member's evidence says what the joint model found.
     One row per rollout enters (its best step).
     """
     import json as _json
@@ -466,12 +472,21 @@ def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain:
     if fx is None:
         return
     ids = [str(rows[i][0].id) for i in members]
+    # the members the joint model itself blames (an effect in the divergence's direction)
+    blamed = {k for k, e in enumerate(fx.effects)
+              if e.identified and direction_sign * e.t_stat >= cfg.own_rule.min_t}
     for k, i in enumerate(members):
         e = fx.effects[k]
         ch, llr, lag, s, c, effect, ev, feat = rows[i]
         others = ", ".join(x for x in ids if x != ids[k])
         if not e.identified:
             ev = ev + (f"joint model with {others}: not separable ({e.reason})",)
+            rows[i] = (ch, llr, lag, s, c, effect, ev, {**feat, "joint": e.to_dict()})
+            continue
+        if not blamed - {k}:  # no other member carries it: the joint fit found no other story
+            ev = ev + (f"joint model with {others}: {e.estimate:+.1%} (95% CI "
+                       f"{e.ci_low:+.1%}..{e.ci_high:+.1%}), and none of the others "
+                       "carries the effect: its own comparison stands",)
             rows[i] = (ch, llr, lag, s, c, effect, ev, {**feat, "joint": e.to_dict()})
             continue
         f_old = feat["effect"]

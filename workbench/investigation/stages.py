@@ -317,6 +317,10 @@ def _change_scope_test(ctx: Context):
                             detector=ctx.detector)
     if not (det.significant and det.onset is not None):
         return None
+    # The window's statistics run from the change; its onset is the change's time, a
+    # time named before looking (a small step's likelihood is too flat to re-date it)
+    det = replace(det, onset=hit.ts, params={**det.params, "onset_set": None,
+                                             "onset_from_change": hit.change_id})
     ctx.say(hit.describe())
     return hit.scope, det, series
 
@@ -385,8 +389,8 @@ def localize(ctx: Context, dn: Detection) -> Localized:
     # (not for a mix shift: its slices' rates did not move, a bump in one of them is noise)
     mix_first = spec.kind == "ratio" and not scope and _is_mix_shift(
         decompose_rate_mix(leaves, dimensions=list(leaf_dims)))
-    refined = None if mix_first else _refine_onset(st, sp, spec, slices, ctx.full_idx, grain,
-                                                   det, detector=ctx.detector)
+    refined = None if mix_first or det.params.get("onset_from_change") else _refine_onset(
+        st, sp, spec, slices, ctx.full_idx, grain, det, detector=ctx.detector)
     if refined is not None:
         onset_set = refined.params.get("onset_set")
         onset_from = f"scan of the top slice {_fmt_filter(slices[0]['filter'])}"
