@@ -39,9 +39,7 @@ from ..errors import StoreError
 from ..options import duckdb_settings
 from ..passport import Manifest, Passport, parse_grain, sha256_file
 from . import qcounts
-from .sql import bound_connection, lit, q
-
-META = "wb_meta"
+from .sql import META, bound_connection, lit, q
 
 
 def schema_name(passport_name: str) -> str:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import duckdb
 
-from .sql import lit, q
+from .sql import META, lit, q
 
 #: Dimensions with more values than this get no presence counts (the audit's gap
 #: scan skips them: ``QualityConfig.max_cardinality``, 500 by default).
@@ -162,8 +162,6 @@ def has_tables(con, schema: str, grain_secs: int) -> bool:
 
 def covered(con, sp, checks: list[tuple[str, str]]) -> bool:
     """Whether every active batch holding rows has each ``(check, col)`` count."""
-    from .duck import META
-
     if not checks:
         return True
     g = int(sp.manifest.grain_td.total_seconds())

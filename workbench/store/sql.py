@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import re
 
+#: the schema of the store's own tables (passports, batches, baselines)
+META = "wb_meta"
+
 #: Names of columns a manifest may use: a letter or ``_``, then letters, digits, ``_``.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
