@@ -16,7 +16,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from workbench.ui.harness import run_all_cells
+from workbench.ui.harness import notebook_kernel, open_notebook, run_all_cells
 
 from ._browser import WAIT, timeline, wait_timeline
 
@@ -27,15 +27,18 @@ RUN = 240_000  # ms: a fresh kernel imports panel and investigates the demo
 
 
 def run_all(page: Page, lab, name: str):
-    """Open ``name`` in Lab, wait for its kernel, Run > Run All Cells; the notebook panel
-    (the dialog handling is in :func:`workbench.ui.harness.run_all_cells`)."""
-    page.goto(f"{lab['url']}/tree/{name}?reset")
-    notebook = page.locator(".jp-NotebookPanel:visible")
-    expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=RUN)
+    """Open ``name`` in Lab on a kernel session of its own, Run > Run All Cells; the
+    notebook panel and a check, to call at the end, that Lab never replaced that
+    kernel (see :func:`workbench.ui.harness.open_notebook`)."""
+    notebook, kernel = open_notebook(page, lab["url"], name, timeout_ms=RUN)
     if not run_all_cells(page, notebook, timeout_ms=RUN):
         raise AssertionError(f"{name}: Run All Cells never started a cell")
-    return notebook
 
+    def same_kernel():
+        now = notebook_kernel(lab["url"], name)
+        assert now == kernel, f"{name}: opened on kernel {kernel}, now on {now}"
+
+    return notebook, same_kernel
 
 
 def no_tracebacks(notebook) -> None:
@@ -45,7 +48,7 @@ def no_tracebacks(notebook) -> None:
 
 
 def test_quickstart_shows_the_workbench_and_a_widget_updates_the_plot(page: Page, jupyterlab):
-    notebook = run_all(page, jupyterlab, "quickstart.ipynb")
+    notebook, same_kernel = run_all(page, jupyterlab, "quickstart.ipynb")
     # The last code cell is the whole workbench: the top cause, the timeline of the
     # whole metric. It renders only once every cell above it has run.
     workbench = notebook.locator(".wb-root")
@@ -64,6 +67,7 @@ def test_quickstart_shows_the_workbench_and_a_widget_updates_the_plot(page: Page
     expect(workbench.locator(".wb-crumbs")).to_contain_text("everything › platform=ios, "
                                                             "app_version=5.2")
     no_tracebacks(notebook)
+    same_kernel()
 
 
 #: Words of the errors a model shared between two cells' documents makes (BokehJS in
@@ -157,7 +161,7 @@ def test_views_alone_in_cells_update_across_cells_without_errors(page: Page, jup
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}")
             if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-    notebook = run_all(page, jupyterlab, "ui_workbench.ipynb")
+    notebook, same_kernel = run_all(page, jupyterlab, "ui_workbench.ipynb")
     # The last cell prints the selected cause: every cell above it has run.
     expect(notebook.get_by_text("('chg-").first).to_be_attached(timeout=RUN)
     # the cell drilled to iOS
@@ -197,3 +201,4 @@ def test_views_alone_in_cells_update_across_cells_without_errors(page: Page, jup
     # The kernel's own log (its stderr goes to Lab's) has no such error either.
     log = jupyterlab["log"].read_text()
     assert not [w for w in CROSS_DOC[:3] if w in log], log[-4000:]
+    same_kernel()

@@ -51,7 +51,7 @@ def template_lab(jupyterlab, tmp_path_factory):
     "confirmed; the notebook itself verifies on a plain kernel every time "
     "(tests/notebooks/test_notebooks.py::test_template_runs_as_is)"))
 def test_the_template_shows_the_verification_after_run_all(page: Page, template_lab):
-    notebook = run_all(page, template_lab, NAME)
+    notebook, same_kernel = run_all(page, template_lab, NAME)
     outputs = notebook.locator(".jp-OutputArea-output")
     # the verification cell's output shows
     expect(outputs.filter(has_text="chg-0431: VERIFIED")).to_have_count(1, timeout=RUN)
@@ -70,3 +70,4 @@ def test_the_template_shows_the_verification_after_run_all(page: Page, template_
     assert all(re.search(r"without flag new_checkout_flow", t, re.I) for t in texts), texts
     assert any("Without flag new_checkout_flow" in t for t in texts), texts
     no_tracebacks(notebook)
+    same_kernel()
