@@ -48,38 +48,3 @@ def test_comm_messages_are_handled_one_at_a_time():
     assert _overlap(locked) == 1
     assert COMM_LOCK.acquire(blocking=False)  # released after each message
     COMM_LOCK.release()
-
-
-def test_a_running_cell_holds_the_lock_and_registering_is_once(tmp_path):
-    """IPython's real event manager: ``pre_run_cell`` takes the lock (a comm message from
-    another thread waits), ``post_run_cell`` gives it back; a ``post_run_cell`` without
-    its ``pre_run_cell`` (the registering cell, an empty cell) releases nothing."""
-    from IPython.core.events import EventManager, available_events
-
-    from workbench.ui.kernel import COMM_LOCK, _hold_during_cells
-
-    events = EventManager(shell=None, available_events=available_events)
-    shell = type("Shell", (), {"events": events})()
-    assert _hold_during_cells(shell) and not _hold_during_cells(shell)
-
-    def free_elsewhere() -> bool:
-        """Whether another thread (a subshell) could take the lock now."""
-        got = []
-
-        def try_it():
-            got.append(COMM_LOCK.acquire(blocking=False))
-            if got[0]:
-                COMM_LOCK.release()
-
-        t = threading.Thread(target=try_it)
-        t.start()
-        t.join(30)
-        return got[0]
-
-    assert free_elsewhere()
-    events.trigger("post_run_cell", None)  # no cell started: nothing to release
-    assert free_elsewhere()
-    events.trigger("pre_run_cell", None)
-    assert not free_elsewhere()  # a comm handler on a subshell would wait
-    events.trigger("post_run_cell", None)
-    assert free_elsewhere()
