@@ -8,6 +8,22 @@ sees the Bokeh timeline follow (title and data), with no traceback in any
 output; the views-alone notebook also has a widget in one cell update another
 cell, with no error in the browser console (where Panel forwards the kernel's
 tracebacks) either.
+
+Each notebook is opened on a kernel session of its own, created through Lab's REST
+API before the page opens (:func:`workbench.ui.harness.open_notebook`), and a test
+ends by checking Lab never replaced that kernel. The views-alone test failed in
+about 4 of 10 runs (issue 19); Lab's ``/api/sessions`` calls, a trace of the
+kernel's comm handlers and the probe below found two causes, both fixed:
+
+- the harness clicked Run All when Lab's execution indicator read "idle", which it
+  does before the notebook has any kernel; Lab then started one and asked "Select
+  Kernel", and answering replaced the kernel under the page;
+- JupyterLab 4.4+ sends each widget's messages on a kernel subshell, a thread of
+  its own in ipykernel 7, so widgets of two cells changed the shared state at the
+  same time (8 of 47 handler calls overlapped in one traced run, 0 with the fix);
+  the product handles them one at a time now (:mod:`workbench.ui.kernel`).
+
+A third, rarer failure remains (the test's xfail reason).
 """
 from __future__ import annotations
 
@@ -143,12 +159,15 @@ def _wait_or_report(page, lab, *a, **k):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known flake, issue 19, not fixed: failed in 12 of 29 runs (load2, 2026-12-07); 8 of the "
-    "12 failing runs, and none of the 17 passing ones, had Lab ask 'Select Kernel' after it "
-    "had started a kernel, and the harness's answer made Lab replace that kernel under the "
-    "open page. Then either a click in another cell moves the title but not the data of the "
-    "timeline (the kernel's own Bokeh source keeps the previous slice's values) or a select "
-    "change never reaches the kernel; the probe printed on a timeout shows which"))
+    "known flake, issue 19, narrowed, not fixed: 4 of 18 runs failed (2026-12-07, loaded "
+    "machine, used checkout) after the two causes in the module docstring were fixed. Each "
+    "time the first selection in the timeline's selector after Run All never left the "
+    "browser: the page's <select> shows the new value, Playwright saw no websocket frame "
+    "sent after it and the kernel's comm handlers got nothing; in passing runs the page "
+    "first sends back its echo of the data patches of the last cells, in failing runs the "
+    "selection came before that echo and nothing at all was sent afterwards (Panel's "
+    "notebook CommManager buffers a document's events while it waits for an "
+    "acknowledgement; where it stops is not confirmed)"))
 def test_views_alone_in_cells_update_across_cells_without_errors(page: Page, jupyterlab):
     """notebooks/ui_workbench.ipynb: one view per cell over one shared state.
 
