@@ -33,9 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from workbench.ui.harness import (SAME_END_JS, free_port, run_all_cells,  # noqa: E402
-                                  start_process, stop_process, write_lab_notebooks,
-                                  write_lab_settings)
+from workbench.ui.harness import (SAME_END_JS, free_port, open_notebook,  # noqa: E402
+                                  run_all_cells, start_process, stop_process,
+                                  write_lab_notebooks, write_lab_settings)
 
 DEMO = REPO / "sample_data" / "demo"
 CHROMIUM = "/usr/bin/chromium"
@@ -164,6 +164,7 @@ def shoot_lab(browser, out: Path, tmp: Path) -> list[Path]:
            "WORKBENCH_INVESTIGATIONS": str(tmp / "library"),
            "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTER_CONFIG_DIR": str(tmp / "jcfg"), "JUPYTER_RUNTIME_DIR": str(tmp / "jrt"),
+           "JUPYTER_DATA_DIR": str(tmp / "jdata"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "jws")}
     lab = Path(sys.executable).with_name("jupyter-lab")
     proc, url = start_process([str(lab), "--no-browser", "--ip", "127.0.0.1", "--port",
@@ -176,9 +177,7 @@ def shoot_lab(browser, out: Path, tmp: Path) -> list[Path]:
         for name, png, ready in (("quickstart.ipynb", "lab_quickstart.png", "#1 chg-0431"),
                                  ("ui_workbench.ipynb", "lab_notebook.png", "('chg-")):
             page = browser.new_page(viewport={"width": 1500, "height": 1050})
-            page.goto(f"{url}/tree/{name}?reset")
-            nb = page.locator(".jp-NotebookPanel:visible")
-            expect(nb.locator(".jp-Cell").first).to_be_visible(timeout=120_000)
+            nb, _ = open_notebook(page, url, name)
             if not run_all_cells(page, nb):
                 raise SystemExit(f"{name}: Run All Cells never started a cell")
             expect(nb.get_by_text(ready).first).to_be_attached(timeout=240_000)

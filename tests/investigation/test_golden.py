@@ -9,7 +9,8 @@ Extensions are added, never breaks: issue 14 added ``causes[].own_effect`` and
 ``causes[].siblings`` (regenerated in) and ``divergence.late_data`` (absent on the
 demo, frozen in ``LATE_DATA_SHAPE``); issue 17 added ``causes[].origin`` (``change_log``
 or ``person``, a hypothesis from a person: tests/events/test_people.py) and the ``sql``
-of slices, cause effects and data-quality findings (tests/investigation/test_show_query.py).
+of slices, cause effects and data-quality findings, then of the verification's causes,
+counterfactual and attribution (tests/investigation/test_show_query.py).
 """
 from __future__ import annotations
 

@@ -140,3 +140,24 @@ def test_sibling_comparison_carries_sql_giving_its_estimate(tmp_path):
             assert eff.estimate == pytest.approx(c["siblings"]["estimate"], abs=1e-6)
     finally:
         con.close()
+
+
+def test_verification_answer_carries_the_sql_of_its_data(demo):
+    """``verification`` in the JSON answer: each verified cause, the counterfactual and the
+    mechanism attribution carry the statement of the rows they were computed from."""
+    inv, con = demo
+    ver = inv.to_dict()["verification"]
+    tested = [v for v in ver["causes"] if v["n_rows"]]
+    assert tested
+    for v in tested:
+        assert v["sql"] == inv.verification.by_id(v["change_id"]).sql
+        assert len(con.execute(v["sql"]).df()) >= v["n_rows"]
+    cf = ver["counterfactual"]
+    # the scope's own rows and the donors', one statement each
+    target, donors = (con.execute(q).df() for q in cf["sql"].split(";\n"))
+    series = pd.to_datetime([r["ts"] for r in cf["series"]], utc=True)
+    assert set(series) <= set(pd.to_datetime(target["ts"], utc=True))
+    assert len(donors)
+    att = ver["attribution"]
+    rows = con.execute(att["sql"]).df()
+    assert len(rows) >= att["n_old"] + att["n_new"] > 0

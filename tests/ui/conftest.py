@@ -178,6 +178,7 @@ def jupyterlab(tmp_path_factory):
            "JUPYTERLAB_SETTINGS_DIR": str(tmp / "lab-settings"),
            "JUPYTER_CONFIG_DIR": str(tmp / "jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(tmp / "jupyter-runtime"),
+           "JUPYTER_DATA_DIR": str(tmp / "jupyter-data"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"), "PYTHONUNBUFFERED": "1"}
     lab = Path(sys.executable).with_name("jupyter-lab")
     cmd = [str(lab), "--no-browser", "--ip", "127.0.0.1", "--port", str(port),

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from workbench.ui.harness import run_all_cells
+from workbench.ui.harness import open_notebook, run_all_cells
 
 from .conftest import REPO
 
@@ -79,9 +79,7 @@ def _run(page: Page, lab: dict, name: str) -> dict:
     page.on("websocket", lambda ws: ws.on(
         "framereceived", lambda f: frames.append(f if isinstance(f, str) else
                                                  f.decode("utf-8", "replace"))))
-    page.goto(f"{lab['url']}/tree/{name}?reset")
-    notebook = page.locator(".jp-NotebookPanel:visible")
-    expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=RUN)
+    notebook, _ = open_notebook(page, lab["url"], name, timeout_ms=RUN)
     assert run_all_cells(page, notebook, timeout_ms=RUN), f"{name}: Run All never started"
     expect(notebook.locator(".wb-hypotheses").get_by_text("#1 chg-0431")).to_be_visible(
         timeout=RUN)

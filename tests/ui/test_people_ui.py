@@ -93,3 +93,32 @@ def test_show_query_only_for_roles_that_see_raw_data(outage, tmp_path):
     assert "<summary>Show query</summary>" in shown and "exposed" in shown
     assert "SELECT time_bucket" in shown and "&#x27;" in shown  # literals escaped for HTML
     assert query_disclosure(analyst, cause) == ""
+
+
+def test_slices_and_quality_findings_show_their_query_to_raw_data_roles(demo_inv, tmp_path):
+    """The slice list's and the data-quality findings' "Show query" (the demo: its top
+    slice and its sample-ratio finding) follow the cause card's rule."""
+    import html
+
+    from workbench.ui.showquery import quality_findings, slice_queries
+    from workbench.ui.state import WorkbenchState
+
+    from .conftest import DEMO
+
+    def state(role):
+        return WorkbenchState.from_investigation(
+            dataclasses.replace(demo_inv), db=demo_inv.db, passport=str(DEMO),
+            background=False, library=str(tmp_path), identity=Identity("x", role, source="token"))
+
+    admin, viewer = state(Role.ADMIN), state(Role.VIEWER)
+    top = demo_inv.slices[0]
+    shown = slice_queries(admin, [top["filter"]])
+    assert "<summary>Show query (observed and baseline sums of this slice)</summary>" in shown
+    assert html.escape(top["sql"]) in shown and "obs_num" in shown
+    assert slice_queries(admin, [{"platform": "no-such-value"}]) == ""  # not localized
+    assert slice_queries(viewer, [top["filter"]]) == ""
+    srm = next(d for d in demo_inv.data_quality if d["check"] == "srm")
+    for role, st in (("admin", admin), ("viewer", viewer)):
+        text = quality_findings(st)
+        assert "<b>srm</b> (info)" in text, role
+        assert (html.escape(srm["sql"]) in text) == (role == "admin"), role

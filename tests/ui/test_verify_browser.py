@@ -68,3 +68,39 @@ def test_verify_shows_dowhy_and_the_counterfactual_band(page: Page, server):
     expect(box).to_contain_text("no unexposed group to compare with")
     page.screenshot(path=str(SHOTS / "verify_untestable.png"), full_page=True)
     no_page_errors(page)
+
+
+def test_show_query_on_slices_quality_findings_and_the_verification(page: Page, server):
+    """Issue 17 item 6 in the served page (the token holder, who may see raw data): the
+    slice shown, the data-quality finding and the verification each have a "Show query"
+    holding their SQL, collapsed until clicked."""
+    open_app(page, server)
+    label = "platform=ios, app_version=5.2"  # the demo's top localized slice
+    page.locator("select").filter(has=page.locator(f"option[value='{label}']")).first \
+        .select_option(label=label)
+    box = page.locator(".wb-slice-query")
+    expect(box).to_contain_text("Show query (observed and baseline", timeout=WAIT)
+    sql = box.locator("pre.wb-sql").first
+    expect(sql).to_be_hidden()  # collapsed
+    box.get_by_text("Show query").click()
+    expect(sql).to_be_visible()
+    expect(sql).to_contain_text("obs_num")
+    expect(sql).to_contain_text("'5.2'")
+    page.get_by_text("Evidence", exact=True).first.click()
+    quality = page.locator(".wb-quality")
+    expect(quality).to_contain_text("srm (info): experiment checkout_button_color")
+    quality.get_by_text("Show query").click()
+    expect(quality.locator("pre.wb-sql")).to_contain_text("'checkout_button_color'")
+    page.get_by_text("Hypotheses", exact=True).first.click()
+    selected_is(page, f"#1 {TOP_CAUSE}")
+    page.locator(".wb-hypotheses .wb-selected").get_by_role("button", name="Verify").click()
+    page.get_by_text("Evidence", exact=True).first.click()
+    ver = page.locator(".wb-verification")
+    expect(ver).to_contain_text(f"DoWhy verification of {TOP_CAUSE}: VERIFIED", timeout=WAIT)
+    ver.get_by_text("Show query").click()
+    expect(ver).to_contain_text("the unit table DoWhy was given")
+    expect(ver.locator("pre.wb-sql").first).to_contain_text("AS exposed")
+    expect(ver.locator("pre.wb-sql")).to_have_count(2)  # and the counterfactual's series
+    ver.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "show_query.png"), full_page=True)
+    no_page_errors(page)

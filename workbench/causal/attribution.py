@@ -31,7 +31,7 @@ distribution change? *AISTATS*, PMLR 130:1666-1674.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -91,6 +91,7 @@ class MechanismAttribution:
     n_old: int
     n_new: int
     seconds: float
+    sql: str = field(default="", repr=False)  # the rows the mechanisms were fit on
 
     @property
     def change(self) -> float:
@@ -110,7 +111,8 @@ class MechanismAttribution:
                 "changed": {k: bool(v) for k, v in self.changed.items()},
                 "old_mean": float(self.old_mean), "new_mean": float(self.new_mean),
                 "top": self.top, "graph": self.graph.to_dict(), "slice": self.slice,
-                "n_old": self.n_old, "n_new": self.n_new, "seconds": round(self.seconds, 3)}
+                "n_old": self.n_old, "n_new": self.n_new, "seconds": round(self.seconds, 3),
+                **({"sql": self.sql} if self.sql else {})}  # show me the query (issue 17)
 
     def evidence(self) -> str:
         if self.top is None:
@@ -204,8 +206,9 @@ def attribute_mechanisms(con, sp, metric, *, onset, end, grain=None,
             windows.append((onset - off, stop - off))
     if len(windows) == 1:  # too little history: the period just before
         windows.append((max(onset - (stop - onset), lo), onset))
-    df = con.execute(_rows_sql(sp, measure_nodes, windows=windows, filt=slice,
-                               cells=_cells(con, sp, metric, slice, windows[0], cfg))).df()
+    rows_sql = _rows_sql(sp, measure_nodes, windows=windows, filt=slice,
+                         cells=_cells(con, sp, metric, slice, windows[0], cfg))
+    df = con.execute(rows_sql).df()
     # log scale: counts are rates times volumes, so mechanisms are multiplicative and
     # a ratio metric is a difference (the metric's node is exact, with no noise)
     for n in measure_nodes:
@@ -267,7 +270,7 @@ def attribute_mechanisms(con, sp, metric, *, onset, end, grain=None,
     return MechanismAttribution(target=target, contributions=contrib, changed=changed,
                                 old_mean=old_mean, new_mean=new_mean, top=top, graph=graph_t,
                                 slice=dict(slice or {}), n_old=len(old), n_new=len(new),
-                                seconds=time.perf_counter() - t_start)
+                                seconds=time.perf_counter() - t_start, sql=rows_sql)
 
 
 def _cells(con, sp, metric, slice, window, cfg) -> int:

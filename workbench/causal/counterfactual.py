@@ -138,7 +138,8 @@ class ScopeCounterfactual:
                 "explained_share_in_scope": _r(self.explained_share),
                 "method": "regression on unexposed traffic (synthetic-control style), "
                           "hour-of-day seasonality, onset and dose-aware effect",
-                "series": self.series_records(), "total": self.total_dict()}
+                "series": self.series_records(), "total": self.total_dict(),
+                **({"sql": self.sql} if self.sql else {})}  # show me the query (issue 17)
 
     def evidence(self) -> str:
         """The ledger line: total effect in the scope, its window, onset and share."""

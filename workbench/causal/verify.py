@@ -187,7 +187,8 @@ class CauseVerification:
                 "counterfactual": None if self.counterfactual is None
                 else self.counterfactual.to_dict(),
                 "n_rows": self.n_rows, "n_cells": list(self.n_cells),
-                "evidence": list(self.evidence), "seconds": round(self.seconds, 3)}
+                "evidence": list(self.evidence), "seconds": round(self.seconds, 3),
+                **({"sql": self.sql} if self.sql else {})}  # the unit table (issue 17)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -27,11 +27,15 @@ def extension(**kw) -> None:
     """Load Panel and HoloViews for notebooks: inline resources, so it works offline.
 
     Without ``inline=True`` JupyterLab tries to fetch the JavaScript from a CDN and
-    the output stays empty (stack-notes.md).
+    the output stays empty (stack-notes.md). Widget messages are handled one at a
+    time (:func:`workbench.ui.kernel.serialize_comm_handlers`).
     """
     import holoviews as hv
     import panel as pn
 
+    from .kernel import serialize_comm_handlers
+
+    serialize_comm_handlers()
     kw.setdefault("inline", True)
     pn.extension(**kw)
     hv.extension("bokeh", logo=False)

@@ -144,6 +144,9 @@ class _View(pn.viewable.Viewer):
     state = param.ClassSelector(class_=WorkbenchState, doc="The shared workbench state.")
 
     def __init__(self, **params):
+        from .kernel import serialize_comm_handlers
+
+        serialize_comm_handlers()  # views in two notebook cells: one message at a time
         if params.get("state") is None:
             params["state"] = WorkbenchState()
         super().__init__(**params)

@@ -117,50 +117,89 @@ def write_lab_notebooks(root: Path, tmp: Path, passport: Path, repo: Path) -> No
         (root / f"{name}.ipynb").write_text(json.dumps(nb, indent=1))
 
 
-def run_all_cells(page, notebook, *, timeout_ms: int = 240_000, tries: int = 6) -> bool:
-    """Run > Run All Cells in the open notebook once its kernel is idle.
+def lab_api(lab_url: str, path: str, body: dict | None = None):
+    """A call to the REST API of the Lab at ``lab_url`` (``.../lab``): GET, or POST ``body``."""
+    import urllib.request
 
-    On a loaded machine Lab can ask which kernel to use after the kernel already
-    showed idle, and that dialog swallows the command: the dialog is answered
-    (the preselected kernel) whenever it shows, and the command repeated until
-    the first code cell is running or done, at most ``tries`` times and within
-    ``timeout_ms``; answering a dialog does not count as a try (the dialog can show
-    again after being answered, and each time it takes the command). Lab's
-    ``autoStartDefaultKernel`` setting is not used instead: with it Lab started a
-    kernel and shut it down a second later, and sometimes left the notebook with no
-    kernel at all. Returns whether a run started.
+    base = lab_url.rsplit("/lab", 1)[0]
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())
+
+
+def notebook_kernel(lab_url: str, name: str) -> str | None:
+    """The id of the kernel of the session Lab's server holds for notebook ``name``."""
+    ids = [s["kernel"]["id"] for s in lab_api(lab_url, "/api/sessions")
+           if s.get("path") == name and s.get("kernel")]
+    return ids[0] if len(ids) == 1 else None
+
+
+def open_notebook(page, lab_url: str, name: str, *, timeout_ms: int = 240_000):
+    """Open notebook ``name`` in Lab with its kernel connected and idle; the notebook panel
+    and the kernel's id.
+
+    The kernel session is created through the server's REST API
+    (``POST /api/sessions`` with the notebook's path and its kernelspec's name) before
+    the page opens, so Lab attaches to it and never starts one of its own. Then this
+    waits until the notebook's toolbar names that kernel (Lab's session context holds
+    it) and its status is idle.
+
+    Why: the execution indicator reads "idle" before the notebook has any kernel
+    (while Lab is still asking its server for sessions), and a Run All at that moment
+    found no kernel, so Lab both started one for the notebook and asked "Select
+    Kernel"; answering the dialog replaced the kernel under the page (the flaky Lab
+    tests of issues 17 and 19). Lab's server log and its ``/api/sessions`` calls show
+    this order: idle indicator, Run All, ``POST /api/sessions``, the dialog.
     """
     from playwright.sync_api import expect
 
-    accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
-    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible").first
-    # any code cell queued or run ("[*]" or "[n]"): on a loaded machine the first one
-    # may already be done by the time this looks
-    started = notebook.locator(".jp-CodeCell .jp-InputPrompt").filter(has_text=STARTED).first
+    nb = lab_api(lab_url, f"/api/contents/{name}?content=1")["content"]
+    kernel = ((nb.get("metadata") or {}).get("kernelspec") or {}).get("name") or "python3"
+    spec = lab_api(lab_url, "/api/kernelspecs")["kernelspecs"][kernel]["spec"]
+    kid = lab_api(lab_url, "/api/sessions", {"path": name, "type": "notebook", "name": name,
+                                              "kernel": {"name": kernel}})["kernel"]["id"]
+    page.goto(f"{lab_url}/tree/{name}?reset")
+    notebook = page.locator(".jp-NotebookPanel:visible")
+    expect(notebook.locator(".jp-Cell").first).to_be_visible(timeout=timeout_ms)
+    expect(notebook.locator(".jp-KernelName")).to_have_text(spec["display_name"],
+                                                             timeout=timeout_ms)
+    expect(notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+           ).to_be_attached(timeout=timeout_ms)
+    no_dialog(page)
+    return notebook, kid
+
+
+def no_dialog(page) -> None:
+    """Fail with its text if Lab shows a dialog (none is expected in these runs)."""
     dialog = page.locator(".jp-Dialog")
-    deadline = time.monotonic() + timeout_ms / 1000
-    runs = 0
-    while runs < tries and time.monotonic() < deadline:
-        left = max(1_000, int(1000 * (deadline - time.monotonic())))
-        expect(idle.or_(accept).first).to_be_attached(timeout=left)
-        if accept.is_visible():
-            # Answering a dialog is not a try: only a Run All that started nothing is.
-            try:
-                text = dialog.first.inner_text(timeout=5_000)
-            except Exception:  # it closed meanwhile
-                continue
-            print("run_all_cells: answering a Lab dialog:", " ".join(text.split())[:200])
-            accept.click()
-            continue
-        runs += 1
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        try:
-            expect(started).to_be_attached(timeout=60_000)
-            return True
-        except AssertionError:
-            continue  # no cell started: a dialog took the command; answer it, run again
-    return False
+    if dialog.count() and dialog.first.is_visible():
+        raise AssertionError("Lab asked: " + " ".join(dialog.first.inner_text().split())[:300])
+
+
+def run_all_cells(page, notebook, *, timeout_ms: int = 240_000) -> bool:
+    """Run > Run All Cells in a notebook opened by :func:`open_notebook`, once; whether
+    a code cell started (its prompt shows ``[*]`` or ``[n]``) within ``timeout_ms``.
+
+    No dialog is answered: with the kernel attached before the command, Lab has
+    nothing to ask, and a dialog means the notebook lost its kernel (an error,
+    raised with the dialog's text).
+    """
+    from playwright.sync_api import expect
+
+    no_dialog(page)
+    # any code cell queued or run: on a loaded machine the first may be done already
+    started = notebook.locator(".jp-CodeCell .jp-InputPrompt").filter(has_text=STARTED).first
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    try:
+        expect(started.or_(page.locator(".jp-Dialog")).first).to_be_attached(
+            timeout=timeout_ms)
+    except AssertionError:
+        return False
+    no_dialog(page)
+    return True
 
 
 # The last time on the x axis of the figure titled ``prefix...`` (any renderer with a

@@ -10,11 +10,12 @@
   may add one; the handler checks again).
 - :func:`query_disclosure`: a "Show query" disclosure of a finding's ``sql``
   (text, never executed), only for roles that may see raw data
-  (``Action.VIEW_UNMASKED``).
+  (``Action.VIEW_UNMASKED``); it lives in :mod:`workbench.ui.showquery` with the
+  other findings' disclosures.
 """
 from __future__ import annotations
 
-import html
+from .showquery import query_disclosure
 
 __all__ = ["add_hypothesis", "hypothesis_form", "query_disclosure"]
 
@@ -96,19 +97,3 @@ def hypothesis_form(state):
     return pn.Column(pn.pane.Markdown("#### Add a hypothesis"),
                      pn.Row(label, where, start, end, add), css_classes=["wb-add-hypothesis"],
                      sizing_mode="stretch_width")
-
-
-def query_disclosure(state, finding: dict) -> str:
-    """A collapsed "Show query" block of ``finding["sql"]`` (``""`` when not shown).
-
-    Only for roles that may see raw data (the statement reads unmasked rows).
-    """
-    from ..governance.policy import Action
-
-    sql = finding.get("sql")
-    if not sql or not state.can(Action.VIEW_UNMASKED):
-        return ""
-    parts = sql.items() if isinstance(sql, dict) else [("", sql)]
-    body = "".join((f"<div class='wb-muted'>{html.escape(k)}</div>" if k else "")
-                   + f"<pre class='wb-sql'>{html.escape(v)}</pre>" for k, v in parts)
-    return f"\n\n<details class='wb-show-query'><summary>Show query</summary>{body}</details>"

@@ -230,7 +230,13 @@ class _VerifyPanel:
             self.md.object = (f"Verifying **{cid}** with DoWhy: estimate, refuters, "
                               "counterfactual (a few seconds)…")
         elif v is not None:
-            self.md.object = verification_text(v, seconds=v.seconds)
+            from .showquery import query_disclosure
+
+            cf = v.counterfactual.scoped if v.counterfactual is not None else None
+            self.md.object = verification_text(v, seconds=v.seconds) + query_disclosure(
+                st, {"sql": {"the unit table DoWhy was given": v.sql,
+                             "the counterfactual's series (scope; unexposed donors)":
+                                 getattr(cf, "sql", "")}})
         else:
             self.md.object = ("" if cid is None else
                               f"**{cid}** is not verified yet: **Verify** tests it with DoWhy "

@@ -22,6 +22,7 @@ from . import plots
 from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
 from .narrative import narrate
+from .showquery import slice_queries
 from ._viewbase import (_CSS, _View, _after_first_paint, _conf, _hv, _lazy_tabs, _md,
                         _pct, _when, _Alert)
 from .views_causes import CausalView, HypothesisBoard
@@ -229,6 +230,7 @@ class SliceExplorer(_View):
             on_click=self._on_row, css_classes=["wb-slices"], sizing_mode="stretch_width",
             header="slice (click to drill down) · share of the divergence · change in the "
                    "slice · baseline → observed · traffic share · found by")
+        self._query = _md("", css_classes=["wb-slice-query"], sizing_mode="stretch_width")
         self._fill_table()
         st.param.watch(self._on_ranked, ["ranked"])
         st.param.watch(lambda *e: setattr(self._crumbs, "object", self._crumb_text()),
@@ -260,7 +262,7 @@ class SliceExplorer(_View):
 
         w = dict(width=170)
         tabs = _lazy_tabs(
-            ("Ranked", pn.Column(self._table, _hv(bars),
+            ("Ranked", pn.Column(self._table, self._query, _hv(bars),
                                  sizing_mode="stretch_width")),
             ("Heatmap", pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **w),
                                          pn.widgets.Select.from_param(st.param.heat_y, **w)),
@@ -300,6 +302,7 @@ class SliceExplorer(_View):
         ratio = self.state.data is not None and self.state.data.kind == "ratio"
         fmt = ".4f" if ratio else ",.0f"
         self._row_filters = [dict(x.filter) for x in recs]
+        self._query.object = slice_queries(self.state, self._row_filters)
         self._table.rows = [
             {"label": x.slice, "title": f"Show {x.slice} in the timeline",
              "html": (f"<b>{_pct(x.share, '.0%')}</b> · {_pct(x.relative_change)} · "

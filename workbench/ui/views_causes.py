@@ -18,6 +18,7 @@ from ._viewbase import _CARD, _CARD_SELECTED, _View, _conf, _hv, _md, _pct
 from .data import slice_label
 from .loop import board_line
 from .narrative import next_step
+from .showquery import quality_findings, query_disclosure
 
 __all__ = ["CausalView", "HypothesisBoard"]
 
@@ -136,7 +137,6 @@ class HypothesisBoard(_View):
             f"<span class='wb-muted'>{when} · scope "
             f"{html.escape(slice_label(c.get('scope') or {}))} · by {info.get('author', '-')}"
             f" · rollout {info.get('rollout', '-')}</span>")
-        from .people import query_disclosure
         parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
                                 f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}"
                                 + query_disclosure(self.state, c))
@@ -205,13 +205,15 @@ class CausalView(_View):
         cf = hv.DynamicMap(pn.bind(self._cf, st.param.counterfactual, st.param.verifications,
                                    st.param.hypothesis))
         self._queries = _md(self._queries_text(), sizing_mode="stretch_width")
+        self._quality = _md(quality_findings(st), css_classes=["wb-quality"],
+                            sizing_mode="stretch_width")
         st.param.watch(self._refresh, ["data", "hypothesis", "counterfactual", "verifications",
                                        "verifying"])
         size = ({"sizing_mode": "fixed", "width": self.plot_width} if self.plot_width
                 else {})
         return pn.Column(self._verify.panel, self._text,
                          _hv(cf, loading=st.param.counterfactual_busy, **size),
-                         _hv(forest, **size),
+                         _hv(forest, **size), self._quality,
                          pn.Card(self._queries, title="Show the queries", collapsed=True,
                                  sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")
@@ -277,4 +279,5 @@ class CausalView(_View):
     def _refresh(self, *events):
         self._text.object = self._summary()
         self._queries.object = self._queries_text()
+        self._quality.object = quality_findings(self.state)
         self._verify.refresh()
