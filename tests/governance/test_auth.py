@@ -21,6 +21,7 @@ from workbench.governance.audit import read_audit, verify_audit
 from workbench.governance.auth import ServeAuth, Throttle, UserFile, check_serve_config
 from workbench.governance.policy import Role
 from workbench.ui.harness import free_port, start_process, stop_process
+from tests._http import fetch, off_loop
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "sample_data" / "demo"
@@ -144,32 +145,7 @@ def served_fresh(tmp_path):
     stop_process(proc)
 
 
-def _off_loop(fn):
-    """``fn()`` on a thread of its own and its result.
-
-    Tornado's synchronous clients run an event loop of their own; in the full suite
-    this thread may already run Playwright's (the browser tests' sync API keeps it
-    running), and a second loop cannot run on the same thread.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn).result()
-
-
-def _fetch(url, *, method="GET", body=None, headers=None):
-    from tornado.httpclient import HTTPClient, HTTPClientError
-
-    def go():
-        client = HTTPClient()
-        try:
-            return client.fetch(url, method=method, body=body, headers=headers or {},
-                                follow_redirects=False, raise_error=False)
-        except HTTPClientError as exc:
-            return exc.response
-        finally:
-            client.close()
-    return _off_loop(go)
+_fetch = fetch
 
 
 #: routes that serve files anyone may have (Bokeh's and Panel's JavaScript and CSS)
@@ -252,7 +228,7 @@ def _ws(port, origin, cookie=None):
             return exc.code
         conn.close()
         return 101
-    return _off_loop(lambda: IOLoop(make_current=False).run_sync(go))
+    return off_loop(lambda: IOLoop(make_current=False).run_sync(go))
 
 
 def test_websocket_from_a_foreign_origin_is_refused(served):

@@ -20,20 +20,13 @@ from workbench.governance.audit import read_audit, verify_audit
 from workbench.governance.auth import UserFile
 from workbench.governance.policy import Role
 from workbench.ui.harness import free_port, start_process, stop_process
+from tests._http import fetch
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "sample_data" / "demo"
 
 
-def _fetch(url, *, method="GET", body=None, headers=None):
-    from tornado.httpclient import HTTPClient
-
-    client = HTTPClient()
-    try:
-        return client.fetch(url, method=method, body=body, headers=headers or {},
-                            follow_redirects=False, raise_error=False)
-    finally:
-        client.close()
+_fetch = fetch
 
 
 def _children(pid: int) -> list[int]:
