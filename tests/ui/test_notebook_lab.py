@@ -23,7 +23,20 @@ kernel's comm handlers and the probe below found two causes, both fixed:
   same time (8 of 47 handler calls overlapped in one traced run, 0 with the fix);
   the product handles them one at a time now (:mod:`workbench.ui.kernel`).
 
-A third, rarer failure remains (the test's xfail reason).
+A third cause made the first selection after Run All never leave the browser
+(4 of 18 runs; 3 of 12 in a trace with the fix turned off). Lab sends a comm's
+``comm_open`` on the main shell (its subshell is not created yet) and its messages
+on the subshell: while Run All kept the main shell busy, the page's echo of the
+last cells' updates reached the kernel before the comm was open there and was
+dropped ("No such comm", in all 12 traced runs). Panel's page-side CommManager
+then waits 5 s for the acknowledgement and holds every change made meanwhile
+unsent; a selection in that window, with nothing after it, stayed in its buffer
+for good (the failing run's probe: that view's manager blocked with 34 unsent
+changes, 90 s later). The kernel now keeps such messages until the comm opens
+(:func:`workbench.ui.kernel.hold_early_comm_messages`): 20 runs of 20 passed in a
+row in a used checkout (2026-12-07, loaded machine), with messages held in at least
+6 of the 10 runs traced. The probe below prints each manager's state if a wait
+times out again.
 """
 from __future__ import annotations
 
@@ -100,6 +113,12 @@ _DOCS_JS = """() => (window.Bokeh.documents || []).map(d => Array.from(d.all_mod
     const o = s && (s.get ? s.get("observed") : s.observed);
     return o ? Array.from(o).slice(-3).join(",") : null; })]))"""
 
+#: Each Panel CommManager of the page (one per output): whether it waits for the kernel's
+#: acknowledgement, how many changes it holds unsent, ms left of its wait.
+_COMM_MANAGERS_JS = """() => (window.Bokeh.documents || []).flatMap(d => d.roots())
+  .filter(m => m && "_event_buffer" in m).map(m => ({blocked: m._blocked,
+    unsent: m._event_buffer.length, wait_left_ms: m._timeout - Date.now()}))"""
+
 #: Run in the notebook's kernel when a wait times out: what the state holds, what the
 #: timeline's Bokeh data source holds (the kernel's copy of what the page shows) and
 #: the element each overlay layer last drew.
@@ -151,6 +170,7 @@ def _wait_or_report(page, lab, *a, **k):
     except Exception:
         print("waiting for", a, "changed from ...", (k.get("changed_from") or "")[-60:])
         print("page:", str(page.evaluate(_DOCS_JS))[:3000])
+        print("comm managers:", page.evaluate(_COMM_MANAGERS_JS))
         try:
             _probe_kernel(lab)
         except Exception as exc:  # the report is best effort; the timeout is the failure
@@ -158,16 +178,6 @@ def _wait_or_report(page, lab, *a, **k):
         raise
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known flake, issue 19, narrowed, not fixed: 4 of 18 runs failed (2026-12-07, loaded "
-    "machine, used checkout) after the two causes in the module docstring were fixed. Each "
-    "time the first selection in the timeline's selector after Run All never left the "
-    "browser: the page's <select> shows the new value, Playwright saw no websocket frame "
-    "sent after it and the kernel's comm handlers got nothing; in passing runs the page "
-    "first sends back its echo of the data patches of the last cells, in failing runs the "
-    "selection came before that echo and nothing at all was sent afterwards (Panel's "
-    "notebook CommManager buffers a document's events while it waits for an "
-    "acknowledgement; where it stops is not confirmed)"))
 def test_views_alone_in_cells_update_across_cells_without_errors(page: Page, jupyterlab):
     """notebooks/ui_workbench.ipynb: one view per cell over one shared state.
 
