@@ -131,7 +131,7 @@ class Store:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = _connect(self.path, read_only)
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store: "
                              f"{str(exc).splitlines()[0]}") from None
@@ -495,22 +495,6 @@ class Store:
                        r["loaded_at"]])
 
 
-def _connect(path: Path, read_only: bool):
-    """A connection; a reader in a process that already writes the file shares the writer's
-    instance (DuckDB refuses a read-only one beside it) and stays a reader: nothing writes
-    through it. That is ``watch`` telling a story on its worker thread while its main thread
-    ingests (``workbench.stream.watch``)."""
-    from .lockdown import served_lockdown
-
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.ConnectionException as exc:
-        if not (read_only and served_lockdown() is None
-                and "different configuration" in str(exc)):
-            raise
-    return duckdb.connect(str(path))
-
-
 def verified_files(db: str | Path | None) -> dict[str, dict]:
     """What the store at ``db`` recorded of the event files it verified, by resolved path.
 
@@ -521,8 +505,8 @@ def verified_files(db: str | Path | None) -> dict[str, dict]:
     if db is None or not Path(db).is_file():
         return {}
     try:
-        con = _connect(Path(db), True)
-    except duckdb.Error:  # another process is writing it
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
         return {}
     try:
         df = con.execute(f"SELECT path, bytes, mtime_ns, sha256, rows, fingerprint FROM "

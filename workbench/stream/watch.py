@@ -9,23 +9,12 @@ ledger refuses the batch id). When an alert opens, the normal investigation runs
 on the passport over the divergence's window, is saved in the library, and its
 story is emitted once; an alert whose story a crash cut off is told on restart.
 
-The investigation runs off the ingest path, on one worker thread fed by a bounded
-queue (:attr:`Watcher.QUEUE` alerts; beyond that ingestion waits for room, so
-memory cannot grow with a storm of alerts): batches keep being stored and scored
-while a story is built. The worker only investigates; the story is recorded
-(``stream_alerts.story``) and emitted by the ingesting thread, between batches, so
-every write to the stream's tables stays on one thread. Both threads share the
-process's one DuckDB instance of the store (MVCC transactions).
-
 SIGINT and SIGTERM stop the loop between batches: the batch in hand finishes
-(or, if the process dies, rolls back), and so does the story in hand; stories
-still queued are told on restart, like any alert without a story.
+(or, if the process dies, rolls back).
 """
 from __future__ import annotations
 
-import queue
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,10 +108,6 @@ class Watcher:
         self.batches = 0
         self.pending: list[tuple[dict, float]] = []
         self._st: Store | None = None
-        self._todo: queue.Queue = queue.Queue(maxsize=self.QUEUE)  # alerts to investigate
-        self._done: queue.Queue = queue.Queue()  # (alert, arrived, investigation or error)
-        self._worker: threading.Thread | None = None
-        self._signalled = False
         self._opened = 0.0
         metrics = self.config.metrics or tuple(self.m.metrics)
         for name in metrics:
@@ -150,74 +135,17 @@ class Watcher:
         self.pending = [(a, time.time()) for a in pending]  # raised, story never told
         self._tell_pending()
 
-    #: Alerts waiting for the story worker before ingestion waits for room.
-    QUEUE = 8
-
     def _tell_pending(self) -> None:
-        """Hand the stories still owed to the worker (started on first use)."""
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._work, name="watch-story", daemon=True)
-            self._worker.start()
+        """Tell the stories still owed; one that fails now (a store lock, say) waits."""
         owed, self.pending = self.pending, []
-        for item in owed:
-            while True:  # a full queue: ingestion waits for room (bounded memory)
-                try:
-                    self._todo.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    self._collect()
-
-    def _work(self) -> None:
-        """The worker thread: investigate each alert handed over; ``None`` stops it."""
-        while True:
-            item = self._todo.get()
-            if item is None:
-                return
-            alert, arrived = item
+        for alert, arrived in owed:
             try:
-                got = self._investigate(alert)
-            except BaseException as exc:  # noqa: BLE001 - judged on the ingesting thread
-                got = exc
-            self._done.put((alert, arrived, got))
-
-    def _collect(self) -> None:
-        """Record and emit the stories the worker finished (on the ingesting thread).
-
-        One that failed on a store lock or a write conflict is told again after the next
-        batch; any other error is raised here, as it was when stories ran inline.
-        """
-        import duckdb
-
-        while True:
-            try:
-                alert, arrived, got = self._done.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(got, (WorkbenchError, duckdb.TransactionException)):
+                self._story(alert, arrived)
+            except WorkbenchError as exc:
                 self.pending.append((alert, arrived))
                 self.emit({"event": "story_deferred", "alert_id": alert["alert_id"],
                            "detail": f"story of alert {alert['alert_id']} deferred to the next "
-                                     f"batch: {got}"})
-                continue
-            if isinstance(got, BaseException):
-                raise got
-            self._tell(alert, arrived, got)
-
-    def _finish_stories(self) -> None:
-        """At the end of the loop: wait for the queued stories (only the one in hand after a
-        signal) and record them."""
-        if self._worker is None:
-            return
-        if self._signalled:
-            while True:  # queued, not started: owed, told on restart
-                try:
-                    self._todo.get_nowait()
-                except queue.Empty:
-                    break
-        self._todo.put(None)
-        self._worker.join()
-        self._worker = None
-        self._collect()
+                                     f"batch: {exc}"})
 
     #: Seconds the watcher keeps the store open across batches before letting others in.
     HOLD = 10.0
@@ -306,8 +234,8 @@ class Watcher:
                        "latency_s": round(time.time() - batch.arrived, 4)})
             self.pending.append((alert, batch.arrived))
         if self.pending:
-            self._tell_pending()  # built on the worker thread; ingestion goes on
-        self._collect()
+            self._release()  # the investigation opens the store itself
+            self._tell_pending()
         return ev
 
     def _reject(self, batch: Batch, reason: str) -> dict:
@@ -318,20 +246,17 @@ class Watcher:
         self.emit(ev)
         return ev
 
-    def _investigate(self, alert: dict):
-        """Investigate the alert's window once and save it (on the worker thread)."""
+    def _story(self, alert: dict, arrived: float) -> None:
+        """Investigate the alert's window once, save it, record and emit its story."""
         from ..investigation import investigate
 
         end = alert.get("window_end")
         window = (alert["onset"], end) if end and end > alert["onset"] else None
-        return investigate(self.pp.directory, metric=alert["metric"], window=window,
-                           db=self.db, artifact_dir=self.config.library,
-                           verify=self.config.verify)
-
-    def _tell(self, alert: dict, arrived: float, inv) -> None:
-        """Record the story of an investigated alert, once, and emit it."""
+        inv = investigate(self.pp.directory, metric=alert["metric"], window=window, db=self.db,
+                          artifact_dir=self.config.library, verify=self.config.verify)
         story = inv.summary()
-        al.record_story(self._store(), self.m.name, alert["alert_id"], story, inv.artifact)
+        with open_store(self.db) as st:
+            al.record_story(st, self.m.name, alert["alert_id"], story, inv.artifact)
         top_slice = dict(inv.slices[0].filter) if inv.slices else None
         top_cause = inv.causes[0].change_id if inv.causes else None
         self.emit({"event": "story", "alert_id": alert["alert_id"], "metric": alert["metric"],
@@ -342,7 +267,6 @@ class Watcher:
     # ------------------------------------------------------------------ the loop
     def stop(self, *_args) -> None:
         self.stopping = True
-        self._signalled = bool(_args)  # from a signal handler: do not wait for queued stories
 
     def run(self) -> int:
         """Watch until stopped (signal, ``max_batches``, ``idle_exit``); batches processed."""
@@ -362,7 +286,6 @@ class Watcher:
                     self.process(b)
                     if self.config.max_batches and self.batches >= self.config.max_batches:
                         self.stopping = True
-                self._collect()
                 if got:
                     idle_since = time.monotonic()
                     continue
@@ -370,7 +293,6 @@ class Watcher:
                 if self.config.idle_exit is not None and \
                         time.monotonic() - idle_since >= self.config.idle_exit:
                     break
-            self._finish_stories()
         finally:
             self._release()
             for s, h in old.items():

@@ -122,7 +122,10 @@ class NatsSource:
 
         try:
             msgs = self._run(self._sub.fetch(self.batch, timeout=max(timeout, 0.05)))
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            # nats-py also raises a bare asyncio.TimeoutError when the fetch's deadline
+            # has passed before its second request (a busy thread: a story being
+            # investigated on the watcher's worker); either way, nothing arrived
             return []
         return [self._to_batch(m) for m in msgs]
 
@@ -143,8 +146,25 @@ class NatsSource:
         path.write_bytes(msg.data)
         return Batch(bid, path, arrived, origin, msg)
 
+    #: Seconds to wait for the server to confirm an acknowledgement.
+    ACK_WAIT = 10.0
+
     def ack(self, batch: Batch) -> None:
-        self._run(batch.token.ack_sync())
+        """Acknowledge a stored batch, waiting for the server's confirmation.
+
+        The batch is already in the ledger (committed with its rows) when this runs, so a
+        confirmation that does not come in time is not an error: the acknowledgement is
+        sent once more without waiting, and should the server still redeliver the batch,
+        the ledger refuses it as a repeat and it is acknowledged then. (The wait was 1 s,
+        nats-py's default; with a story being investigated on the watcher's worker
+        thread, the reply could wait longer than that for this thread's event loop.)
+        """
+        import nats.errors
+
+        try:
+            self._run(batch.token.ack_sync(timeout=self.ACK_WAIT))
+        except nats.errors.TimeoutError:
+            self._run(batch.token.ack())
         batch.path.unlink(missing_ok=True)
 
     def reject(self, batch: Batch, reason: str) -> None:
