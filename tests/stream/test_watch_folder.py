@@ -87,7 +87,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, 
         again.wait_for(lambda evs: not list(drop.glob("*.csv")) and sum(
             e["event"] in ("batch", "rejected") for e in evs) >= n - 5 - 1, TIMEOUT)
     finally:
-        assert again.terminate() == 0
+        assert again.terminate() == 0, again.stderr[-20:]
     assert not again.of("rejected")
     streamed = stored_totals(scenario.passport / ".workbench" / "store.duckdb")
     # the same files, ingested in one shot into a fresh store

@@ -118,7 +118,7 @@ def test_published_batches_raise_one_story_and_a_repeat_is_stored_once(scenario,
         publish_batch(nats_url, "b00003", batch_bytes(scenario, 3))  # published twice
         w.wait_for(lambda evs: sum(e["event"] == "batch" for e in evs) >= 12, TIMEOUT)
     finally:
-        assert w.terminate() == 0
+        assert w.terminate() == 0, w.stderr[-20:]
     (story,) = w.of("story")
     assert (story["verdict"], story["top_cause"], story["top_slice"]) == \
         ("change", "chg-flag", {"platform": "ios"})
@@ -147,7 +147,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, 
                                             if e["event"] == "batch"} >= {p[0] for p in payloads},
                        TIMEOUT)
     finally:
-        assert again.terminate() == 0
+        assert again.terminate() == 0, again.stderr[-20:]
     files = []
     for bid, data, _ in payloads:
         (tmp_path / "files").mkdir(exist_ok=True)
