@@ -63,11 +63,13 @@ def test_both_engines_store_the_same_facts(answers):
     got = _both(tmp, lambda con, schema: {
         "facts": con.execute(
             f"SELECT ts, country, platform, app_version, browser, plan, region, "
-            f"sum(sessions), sum(conversions), sum(revenue), count(*) FROM {q(schema)}.events "
+            f"sum(sessions), sum(conversions), sum(revenue), count(*) "
+            f"FROM {q(schema)}.{q('events')} "
             f"GROUP BY ALL ORDER BY ALL").df(),
-        "dict": con.execute(f"SELECT code, value FROM {q(schema)}.dict_app_version "
+        "dict": con.execute(f"SELECT code, value FROM {q(schema)}.{q('dict_app_version')} "
                             f"ORDER BY code").df(),
-        "batch": con.execute("SELECT rows, min_ts, max_ts FROM wb_meta.batches").df()})
+        "batch": con.execute(f"SELECT rows, min_ts, max_ts FROM "
+                             f"{q('wb_meta')}.{q('batches')}").df()})
     pd.testing.assert_frame_equal(got["duck"]["dict"], got["spark"]["dict"])
     pd.testing.assert_frame_equal(got["duck"]["batch"], got["spark"]["batch"])
     pd.testing.assert_frame_equal(got["duck"]["facts"], got["spark"]["facts"],
@@ -111,10 +113,10 @@ def test_a_second_batch_is_coded_against_the_stored_dictionary(spark_session, tm
             assert [b.status for b in rep.batches] == ["duplicate", "loaded"]
             schema = st.passport().schema
             dicts[engine] = st.con.execute(
-                f"SELECT code, value FROM {q(schema)}.dict_browser ORDER BY code").df()
-            n = st.con.execute(f"SELECT count(*) FROM {q(schema)}.events e JOIN "
-                               f"{q(schema)}.dict_browser d ON d.code = e.browser "
-                               f"WHERE d.value = 'lynx'").fetchone()[0]
+                f"SELECT code, value FROM {q(schema)}.{q('dict_browser')} ORDER BY code").df()
+            n = st.con.execute(f"SELECT count(*) FROM {q(schema)}.{q('events')} e JOIN "
+                               f"{q(schema)}.{q('dict_browser')} d ON d.code = e.browser "
+                               f"WHERE d.value = ?", ["lynx"]).fetchone()[0]
             assert n == 7
     pd.testing.assert_frame_equal(dicts["duckdb"], dicts["spark"])
     assert dicts["spark"]["value"].iloc[-1] == "lynx"

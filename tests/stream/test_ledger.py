@@ -8,9 +8,7 @@ from workbench.errors import PassportError, UsageError
 from workbench.passport import load_passport
 from workbench.store import Store
 from workbench.stream.ledger import ingest_batch, init_stream_tables
-from workbench.stream.sample import batch_frame, write_batch
-
-from .conftest import stored_totals
+from workbench.stream.sample import batch_frame, stored_totals, write_batch
 
 
 def _store(sc, tmp_path):

@@ -17,9 +17,7 @@ from pathlib import Path
 from workbench.passport import load_passport
 from workbench.store import Store
 from workbench.stream.process import WatchProcess
-from workbench.stream.sample import write_batch
-
-from .conftest import stored_totals
+from workbench.stream.sample import stored_totals, write_batch
 
 TIMEOUT = 240  # generous: 2 shared cores, and the story runs a whole investigation
 

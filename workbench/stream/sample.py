@@ -137,3 +137,30 @@ def batch_bytes(sc: Scenario, k: int, *, fmt: str = "csv", hours: float = 1.0) -
     else:
         df.to_parquet(buf, index=False)
     return buf.getvalue()
+
+
+def stored_totals(db: str | Path, passport: str = "stream-shop") -> dict:
+    """Rows, measure sums and per-grain aggregates of a store, read-only.
+
+    What the streaming tests compare between a streamed store and a one-shot ingest:
+    ``rows``, ``sessions``, ``conversions``, ``per_grain`` (hour, rows, sessions,
+    conversions) and ``agg`` (the stream's kept aggregates, ``None`` without them).
+    """
+    from ..store import Store
+    from ..store.sql import q
+
+    with Store(db, read_only=True) as st:
+        sp = st.passport(passport)
+        c = st.con
+        events = f"{q(sp.schema)}.{q('events')}"
+        rows, s, k = c.execute(f"SELECT count(*), sum(sessions), sum(conversions) "
+                               f"FROM {events}").fetchone()
+        per_grain = c.execute(f"SELECT time_bucket(INTERVAL '1 hour', ts) AS b, count(*), "
+                              f"sum(sessions), sum(conversions) FROM {events} "
+                              f"GROUP BY ALL ORDER BY b").fetchall()
+        agg = None
+        if c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                     "AND table_name = ?", [sp.schema, "stream_agg"]).fetchone()[0]:
+            agg = c.execute(f"SELECT bucket, n_rows, sessions, conversions FROM "
+                            f"{q(sp.schema)}.{q('stream_agg')} ORDER BY bucket").fetchall()
+    return {"rows": rows, "sessions": s, "conversions": k, "per_grain": per_grain, "agg": agg}

@@ -15,12 +15,12 @@ import threading
 
 import pytest
 
-from workbench.store.sql import q
 from workbench.errors import UsageError
 from workbench.passport import load_passport
 from workbench.store import Store
+from workbench.store.sql import q
 from workbench.stream.process import WatchProcess
-from workbench.stream.sample import batch_bytes, make_scenario
+from workbench.stream.sample import batch_bytes, make_scenario, stored_totals
 from workbench.testing import check_stream_source
 from workbench_nats import NatsSource, parse_url, publish_batch, publish_batches
 
@@ -72,22 +72,6 @@ def scenario(tmp_path):
     return make_scenario(tmp_path / "passport", seed=11)
 
 
-def _totals(db):
-    with Store(db, read_only=True) as st:
-        sp = st.passport("stream-shop")
-        c = st.con
-        tot = c.execute(f"SELECT count(*), sum(sessions), sum(conversions) FROM "
-                        f"{q(sp.schema)}.events").fetchone()
-        grains = c.execute(f"SELECT time_bucket(INTERVAL '1 hour', ts) b, count(*), "
-                           f"sum(sessions), sum(conversions) FROM {q(sp.schema)}.events "
-                           f"GROUP BY ALL ORDER BY b").fetchall()
-        agg = c.execute(f"SELECT bucket, n_rows, sessions, conversions FROM "
-                        f"{q(sp.schema)}.stream_agg ORDER BY bucket").fetchall() \
-            if c.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ?"
-                         " AND table_name = 'stream_agg'", [sp.schema]).fetchone()[0] else None
-    return tot, grains, agg
-
-
 def test_contract_and_url_errors():
     check_stream_source(NatsSource)
     o = parse_url("nats://127.0.0.1:4333/wb.x?stream=S&durable=d&ack_wait=5&batch=4")
@@ -126,8 +110,8 @@ def test_published_batches_raise_one_story_and_a_repeat_is_stored_once(scenario,
     statuses = [(e["batch_id"], e["status"]) for e in w.of("batch")]
     assert statuses[-1] == ("b00003", "duplicate")
     assert sum(s == "ingested" for _, s in statuses) == 11
-    (tot, grains, agg) = _totals(scenario.passport / ".workbench" / "store.duckdb")
-    assert tot[0] == 15 * 24 * 300 + 11 * 300 and grains == agg
+    t = stored_totals(scenario.passport / ".workbench" / "store.duckdb")
+    assert t["rows"] == 15 * 24 * 300 + 11 * 300 and t["per_grain"] == t["agg"]
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, nats_url,
@@ -155,13 +139,15 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(scenario, 
         files[-1].write_bytes(data)
     with Store(tmp_path / "oneshot.duckdb") as st:
         st.ingest(load_passport(scenario.passport), batch_files=files)
-    streamed = _totals(scenario.passport / ".workbench" / "store.duckdb")
-    oneshot = _totals(tmp_path / "oneshot.duckdb")
-    assert streamed[0] == oneshot[0] and streamed[0][0] == 15 * 24 * 300 + n * 300
-    assert streamed[1] == oneshot[1] == streamed[2]
+    streamed = stored_totals(scenario.passport / ".workbench" / "store.duckdb")
+    oneshot = stored_totals(tmp_path / "oneshot.duckdb")
+    sums = ("rows", "sessions", "conversions")
+    assert [streamed[k] for k in sums] == [oneshot[k] for k in sums]
+    assert streamed["rows"] == 15 * 24 * 300 + n * 300
+    assert streamed["per_grain"] == oneshot["per_grain"] == streamed["agg"]
     with Store(scenario.passport / ".workbench" / "store.duckdb", read_only=True) as st:
-        assert st.con.execute("SELECT count(*), count(DISTINCT batch_id) FROM "
-                              "wb_meta.stream_ledger").fetchone() == (n, n)
+        assert st.con.execute(f"SELECT count(*), count(DISTINCT batch_id) FROM "
+                              f"{q('wb_meta')}.{q('stream_ledger')}").fetchone() == (n, n)
 
 
 def test_publishing_from_a_thread_that_runs_an_event_loop(nats_url, tmp_path):
