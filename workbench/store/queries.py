@@ -82,6 +82,29 @@ def dictionary(con: duckdb.DuckDBPyConnection, sp: StoredPassport, dimension: st
     return con.execute(f"SELECT code, value FROM {sp.schema}.{q('dict_' + dimension)}").df()
 
 
+def search_values(con: duckdb.DuckDBPyConnection, sp: StoredPassport, dimension: str,
+                  tokens: Sequence[str], limit: int) -> list[tuple[str, int]]:
+    """Values of ``dimension`` whose ``d = v d=v`` text holds every token, from its dictionary.
+
+    One query on the dimension's dictionary table (its distinct values), so a search in
+    a dimension of a million values neither scans nor holds them in Python: DuckDB's
+    ``contains`` with the tokens as parameters, at most ``limit`` rows. Ranked by the
+    number of tokens hitting ``d=v`` (returned with each value), then values starting
+    with the longest token, then alphabetically.
+    """
+    head = "lower(? || '=' || value)"
+    text = "lower(? || ' = ' || value || ' ' || ? || '=' || value)"
+    where = " AND ".join(f"contains({text}, ?)" for _ in tokens)
+    strong = " + ".join(f"contains({head}, ?)::INTEGER" for _ in tokens)
+    sql = (f"SELECT value, {strong} AS strong FROM {q(sp.schema)}.{q('dict_' + dimension)} "
+           f"WHERE {where} ORDER BY strong DESC, starts_with(lower(value), ?) DESC, value "
+           "LIMIT ?")
+    params = [x for t in tokens for x in (dimension, t)]
+    params += [x for t in tokens for x in (dimension, dimension, t)]
+    params += [max(tokens, key=len), int(limit)]
+    return [(str(v), int(n)) for v, n in con.execute(sql, params).fetchall()]
+
+
 def grouping_labels(sp: StoredPassport, dims: Sequence[str], alias: str = "g") -> tuple[str, str]:
     """SQL naming each GROUPING SETS row by its dimension and decoded value.
 

@@ -676,33 +676,14 @@ class InvestigationData:
 
     def _store_value_hits(self, dimension: str, tokens: list[str],
                           limit: int) -> list[tuple[str, int]]:
-        """Values of a many-valued ``dimension`` holding every token, from the store.
-
-        One query on the dimension's dictionary table (its distinct values), so a
-        keystroke in the search box never scans a million values in Python nor
-        holds them in memory: the same ``d = v d=v`` text as the in-memory search,
-        matched with DuckDB's ``contains`` (tokens as parameters), at most
-        ``limit`` rows. Ranked by the tokens hitting ``d=v``, then values that start
-        with the longest token, then alphabetically (traffic is not in the
-        dictionary; the busiest values are in the option lists already).
-        """
+        """Values of a many-valued ``dimension`` holding every token, from the store
+        (:func:`workbench.store.queries.search_values`: the same ``d = v d=v`` text as the
+        in-memory search, never a million values in Python)."""
         from ..store import Store
-        from ..store.sql import q
+        from ..store.queries import search_values
 
-        head = "lower(? || '=' || value)"
-        text = "lower(? || ' = ' || value || ' ' || ? || '=' || value)"
-        where = " AND ".join(f"contains({text}, ?)" for _ in tokens)
-        strong = " + ".join(f"contains({head}, ?)::INTEGER" for _ in tokens)
-        longest = max(tokens, key=len)
-        sql = (f"SELECT value, {strong} AS strong FROM {self.sp.schema}."
-               f"{q('dict_' + dimension)} WHERE {where} "
-               "ORDER BY strong DESC, starts_with(lower(value), ?) DESC, value LIMIT ?")
-        params = [x for t in tokens for x in (dimension, t)]
-        params += [x for t in tokens for x in (dimension, dimension, t)]
-        params += [longest, int(limit)]
         with Store(self.db, read_only=True) as st:
-            rows = st.con.execute(sql, params).fetchall()
-        return [(str(v), int(n)) for v, n in rows]
+            return search_values(st.con, self.sp, dimension, tokens, limit)
 
 
 def _past_investigations(library: str | Path | None) -> list[dict]:
