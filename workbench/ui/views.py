@@ -23,6 +23,7 @@ from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
 from .narrative import narrate
 from .showquery import slice_queries
+from .timeline import TimelineFigure, on_page, timeline_columns
 from ._viewbase import (_CSS, _View, _after_first_paint, _conf, _hv, _lazy_tabs, _md,
                         _pct, _when, _Alert)
 from .views_causes import CausalView, HypothesisBoard
@@ -52,9 +53,12 @@ class DivergenceView(_View):
             description="The slice the timeline shows; a localized slice or one dimension "
                         "value (d/u drill down and up)")
         self._select.param.watch(self._on_select, "value")
-        dmap = hv.DynamicMap(pn.bind(self._plot, st.param.timeline, st.param.hypothesis,
-                                     st.param.experiment))
-        self._pane = _hv(dmap, min_height=self.height, loading=st.param.timeline_busy)
+        # One plain Bokeh figure per session, its sources refilled in place (ui/timeline.py)
+        self._fig = TimelineFigure(st.metric or "metric", height=self.height)
+        self._pane = pn.pane.Bokeh(self._fig.figure, min_height=self.height,
+                                   sizing_mode="stretch_width", loading=st.param.timeline_busy)
+        self._fig.show(self._columns())
+        st.param.watch(self._redraw, ["timeline", "hypothesis", "experiment"])
         st.param.watch(self._sync, ["slice_filter", "data", "live"])
         head = pn.Row(self._select, self._title, sizing_mode="stretch_width")
         return pn.Column(head if self.show_selector else self._title, self._pane,
@@ -97,18 +101,22 @@ class DivergenceView(_View):
         if filt != self.state.slice_filter:
             self.state.drill_to(filt)
 
-    def _plot(self, timeline, hypothesis, experiment=None):
+    def _redraw(self, *events) -> None:
+        """Put the shown slice's columns in the figure (in place: no model is created)."""
+        on_page(self._pane, self._fig.figure, self._fig.show, self._columns())
+
+    def _columns(self) -> dict:
+        """What the timeline shows now (shared by every session showing the same)."""
         st = self.state
-        data = st.data
-        live = st.live
-        if data is None or timeline is None:
-            return plots.timeline_plot(None, metric=st.metric or "metric", height=self.height)
+        data, live, timeline = st.data, st.live, st.timeline
+        if data is None or timeline is None or live is None:
+            return timeline_columns(None, metric=st.metric or "metric")
         filt = timeline.attrs.get("filter", st.slice_filter)
         if sorted(filt.items()) == sorted(st.slice_filter.items()):
             filt = st.slice_filter  # same slice: keep the order the user picked
         start, end = live.data_range()
         end = end.tz_localize(None) + live.grain
-        arms = plots.arm_frame(experiment)
+        arms = plots.arm_frame(st.experiment)
         if len(arms):  # a running test: the days before it and its hours
             end = max(end, arms["ts"].max())
         xlim = (max(end - pd.Timedelta(days=7), start.tz_localize(None)), end)
@@ -117,16 +125,15 @@ class DivergenceView(_View):
         now = data.as_of.tz_localize(None) if data.as_of is not None else None
         highlight = cause["change_id"] if cause else None
 
-        def draw():
-            return plots.timeline_plot(timeline, metric=data.metric, filt=filt,
-                                       changes=data.changes(), gaps=data.gaps(), onset=onset,
-                                       now=now, xlim=xlim, height=self.height,
-                                       highlight=highlight, arms=arms)
+        def make():
+            return timeline_columns(timeline, metric=data.metric, filt=filt,
+                                    changes=data.changes(), gaps=data.gaps(), onset=onset,
+                                    now=now, xlim=xlim, highlight=highlight, arms=arms)
         if len(arms):  # a running test's hours belong to this session alone
-            return draw()
-        # One element per slice and hypothesis for all sessions (data.shared_plot).
-        return data.shared_plot(
-            ("timeline", tuple(filt.items()), highlight, self.height, xlim), timeline, draw)
+            return make()
+        # One set of columns per slice and hypothesis for all sessions (data.shared_plot).
+        return data.shared_plot(("timeline", tuple(filt.items()), highlight, xlim),
+                                timeline, make)
 
 
 # ============================================================================ replay
