@@ -538,13 +538,11 @@ class Workbench(_View):
     def _build(self):
         st = self.state
         self.divergence = DivergenceView(state=st)
-        self.replay = TimelineReplay(state=st)
-        self.slices = SliceExplorer(state=st)
         self.hypotheses = HypothesisBoard(state=st)
-        # Fixed-width plots: a responsive plot in a hidden tab sizes itself to nothing.
-        self.causal = CausalView(state=st)
-        self.narrative = NarrativeView(state=st)
         self.search = SearchView(state=st)
+        # The views below the first paint and in hidden tabs are constructed when first
+        # shown (or first asked for: ``self.slices``...), each once.
+        self._parts: dict[str, _View] = {}
         kw = {"keys": []} if self.keyboard == "off" else {}
         self.keys = KeyboardShortcuts(on_key=self._on_key,
                                       scope="focus" if self.keyboard == "off" else self.keyboard,
@@ -569,17 +567,19 @@ class Workbench(_View):
         header = pn.Row(_md(f"## {self.title}", margin=(0, 10)), metric,
                         self._verdict, pn.layout.HSpacer(), self.keys,
                         sizing_mode="stretch_width", css_classes=["wb-header"])
-        below = [self.replay, self.slices]
+        below = [lambda: self.replay, lambda: self.slices]
         if self.defer:
             below = _after_first_paint(*below)
+        else:
+            below = [make() for make in below]
         left = pn.Column(self.search, self.divergence, *below, sizing_mode="stretch_width")
         # Hidden tabs render when first opened (_lazy_tabs), never Panel's dynamic tabs.
-        from .loop import LoopState, LoopView  # the closed loop: test a hypothesis by acting
-        self.act = LoopView(state=LoopState(workbench=st))
         from .plugins import view_tabs  # third-party views the identity may see (plug-ins)
         self.plugin_views = view_tabs(st)
-        right = pn.Column(_lazy_tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
-                                     ("Evidence", self.causal), ("Act", self.act),
+        right = pn.Column(_lazy_tabs(("Hypotheses", self.hypotheses),
+                                     ("Story", lambda: self.narrative),
+                                     ("Evidence", lambda: self.causal),
+                                     ("Act", lambda: self.act),
                                      *self.plugin_views, sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
@@ -588,6 +588,35 @@ class Workbench(_View):
                          pn.Row(self._alert, dismiss, sizing_mode="stretch_width"), body,
                          sizing_mode="stretch_width", css_classes=["wb-root"],
                          stylesheets=[_CSS])
+
+    def _part(self, name: str, make) -> "_View":
+        view = self._parts.get(name)
+        if view is None:
+            view = self._parts[name] = make()
+        return view
+
+    @property
+    def replay(self) -> TimelineReplay:
+        return self._part("replay", lambda: TimelineReplay(state=self.state))
+
+    @property
+    def slices(self) -> SliceExplorer:
+        return self._part("slices", lambda: SliceExplorer(state=self.state))
+
+    @property
+    def narrative(self) -> NarrativeView:
+        return self._part("narrative", lambda: NarrativeView(state=self.state))
+
+    @property
+    def causal(self) -> CausalView:
+        # Fixed-width plots: a responsive plot in a hidden tab sizes itself to nothing.
+        return self._part("causal", lambda: CausalView(state=self.state))
+
+    @property
+    def act(self):
+        """The closed loop: test a hypothesis by acting (:mod:`workbench.ui.loop`)."""
+        from .loop import LoopState, LoopView
+        return self._part("act", lambda: LoopView(state=LoopState(workbench=self.state)))
 
     def _verdict_text(self) -> str:
         st = self.state
