@@ -118,3 +118,32 @@ def test_two_sessions_share_the_columns_not_the_models(demo_inv):
     observed = v1._fig.sources["series"].data["observed"]
     expected = live.timeline(target)["observed"].to_numpy(dtype=float)[-len(observed):]
     assert np.allclose(observed, expected, equal_nan=True)
+
+
+def test_a_click_on_a_bar_drills_into_its_slice(demo_inv):
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from workbench.ui.data import InvestigationData, slice_label
+    from workbench.ui.state import WorkbenchState
+    from workbench.ui.views import SliceExplorer
+
+    live = InvestigationData(demo_inv)
+    doc = Document()
+    with set_curdoc(doc):
+        view = SliceExplorer(state=WorkbenchState.from_data(live))
+        view.__panel__().server_doc(doc)
+        bars = view._barfig
+        ranked = live.ranked_slices({})
+        # first-ranked on top: the last factor of the range
+        assert bars.y_range.factors[-1] == ranked.iloc[0]["slice"]
+        assert bars.figure.xaxis[0].formatter.format == "0%"
+        ids = {m.id for m in doc.models}
+        target = dict(ranked.iloc[1]["filter"])
+        i = list(bars.source.data["slice"]).index(slice_label(target))
+        bars.source.selected.indices = [i]  # what the browser sends on a tap
+    assert view.state.slice_filter == target
+    assert bars.source.selected.indices == []
+    assert list(bars.source.data["slice"]) == \
+        list(live.ranked_slices(target)["slice"].drop_duplicates())[::-1]
+    assert {m.id for m in doc.models} == ids  # refilled in place

@@ -24,7 +24,7 @@ import pandas as pd
 from .data import slice_label
 from .plots import COLORS, _empty_series, _rail
 
-__all__ = ["TimelineFigure", "timeline_columns", "on_page", "SERIES"]
+__all__ = ["TimelineFigure", "timeline_columns", "on_page", "SliceBars", "bar_columns", "SERIES"]
 
 #: The columns of the series source (the browser tests read ``observed``).
 SERIES = ("ts", "observed", "expected", "lower", "upper")
@@ -218,3 +218,76 @@ def on_page(pane, model, fn, *args) -> None:
         fn(*args)
     if doc is not None and doc.session_context is None:
         push_notebook(pane)
+
+
+# ============================================================================ slice bars
+def bar_columns(ranked: pd.DataFrame | None) -> dict:
+    """The ranked slices as the columns of :class:`SliceBars` (first-ranked on top)."""
+    cols = ["slice", "share", "relative_change", "source"]
+    df = ranked[cols] if ranked is not None and len(ranked) else pd.DataFrame(
+        {"slice": ["(no slices)"], "share": [0.0], "relative_change": [0.0],
+         "source": ["breakdown"]})
+    df = df.drop_duplicates("slice").iloc[::-1]  # bars draw bottom-up
+    share = df["share"].to_numpy(dtype=float)
+    share = np.where(np.isfinite(share), share, 0.0)
+    source = df["source"].astype(str).tolist()
+    lo, hi = min(0.0, float(share.min())), max(0.0, float(share.max()))
+    pad = 0.05 * (hi - lo) or 0.05
+    return {"data": {"slice": df["slice"].astype(str).tolist(), "share": share,
+                     "relative_change": df["relative_change"].to_numpy(dtype=float),
+                     "source": source,
+                     "color": [COLORS.get(s, COLORS["breakdown"]) for s in source]},
+            "x_range": (lo - (pad if lo < 0 else 0.0), hi + pad)}
+
+
+class SliceBars:
+    """One session's bars of the ranked slices' share of the divergence; a click on a
+    bar calls ``on_tap(label)``. Updated in place (:meth:`show`), like the timeline.
+
+    Parameters
+    ----------
+    on_tap:
+        Called with the clicked slice's label.
+    height:
+        Figure height in pixels.
+    """
+
+    def __init__(self, on_tap, height: int = 320):
+        from bokeh.models import (ColumnDataSource, FactorRange, HoverTool,
+                                  NumeralTickFormatter, Range1d)
+        from bokeh.plotting import figure
+
+        first = bar_columns(None)
+        self.source = ColumnDataSource(first["data"])
+        self.y_range, self.x_range = FactorRange(factors=first["data"]["slice"]), Range1d(0, 1)
+        fig = figure(y_range=self.y_range, x_range=self.x_range, height=height,
+                     sizing_mode="stretch_width", tools="tap", toolbar_location=None,
+                     title="Slices by share of the divergence (click to drill down)",
+                     x_axis_label="share of the divergence", y_axis_label="slice")
+        bars = fig.hbar(y="slice", right="share", height=0.8, source=self.source,
+                        color="color", nonselection_fill_alpha=0.5)
+        fig.add_tools(HoverTool(renderers=[bars], tooltips=[
+            ("slice", "@slice"), ("share of divergence", "@share{0%}"),
+            ("change in the slice", "@relative_change{+0.0%}"), ("found by", "@source")],
+            description="Slice details"))
+        fig.xaxis.formatter = NumeralTickFormatter(format="0%")
+        fig.ygrid.grid_line_color = None
+        self.figure = fig
+        self._on_tap = on_tap
+        self.source.selected.on_change("indices", self._tapped)
+
+    def show(self, cols: dict) -> None:
+        """Show ``cols`` (:func:`bar_columns`) in place."""
+        if self.source.data.get("slice") != cols["data"]["slice"] or \
+                not np.array_equal(self.source.data.get("share"), cols["data"]["share"]):
+            self.y_range.factors = cols["data"]["slice"]
+            self.source.data = cols["data"]
+            self.x_range.update(start=cols["x_range"][0], end=cols["x_range"][1])
+        if self.source.selected.indices:
+            self.source.selected.indices = []
+
+    def _tapped(self, attr, old, new) -> None:
+        if new:
+            labels = self.source.data["slice"]
+            if 0 <= new[0] < len(labels):
+                self._on_tap(labels[new[0]])

@@ -23,7 +23,7 @@ from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
 from .narrative import narrate
 from .showquery import slice_queries
-from .timeline import TimelineFigure, on_page, timeline_columns
+from .timeline import SliceBars, TimelineFigure, bar_columns, on_page, timeline_columns
 from ._viewbase import (_CSS, _View, _after_first_paint, _conf, _hv, _lazy_tabs, _md,
                         _pct, _when, _Alert)
 from .views_causes import CausalView, HypothesisBoard
@@ -243,10 +243,11 @@ class SliceExplorer(_View):
         st.param.watch(lambda *e: setattr(self._crumbs, "object", self._crumb_text()),
                        ["slice_filter", "drill_stack"])
 
-        bars = hv.DynamicMap(pn.bind(self._bars, st.param.ranked))
-        tap = hv.streams.Tap(source=bars)
-        tap.add_subscriber(self._on_bar_tap)
-        self._bars_tap = tap
+        # plain Bokeh bars refilled in place (ui/timeline.py), as the timeline
+        self._barfig = SliceBars(self._on_bar_label)
+        self._barfig.show(self._bar_columns())
+        self._bars = pn.pane.Bokeh(self._barfig.figure, sizing_mode="stretch_width",
+                                   min_height=320)
         # The heatmap, the comparison and the rate-mix split redraw only while their tab
         # is shown (or when it is opened): a click on a slice then redraws two plots,
         # not six.
@@ -269,7 +270,7 @@ class SliceExplorer(_View):
 
         w = dict(width=170)
         tabs = _lazy_tabs(
-            ("Ranked", pn.Column(self._table, self._query, _hv(bars),
+            ("Ranked", pn.Column(self._table, self._query, self._bars,
                                  sizing_mode="stretch_width")),
             ("Heatmap", pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **w),
                                          pn.widgets.Select.from_param(st.param.heat_y, **w)),
@@ -318,15 +319,12 @@ class SliceExplorer(_View):
                       + _share_note_html(x.share))}
             for x in recs]
 
-    def _bars(self, ranked):
-        if ranked is None:
-            return plots.slice_bars(pd.DataFrame(columns=["slice", "share", "relative_change",
-                                                          "source"]))
-        data = self.state.data
-        if data is None:
-            return plots.slice_bars(ranked)
-        # the same ranked frame draws the same bars in every session (data.shared_plot)
-        return data.shared_plot(("bars", id(ranked)), ranked, lambda: plots.slice_bars(ranked))
+    def _bar_columns(self) -> dict:
+        ranked, data = self.state.ranked, self.state.data
+        if ranked is None or data is None:
+            return bar_columns(ranked)
+        # the same ranked frame gives the same bars in every session (data.shared_plot)
+        return data.shared_plot(("bars", id(ranked)), ranked, lambda: bar_columns(ranked))
 
     def _on_row(self, i: int) -> None:
         if i < len(self._row_filters):
@@ -334,6 +332,7 @@ class SliceExplorer(_View):
 
     def _on_ranked(self, event):
         self._fill_table()
+        on_page(self._bars, self._barfig.figure, self._barfig.show, self._bar_columns())
 
     def _filter_of(self, label: str) -> dict | None:
         r = self.state.ranked
@@ -342,13 +341,10 @@ class SliceExplorer(_View):
         hit = r[r["slice"] == label]
         return dict(hit.iloc[0]["filter"]) if len(hit) else None
 
-    def _on_bar_tap(self, x=None, y=None, **kw):
-        for v in (y, x):
-            if isinstance(v, str):
-                filt = self._filter_of(v)
-                if filt is not None:
-                    self.state.drill_to(filt)
-                    return
+    def _on_bar_label(self, label: str) -> None:
+        filt = self._filter_of(label)
+        if filt is not None:
+            self.state.drill_to(filt)
 
     # ----------------------------------------------------------------- lazy tabs
     _TAB_OF = {"heat": 1, "compare": 2, "mix": 3}
