@@ -219,10 +219,25 @@ class InvestigationData:
             lv = self.leaves()
             if lv is None or dimension not in lv.columns:
                 return []
-            sub = lv[self._mask(lv, filt)]
-            g = sub.groupby(sub[dimension].astype(str), observed=True)["obs_den"].sum()
-            return g.sort_values(ascending=False).index.astype(str).tolist()
+            # Sums per value code (np.bincount over the dimension's codes, computed once):
+            # a group-by of the value strings sorted and factorized them on every ask,
+            # 4 s of a 1M-value server's start for three dimensions.
+            codes, names = self._codes(dimension)
+            m = self._mask(lv, filt)
+            c = codes[m]
+            den = np.bincount(c, weights=lv["obs_den"].to_numpy(dtype=float)[m],
+                              minlength=len(names))
+            order = np.argsort(-den, kind="stable")
+            order = order[np.bincount(c, minlength=len(names))[order] > 0]
+            return names[order].tolist()
         return list(self._cached(("values", dimension, _key(filt)), run)[:limit])
+
+    def _codes(self, dimension: str) -> tuple[np.ndarray, np.ndarray]:
+        """The leaves' ``dimension`` as integer codes and the value (``str``) of each code."""
+        def run():
+            codes, names = pd.factorize(self.leaves()[dimension], sort=False)
+            return codes, np.asarray(names, dtype=object).astype(str).astype(object)
+        return self._cached(("codes", dimension), run)
 
     # ------------------------------------------------------------------ cache
     def _cached(self, key, fn):
@@ -396,10 +411,11 @@ class InvestigationData:
             base, obs = g["base_num"], g["obs_num"]
         return base, obs
 
-    def _group(self, sub: pd.DataFrame, by: list[str], total_dev: float) -> pd.DataFrame:
+    def _group(self, sub: pd.DataFrame, by: list[str], total_dev: float, *,
+               sort: bool = True) -> pd.DataFrame:
         cols = ["obs_num", "obs_den", "base_num", "base_den", "deviation"]
         cols += [c for c in ("obs_rows", "base_rows") if c in sub]
-        g = sub.groupby(by, observed=True)[cols].sum().reset_index()
+        g = sub.groupby(by, observed=True, sort=sort)[cols].sum().reset_index()
         g["count"] = cell_count(g, self.kind)
         base, obs = self._metric_of(g)
         g["baseline"], g["observed"] = base, obs
@@ -469,7 +485,7 @@ class InvestigationData:
                     continue
                 if sub[d].nunique() <= 1:
                     continue
-                g = self._group(sub, [d], total)
+                g = self._group(sub, [d], total, sort=False)  # ranked by share below
                 # Only rows that can make the list (a dimension can have a million values;
                 # up to n_loc of them may repeat a localized slice and be dropped).
                 g = g.sort_values("share", ascending=False,
