@@ -28,7 +28,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-FREEZE = "--no-freeze" not in sys.argv
 DEMO = REPO / "sample_data" / "demo"
 
 
@@ -48,7 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clicks", type=int, default=6)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--profile", choices=["build", "click", "none"], default="none")
-    ap.add_argument("--no-freeze", action="store_true")
+    ap.add_argument("--freeze", action="store_true",
+                    help="hold a click frozen, as served sessions did before (a model graph walk)")
     a = ap.parse_args(argv)
 
     import holoviews as hv
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                 t = time.process_time()
                 if prof is not None and a.profile == "click":
                     prof.enable()
-                with pn.io.hold(doc, freeze=FREEZE):
+                with pn.io.hold(doc, freeze=a.freeze):  # what a served click does (_held)
                     state.drill_to(f)
                 if prof is not None and a.profile == "click":
                     prof.disable()

@@ -5,8 +5,10 @@ notebook (``DivergenceView.from_investigation(inv)``) and they compose into
 :class:`Workbench`. Views only hold widgets and plots; every action calls a
 state method, so the buttons, the keyboard and the tests do the same thing.
 
-Plots that change often (the timeline, the slice bars) are ``DynamicMap`` s: an
-update swaps the data of the existing Bokeh figure instead of rebuilding it.
+The plots every click changes (the timeline, the slice bars) are plain Bokeh
+figures whose sources are refilled in place (:mod:`workbench.ui.timeline`); the
+others are HoloViews ``DynamicMap`` s. Either way an update swaps the data of the
+existing figure instead of rebuilding it.
 """
 from __future__ import annotations
 
