@@ -88,6 +88,13 @@ def test_show_changes_data_title_and_ranges_in_place():
     assert np.array_equal(src["observed"], b["series"]["observed"])
     assert not np.array_equal(src["observed"], a["series"]["observed"])
     assert (fig.y_range.start, fig.y_range.end) == b["y_range"]
+    # legend entries of what is not drawn are hidden (no gap, no replay time, no test)
+    shown = {i.label.value for i in fig.figure.legend[0].items if i.visible}
+    assert shown == {"baseline band", "expected", "observed", "onset", "change",
+                     "candidate cause"}
+    fig.show(timeline_columns(_frame(seed=2), metric="cr",
+                              now=pd.Timestamp("2026-11-05 06:00")))
+    assert "replay time" in {i.label.value for i in fig.figure.legend[0].items if i.visible}
 
 
 def test_two_sessions_share_the_columns_not_the_models(demo_inv):

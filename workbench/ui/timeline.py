@@ -133,12 +133,16 @@ class TimelineFigure:
                      active_scroll="wheel_zoom", toolbar_location="right",
                      x_axis_label="time (UTC)", y_axis_label=metric)
         items = []
+        #: legend entries shown only while their source has data (no gap: no "gap")
+        self._optional: list[tuple[LegendItem, str]] = []
 
-        def add(label, renderer):
+        def add(label, renderer, optional: str | None = None):
             items.append(LegendItem(label=label, renderers=[renderer]))
+            if optional is not None:
+                self._optional.append((items[-1], optional))
             return renderer
         add("data-quality gap", fig.vstrip(x0="start", x1="end", source=s["gaps"],
-                                           color=COLORS["gap"], alpha=0.25))
+                                           color=COLORS["gap"], alpha=0.25), "gaps")
         add("baseline band", fig.varea(x="ts", y1="lower", y2="upper", source=s["series"],
                                        color=COLORS["band"], fill_alpha=0.45))
         add("expected", fig.line("ts", "expected", source=s["series"], color=COLORS["expected"],
@@ -148,10 +152,10 @@ class TimelineFigure:
         add("onset", fig.vspan(x="x", source=s["onset"], line_color=COLORS["onset"],
                                line_dash="dotted", line_width=2))
         add("replay time", fig.vspan(x="x", source=s["now"], line_color=COLORS["now"],
-                                     line_width=3, line_alpha=0.6))
+                                     line_width=3, line_alpha=0.6), "now")
         add("selected hypothesis", fig.vspan(x="x", source=s["highlight"],
                                              line_color=COLORS["selected"], line_width=1,
-                                             line_alpha=0.5))
+                                             line_alpha=0.5), "highlight")
         others = add("change", fig.scatter("ts", "y", source=s["changes"], marker="triangle",
                                            size=7, color=COLORS["change"], alpha=0.7))
         causes = add("candidate cause", fig.scatter("ts", "y", source=s["causes"],
@@ -159,7 +163,7 @@ class TimelineFigure:
                                                     color=COLORS["cause"], line_color="white"))
         for arm, color, dash in _ARMS:
             add(f"test arm: {arm}", fig.line("ts", "value", source=s[f"arm:{arm}"], color=color,
-                                            line_width=2.5, line_dash=dash))
+                                            line_width=2.5, line_dash=dash), f"arm:{arm}")
         fig.add_tools(HoverTool(renderers=[observed], mode="vline", tooltips=[
             ("time", "@ts{%F %H:%M} UTC"), ("observed", "@observed{0.0000}"),
             ("expected", "@expected{0.0000}"), ("band", "@lower{0.0000} .. @upper{0.0000}")],
@@ -181,6 +185,10 @@ class TimelineFigure:
             new = cols[key]
             if not (_same(source.data, new)):
                 source.data = new
+        for item, key in self._optional:
+            shown = len(next(iter(cols[key].values()))) > 0
+            if item.visible != shown:
+                item.visible = shown
         if self.figure.title.text != cols["title"]:
             self.figure.title.text = cols["title"]
         for rng, (start, end) in ((self.x_range, cols["x_range"]),
