@@ -177,24 +177,20 @@ def test_a_many_valued_dimension_is_searched_in_the_store(data, monkeypatch):
 @pytest.mark.filterwarnings(
     "ignore:.* is deprecated and will be removed in version 2.0:PendingDeprecationWarning")
 def test_plots_are_built_once_for_every_session(data):
-    """Two served sessions showing the same slice share one timeline element (each renders
-    its own Bokeh models from it); another frame under the same key gets its own."""
-    import holoviews as hv
-
+    """Two served sessions showing the same slice share one set of timeline columns (each
+    fills its own Bokeh figure from it); another frame under the same key gets its own."""
     from workbench.ui.state import WorkbenchState
     from workbench.ui.views import DivergenceView
-
-    hv.extension("bokeh", logo=False)
 
     a, b = (DivergenceView(state=WorkbenchState.from_data(data)) for _ in range(2))
     for v in (a, b):
         v.state.drill_to(IOS52)
-    plot_a = a._plot(a.state.timeline, a.state.hypothesis)
-    plot_b = b._plot(b.state.timeline, b.state.hypothesis)
+    plot_a, plot_b = a._columns(), b._columns()
     assert plot_a is plot_b
-    assert plot_a.opts.get().kwargs["title"] == "conversion_rate · platform=ios, app_version=5.2"
-    b.state.hypothesis = 1  # another highlighted cause: another element
-    assert b._plot(b.state.timeline, b.state.hypothesis) is not plot_a
+    assert plot_a["title"] == "conversion_rate · platform=ios, app_version=5.2"
+    assert a._fig.figure.title.text == plot_a["title"]
+    b.state.hypothesis = 1  # another highlighted cause: other columns
+    assert b._columns() is not plot_a
     built = []
     other = data.timeline(IOS52).copy()  # a frame that is not the cached one
     got = data.shared_plot(("probe",), other, lambda: built.append(1) or "x")

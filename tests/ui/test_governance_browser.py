@@ -293,7 +293,7 @@ def test_a_viewer_reads_no_number_of_a_withheld_scope(browser, tmp_path_factory)
     # the positive control: an admin's state over the same answer says them
     admin = WorkbenchState.from_data(data, library=str(srv["tmp"] / "admin-lib"))
     words = [NarrativeView(state=admin)._story(), CausalView(state=admin)._summary()]
-    words += [p["more"].object for p in HypothesisBoard(state=admin)._card_parts[:1]]
+    words += [p["more"] for p in HypothesisBoard(state=admin)._card_parts[:1]]
     said = {s for s in secrets if s in "\n".join(words)}
     assert len(said) >= 4, said
     assert not {s for s in secrets if s in text}, {s for s in secrets if s in text}

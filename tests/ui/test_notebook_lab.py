@@ -121,18 +121,15 @@ _COMM_MANAGERS_JS = """() => (window.Bokeh.documents || []).flatMap(d => d.roots
 
 #: Run in the notebook's kernel when a wait times out: what the state holds, what the
 #: timeline's Bokeh data source holds (the kernel's copy of what the page shows) and
-#: the element each overlay layer last drew.
+#: whether its figure is in a document.
 _KERNEL_PROBE = r"""
 import numpy as _np
 _out = {"state": _np.asarray(state.timeline["observed"])[-3:].tolist(),
         "filter": state.slice_filter, "hypothesis": state.hypothesis}
-for _plot, _pane in list(timeline._pane._plots.values()):
-    _out["title"] = str(_plot.handles["plot"].title.text)
-    _sp = [v for k, v in _plot.subplots.items() if k[1] == "Observed"][0]
-    _out["source"] = _np.asarray(_sp.handles["source"].data["observed"])[-3:].tolist()
-    _out["element"] = _np.asarray(_sp.current_frame.dimension_values("observed"))[-3:].tolist()
-    _out["static_source"] = _sp.static_source
-    _out["visible"] = _sp.handles["glyph_renderer"].visible
+_fig = timeline._fig  # the view's Bokeh figure (workbench.ui.timeline.TimelineFigure)
+_out["title"] = str(_fig.figure.title.text)
+_out["source"] = _np.asarray(_fig.sources["series"].data["observed"])[-3:].tolist()
+_out["document"] = _fig.figure.document is not None
 print("kernel:", _out)
 """
 

@@ -189,7 +189,7 @@ def _words(state) -> str:
         out.append(NarrativeView(state=state)._story())
     hv_ = HypothesisBoard(state=state)
     for p in hv_._card_parts:
-        out += [p["head"].object, p["more"].object]
+        out += [p["head"], p["more"]]
     out.append(CausalView(state=state)._summary())
     return "\n".join(out)
 

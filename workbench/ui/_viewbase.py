@@ -89,18 +89,25 @@ def _lazy_tabs(*tabs: tuple[str, object], **kw) -> pn.Tabs:
     here holds an empty column until it is first shown; then the content (already
     constructed, with its watchers) is put in it and renders. Tabs are not
     ``dynamic``: Panel's dynamic tabs re-render a tab at each visit and raced with
-    updates of their DynamicMaps when the investigation arrived late.
+    updates of their DynamicMaps when the investigation arrived late. A tab's
+    content given as a function of no argument is constructed when first shown.
     """
     holders = [pn.Column(sizing_mode="stretch_width") for _ in tabs]
-    holders[0].objects = [tabs[0][1]]
+    holders[0].objects = [_made(tabs[0][1])]
     out = pn.Tabs(*[(name, h) for (name, _), h in zip(tabs, holders)], dynamic=False, **kw)
 
     def fill(event):
         holder = holders[event.new]
         if not holder.objects:
-            holder.objects = [tabs[event.new][1]]
+            holder.objects = [_made(tabs[event.new][1])]
     out.param.watch(fill, "active")
     return out
+
+
+def _made(view):
+    """``view``, or what it makes when it is a function of no argument (built when shown)."""
+    return view() if callable(view) and not isinstance(view, pn.viewable.Viewable) \
+        and not hasattr(view, "__panel__") else view
 
 
 def _after_first_paint(*views) -> list[pn.Column]:
@@ -110,15 +117,14 @@ def _after_first_paint(*views) -> list[pn.Column]:
     summary, the timeline, the hypotheses): fewer Bokeh models to build and send
     while many sessions open at once, and the page is readable sooner; these views
     follow in the next message. Unserved (a notebook, a script) they are filled at
-    once. The views are constructed (with their watchers) before; only their
-    Bokeh models wait.
+    once. A view given as a function of no argument is constructed then too.
     """
     holders = [pn.Column(sizing_mode="stretch_width") for _ in views]
 
     def fill():
         for holder, view in zip(holders, views):
             if not holder.objects:
-                holder.objects = [view]
+                holder.objects = [_made(view)]
     pn.state.onload(fill)
     return holders
 

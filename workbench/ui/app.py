@@ -25,6 +25,9 @@ from typing import Callable
 __all__ = ["WorkbenchApp", "serve", "main", "run", "free_port"]
 
 log = logging.getLogger("workbench.ui")
+#: ``pn.extension`` called once for the whole served process (``serve``): called in each
+#: session it was about 0.03 CPU s of every session's build, to set the same options
+_EXTENSION_LOADED = False
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -227,7 +230,8 @@ class WorkbenchApp:
         from .state import WorkbenchState
         from .views import Workbench
 
-        pn.extension(notifications=False)
+        if not _EXTENSION_LOADED:  # served: loaded once for the process (``serve``)
+            pn.extension(notifications=False)
         identity = identity or self.identity()
         if identity is None or not allowed(identity, Action.VIEW):
             return pn.pane.Markdown("Not logged in: [log in](/login)")
@@ -430,6 +434,9 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
         raise UsageError("serve: --no-token needs --users FILE or --oauth-provider NAME")
     secret = secret or secrets.token_urlsafe(32)
     redact_logs()
+    global _EXTENSION_LOADED
+    pn.extension(notifications=False)  # before any session: global, not per document
+    _EXTENSION_LOADED = True
     app = WorkbenchApp(passport, db=db, metric=metric, library=library)
     from ..store.lockdown import serve_lockdown
     Path(app.db).parent.mkdir(parents=True, exist_ok=True)

@@ -219,10 +219,25 @@ class InvestigationData:
             lv = self.leaves()
             if lv is None or dimension not in lv.columns:
                 return []
-            sub = lv[self._mask(lv, filt)]
-            g = sub.groupby(sub[dimension].astype(str), observed=True)["obs_den"].sum()
-            return g.sort_values(ascending=False).index.astype(str).tolist()
+            # Sums per value code (np.bincount over the dimension's codes, computed once):
+            # a group-by of the value strings sorted and factorized them on every ask,
+            # 4 s of a 1M-value server's start for three dimensions.
+            codes, names = self._codes(dimension)
+            m = self._mask(lv, filt)
+            c = codes[m]
+            den = np.bincount(c, weights=lv["obs_den"].to_numpy(dtype=float)[m],
+                              minlength=len(names))
+            order = np.argsort(-den, kind="stable")
+            order = order[np.bincount(c, minlength=len(names))[order] > 0]
+            return names[order].tolist()
         return list(self._cached(("values", dimension, _key(filt)), run)[:limit])
+
+    def _codes(self, dimension: str) -> tuple[np.ndarray, np.ndarray]:
+        """The leaves' ``dimension`` as integer codes and the value (``str``) of each code."""
+        def run():
+            codes, names = pd.factorize(self.leaves()[dimension], sort=False)
+            return codes, np.asarray(names, dtype=object).astype(str).astype(object)
+        return self._cached(("codes", dimension), run)
 
     # ------------------------------------------------------------------ cache
     def _cached(self, key, fn):
@@ -366,8 +381,15 @@ class InvestigationData:
                 for d in (d for d in self.dimensions
                           if d in df and pd.api.types.is_integer_dtype(df[d])):
                     dt = dictionary(st.con, self.sp, d)
-                    df[d] = df[d].map(pd.Series(dt["value"].to_numpy(dtype=object),
-                                                index=dt["code"].to_numpy()))
+                    decode = pd.Series(dt["value"].to_numpy(dtype=object),
+                                       index=dt["code"].to_numpy())
+                    # the value codes of _codes() from the integers (factorizing the
+                    # decoded strings again took a second on a 1M-value dimension)
+                    codes, uniq = pd.factorize(df[d].to_numpy(), sort=False)
+                    names = pd.Series(uniq).map(decode).astype(str).to_numpy(dtype=object)
+                    with self._lock:
+                        self._cache[("codes", d)] = (codes, names)
+                    df[d] = df[d].map(decode)
             for c in ("obs_num", "base_num", "obs_den", "base_den", "obs_rows", "base_rows"):
                 if c in df:
                     df[c] = df[c].astype(float).fillna(0.0)
@@ -396,16 +418,39 @@ class InvestigationData:
             base, obs = g["base_num"], g["obs_num"]
         return base, obs
 
+    @staticmethod
+    def _sum_cols(lv: pd.DataFrame) -> list[str]:
+        return ["obs_num", "obs_den", "base_num", "base_den", "deviation"] + [
+            c for c in ("obs_rows", "base_rows") if c in lv]
+
     def _group(self, sub: pd.DataFrame, by: list[str], total_dev: float) -> pd.DataFrame:
-        cols = ["obs_num", "obs_den", "base_num", "base_den", "deviation"]
-        cols += [c for c in ("obs_rows", "base_rows") if c in sub]
-        g = sub.groupby(by, observed=True)[cols].sum().reset_index()
+        g = sub.groupby(by, observed=True)[self._sum_cols(sub)].sum().reset_index()
+        tot = sub["obs_den" if self.kind == "ratio" else "base_num"].sum()
+        return self._derive(g, tot, total_dev)
+
+    def _group_codes(self, lv: pd.DataFrame, m: np.ndarray, d: str,
+                     total_dev: float) -> pd.DataFrame:
+        """:meth:`_group` of ``lv[m]`` by the one dimension ``d``, summed per value code
+        (np.bincount; unsorted): a group-by of a million strings factorized them again."""
+        codes, names = self._codes(d)
+        c = codes[m]
+        n = np.bincount(c, minlength=len(names))
+        present = n > 0
+        g = pd.DataFrame({d: names[present]})
+        for col in self._sum_cols(lv):
+            g[col] = np.bincount(c, weights=lv[col].to_numpy(dtype=float)[m],
+                                 minlength=len(names))[present]
+        tot = lv["obs_den" if self.kind == "ratio" else "base_num"].to_numpy(dtype=float)[m].sum()
+        return self._derive(g, tot, total_dev)
+
+    def _derive(self, g: pd.DataFrame, tot_den: float, total_dev: float) -> pd.DataFrame:
+        """The groups' count, baseline, observed, change and shares from their sums
+        (``tot_den``: the traffic of all the groups together)."""
         g["count"] = cell_count(g, self.kind)
         base, obs = self._metric_of(g)
         g["baseline"], g["observed"] = base, obs
         g["relative_change"] = obs / base.where(base != 0) - 1
         g["share"] = g["deviation"] / total_dev if total_dev else np.nan
-        tot_den = sub["obs_den"].sum() if self.kind == "ratio" else sub["base_num"].sum()
         g["traffic_share"] = (g["obs_den"] if self.kind == "ratio" else g["base_num"]) / (
             tot_den or np.nan)
         return g
@@ -461,15 +506,15 @@ class InvestigationData:
                              "count": self._count(f), "group": "localized"})
         if lv is not None and len(lv):
             total = self.total_deviation()
-            sub = lv[self._mask(lv, filt)]
+            m = self._mask(lv, filt)
             coarse_of = self.hierarchies  # coarse -> fine
             n_loc = len(rows)
             for d in self.dimensions:
                 if d in filt or coarse_of.get(d) in filt:
                     continue
-                if sub[d].nunique() <= 1:
+                g = self._group_codes(lv, m, d, total)  # ranked by share below
+                if len(g) <= 1:
                     continue
-                g = self._group(sub, [d], total)
                 # Only rows that can make the list (a dimension can have a million values;
                 # up to n_loc of them may repeat a localized slice and be dropped).
                 g = g.sort_values("share", ascending=False,

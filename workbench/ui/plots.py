@@ -177,7 +177,12 @@ def _percent_x_axis(plot, element) -> None:
     document ("Models must be owned by only a single document"). HoloViews copies the
     tools it is given, not formatters.
     """
-    plot.state.xaxis.formatter = NumeralTickFormatter(format="0%")
+    axis = plot.state.xaxis[0] if len(plot.state.xaxis) else None
+    fmt = getattr(axis, "formatter", None)
+    if not (isinstance(fmt, NumeralTickFormatter) and fmt.format == "0%"):
+        # once per plot: a new formatter on every update is a new model in the
+        # document, and Bokeh then re-walks the page's whole model graph (each click)
+        plot.state.xaxis.formatter = NumeralTickFormatter(format="0%")
 
 
 def slice_bars(ranked: pd.DataFrame, *, height: int = 320) -> hv.Bars:

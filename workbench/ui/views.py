@@ -5,8 +5,10 @@ notebook (``DivergenceView.from_investigation(inv)``) and they compose into
 :class:`Workbench`. Views only hold widgets and plots; every action calls a
 state method, so the buttons, the keyboard and the tests do the same thing.
 
-Plots that change often (the timeline, the slice bars) are ``DynamicMap`` s: an
-update swaps the data of the existing Bokeh figure instead of rebuilding it.
+The plots every click changes (the timeline, the slice bars) are plain Bokeh
+figures whose sources are refilled in place (:mod:`workbench.ui.timeline`); the
+others are HoloViews ``DynamicMap`` s. Either way an update swaps the data of the
+existing figure instead of rebuilding it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .data import slice_label
 from .keys import ClickList, KeyboardShortcuts
 from .narrative import narrate
 from .showquery import slice_queries
+from .timeline import SliceBars, TimelineFigure, bar_columns, on_page, timeline_columns
 from ._viewbase import (_CSS, _View, _after_first_paint, _conf, _hv, _lazy_tabs, _md,
                         _pct, _when, _Alert)
 from .views_causes import CausalView, HypothesisBoard
@@ -52,9 +55,12 @@ class DivergenceView(_View):
             description="The slice the timeline shows; a localized slice or one dimension "
                         "value (d/u drill down and up)")
         self._select.param.watch(self._on_select, "value")
-        dmap = hv.DynamicMap(pn.bind(self._plot, st.param.timeline, st.param.hypothesis,
-                                     st.param.experiment))
-        self._pane = _hv(dmap, min_height=self.height, loading=st.param.timeline_busy)
+        # One plain Bokeh figure per session, its sources refilled in place (ui/timeline.py)
+        self._fig = TimelineFigure(st.metric or "metric", height=self.height)
+        self._pane = pn.pane.Bokeh(self._fig.figure, min_height=self.height,
+                                   sizing_mode="stretch_width", loading=st.param.timeline_busy)
+        self._fig.show(self._columns())
+        st.param.watch(self._redraw, ["timeline", "hypothesis", "experiment"])
         st.param.watch(self._sync, ["slice_filter", "data", "live"])
         head = pn.Row(self._select, self._title, sizing_mode="stretch_width")
         return pn.Column(head if self.show_selector else self._title, self._pane,
@@ -97,18 +103,22 @@ class DivergenceView(_View):
         if filt != self.state.slice_filter:
             self.state.drill_to(filt)
 
-    def _plot(self, timeline, hypothesis, experiment=None):
+    def _redraw(self, *events) -> None:
+        """Put the shown slice's columns in the figure (in place: no model is created)."""
+        on_page(self._pane, self._fig.figure, self._fig.show, self._columns())
+
+    def _columns(self) -> dict:
+        """What the timeline shows now (shared by every session showing the same)."""
         st = self.state
-        data = st.data
-        live = st.live
-        if data is None or timeline is None:
-            return plots.timeline_plot(None, metric=st.metric or "metric", height=self.height)
+        data, live, timeline = st.data, st.live, st.timeline
+        if data is None or timeline is None or live is None:
+            return timeline_columns(None, metric=st.metric or "metric")
         filt = timeline.attrs.get("filter", st.slice_filter)
         if sorted(filt.items()) == sorted(st.slice_filter.items()):
             filt = st.slice_filter  # same slice: keep the order the user picked
         start, end = live.data_range()
         end = end.tz_localize(None) + live.grain
-        arms = plots.arm_frame(experiment)
+        arms = plots.arm_frame(st.experiment)
         if len(arms):  # a running test: the days before it and its hours
             end = max(end, arms["ts"].max())
         xlim = (max(end - pd.Timedelta(days=7), start.tz_localize(None)), end)
@@ -117,16 +127,15 @@ class DivergenceView(_View):
         now = data.as_of.tz_localize(None) if data.as_of is not None else None
         highlight = cause["change_id"] if cause else None
 
-        def draw():
-            return plots.timeline_plot(timeline, metric=data.metric, filt=filt,
-                                       changes=data.changes(), gaps=data.gaps(), onset=onset,
-                                       now=now, xlim=xlim, height=self.height,
-                                       highlight=highlight, arms=arms)
+        def make():
+            return timeline_columns(timeline, metric=data.metric, filt=filt,
+                                    changes=data.changes(), gaps=data.gaps(), onset=onset,
+                                    now=now, xlim=xlim, highlight=highlight, arms=arms)
         if len(arms):  # a running test's hours belong to this session alone
-            return draw()
-        # One element per slice and hypothesis for all sessions (data.shared_plot).
-        return data.shared_plot(
-            ("timeline", tuple(filt.items()), highlight, self.height, xlim), timeline, draw)
+            return make()
+        # One set of columns per slice and hypothesis for all sessions (data.shared_plot).
+        return data.shared_plot(("timeline", tuple(filt.items()), highlight, xlim),
+                                timeline, make)
 
 
 # ============================================================================ replay
@@ -236,10 +245,11 @@ class SliceExplorer(_View):
         st.param.watch(lambda *e: setattr(self._crumbs, "object", self._crumb_text()),
                        ["slice_filter", "drill_stack"])
 
-        bars = hv.DynamicMap(pn.bind(self._bars, st.param.ranked))
-        tap = hv.streams.Tap(source=bars)
-        tap.add_subscriber(self._on_bar_tap)
-        self._bars_tap = tap
+        # plain Bokeh bars refilled in place (ui/timeline.py), as the timeline
+        self._barfig = SliceBars(self._on_bar_label)
+        self._barfig.show(self._bar_columns())
+        self._bars = pn.pane.Bokeh(self._barfig.figure, sizing_mode="stretch_width",
+                                   min_height=320)
         # The heatmap, the comparison and the rate-mix split redraw only while their tab
         # is shown (or when it is opened): a click on a slice then redraws two plots,
         # not six.
@@ -262,7 +272,7 @@ class SliceExplorer(_View):
 
         w = dict(width=170)
         tabs = _lazy_tabs(
-            ("Ranked", pn.Column(self._table, self._query, _hv(bars),
+            ("Ranked", pn.Column(self._table, self._query, self._bars,
                                  sizing_mode="stretch_width")),
             ("Heatmap", pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **w),
                                          pn.widgets.Select.from_param(st.param.heat_y, **w)),
@@ -311,15 +321,12 @@ class SliceExplorer(_View):
                       + _share_note_html(x.share))}
             for x in recs]
 
-    def _bars(self, ranked):
-        if ranked is None:
-            return plots.slice_bars(pd.DataFrame(columns=["slice", "share", "relative_change",
-                                                          "source"]))
-        data = self.state.data
-        if data is None:
-            return plots.slice_bars(ranked)
-        # the same ranked frame draws the same bars in every session (data.shared_plot)
-        return data.shared_plot(("bars", id(ranked)), ranked, lambda: plots.slice_bars(ranked))
+    def _bar_columns(self) -> dict:
+        ranked, data = self.state.ranked, self.state.data
+        if ranked is None or data is None:
+            return bar_columns(ranked)
+        # the same ranked frame gives the same bars in every session (data.shared_plot)
+        return data.shared_plot(("bars", id(ranked)), ranked, lambda: bar_columns(ranked))
 
     def _on_row(self, i: int) -> None:
         if i < len(self._row_filters):
@@ -327,6 +334,7 @@ class SliceExplorer(_View):
 
     def _on_ranked(self, event):
         self._fill_table()
+        on_page(self._bars, self._barfig.figure, self._barfig.show, self._bar_columns())
 
     def _filter_of(self, label: str) -> dict | None:
         r = self.state.ranked
@@ -335,13 +343,10 @@ class SliceExplorer(_View):
         hit = r[r["slice"] == label]
         return dict(hit.iloc[0]["filter"]) if len(hit) else None
 
-    def _on_bar_tap(self, x=None, y=None, **kw):
-        for v in (y, x):
-            if isinstance(v, str):
-                filt = self._filter_of(v)
-                if filt is not None:
-                    self.state.drill_to(filt)
-                    return
+    def _on_bar_label(self, label: str) -> None:
+        filt = self._filter_of(label)
+        if filt is not None:
+            self.state.drill_to(filt)
 
     # ----------------------------------------------------------------- lazy tabs
     _TAB_OF = {"heat": 1, "compare": 2, "mix": 3}
@@ -531,13 +536,11 @@ class Workbench(_View):
     def _build(self):
         st = self.state
         self.divergence = DivergenceView(state=st)
-        self.replay = TimelineReplay(state=st)
-        self.slices = SliceExplorer(state=st)
         self.hypotheses = HypothesisBoard(state=st)
-        # Fixed-width plots: a responsive plot in a hidden tab sizes itself to nothing.
-        self.causal = CausalView(state=st)
-        self.narrative = NarrativeView(state=st)
         self.search = SearchView(state=st)
+        # The views below the first paint and in hidden tabs are constructed when first
+        # shown (or first asked for: ``self.slices``...), each once.
+        self._parts: dict[str, _View] = {}
         kw = {"keys": []} if self.keyboard == "off" else {}
         self.keys = KeyboardShortcuts(on_key=self._on_key,
                                       scope="focus" if self.keyboard == "off" else self.keyboard,
@@ -562,17 +565,19 @@ class Workbench(_View):
         header = pn.Row(_md(f"## {self.title}", margin=(0, 10)), metric,
                         self._verdict, pn.layout.HSpacer(), self.keys,
                         sizing_mode="stretch_width", css_classes=["wb-header"])
-        below = [self.replay, self.slices]
+        below = [lambda: self.replay, lambda: self.slices]
         if self.defer:
             below = _after_first_paint(*below)
+        else:
+            below = [make() for make in below]
         left = pn.Column(self.search, self.divergence, *below, sizing_mode="stretch_width")
         # Hidden tabs render when first opened (_lazy_tabs), never Panel's dynamic tabs.
-        from .loop import LoopState, LoopView  # the closed loop: test a hypothesis by acting
-        self.act = LoopView(state=LoopState(workbench=st))
         from .plugins import view_tabs  # third-party views the identity may see (plug-ins)
         self.plugin_views = view_tabs(st)
-        right = pn.Column(_lazy_tabs(("Hypotheses", self.hypotheses), ("Story", self.narrative),
-                                     ("Evidence", self.causal), ("Act", self.act),
+        right = pn.Column(_lazy_tabs(("Hypotheses", self.hypotheses),
+                                     ("Story", lambda: self.narrative),
+                                     ("Evidence", lambda: self.causal),
+                                     ("Act", lambda: self.act),
                                      *self.plugin_views, sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
@@ -581,6 +586,35 @@ class Workbench(_View):
                          pn.Row(self._alert, dismiss, sizing_mode="stretch_width"), body,
                          sizing_mode="stretch_width", css_classes=["wb-root"],
                          stylesheets=[_CSS])
+
+    def _part(self, name: str, make) -> "_View":
+        view = self._parts.get(name)
+        if view is None:
+            view = self._parts[name] = make()
+        return view
+
+    @property
+    def replay(self) -> TimelineReplay:
+        return self._part("replay", lambda: TimelineReplay(state=self.state))
+
+    @property
+    def slices(self) -> SliceExplorer:
+        return self._part("slices", lambda: SliceExplorer(state=self.state))
+
+    @property
+    def narrative(self) -> NarrativeView:
+        return self._part("narrative", lambda: NarrativeView(state=self.state))
+
+    @property
+    def causal(self) -> CausalView:
+        # Fixed-width plots: a responsive plot in a hidden tab sizes itself to nothing.
+        return self._part("causal", lambda: CausalView(state=self.state))
+
+    @property
+    def act(self):
+        """The closed loop: test a hypothesis by acting (:mod:`workbench.ui.loop`)."""
+        from .loop import LoopState, LoopView
+        return self._part("act", lambda: LoopView(state=LoopState(workbench=self.state)))
 
     def _verdict_text(self) -> str:
         st = self.state

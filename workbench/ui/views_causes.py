@@ -66,10 +66,9 @@ class HypothesisBoard(_View):
                 + " <span class='wb-muted'>(j/k to move)</span>")
 
     def _make_card(self, i: int) -> dict:
-        head = _md("", margin=(0, 5))
-        conf = pn.indicators.Progress(value=0, max=100, height=8, sizing_mode="stretch_width",
-                                      bar_color="secondary")
-        more = _md("", margin=(0, 5), visible=False)
+        # One markup pane per card (head, confidence bar, and the evidence of the
+        # selected one): a session's first document had three panes a card.
+        body = _md("", margin=(0, 5))
         note = pn.widgets.TextInput(placeholder="note (optional)", width=170)
         # Static tooltips (see SliceExplorer: changing one creates a model).
         ok = pn.widgets.Button(label="Confirm", color="success", width=85,
@@ -89,9 +88,9 @@ class HypothesisBoard(_View):
                                            "counterfactual); the result is in the Evidence tab")
         vb.on_click(lambda ev: self.state.verify(i))
         row += [pn.Row(vb)] if self.state.can(Action.VERIFY) else []
-        card = pn.Column(head, conf, more, *row, css_classes=["wb-card"],
+        card = pn.Column(body, *row, css_classes=["wb-card"],
                          styles=dict(_CARD), sizing_mode="stretch_width", visible=False)
-        return {"card": card, "head": head, "conf": conf, "more": more, "note": note,
+        return {"card": card, "body": body, "head": "", "more": "", "conf": 0, "note": note,
                 "ok": ok, "no": no, "verify": vb}
 
     def _decide(self, i: int, decision: str) -> None:
@@ -130,20 +129,21 @@ class HypothesisBoard(_View):
         ev = "\n".join(f"- {html.escape(x)}" for x in c.get("evidence", []))
         when = info.get("ts")
         when = f"{when:%Y-%m-%d %H:%M} UTC" if hasattr(when, "strftime") else c.get("ts", "")
-        parts["head"].object = (
+        head = (
             f"**#{i + 1} {c['change_id']}** · {c['kind']} **{html.escape(c['target'])}** "
             f"<span class='wb-badge' title='confidence (posterior; calibrated)'>"
             f"{_conf(c['confidence'])}</span>\n\n"
             f"<span class='wb-muted'>{when} · scope "
             f"{html.escape(slice_label(c.get('scope') or {}))} · by {info.get('author', '-')}"
             f" · rollout {info.get('rollout', '-')}</span>")
-        parts["more"].object = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
-                                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}"
-                                + query_disclosure(self.state, c))
+        more = (f"{ev}\n\n**Tests:** " + "; ".join(tests) + "\n\n"
+                f"**Next step:** {html.escape(next_step(c, d.inv.verdict))}"
+                + query_disclosure(self.state, c))
         conf, test = board_line(self.state.experiment, c)
-        parts["head"].object += test
-        parts["conf"].value = int(round(100 * conf))
-        parts["conf"].bar_color = "danger" if conf >= 0.5 else "secondary"
+        parts["head"] = head + test + _conf_bar(conf)
+        parts["more"] = more
+        parts["conf"] = int(round(100 * conf))
+        self._show_card(parts, i == self.state.hypothesis)
         live = d.as_of is None
         for key in ("ok", "no", "note", "verify"):
             parts[key].disabled = not live
@@ -160,9 +160,18 @@ class HypothesisBoard(_View):
         for i, parts in enumerate(self._card_parts):
             sel = i == h
             card = parts["card"]
-            card.css_classes = ["wb-card", "wb-selected"] if sel else ["wb-card"]
-            card.styles = dict(_CARD_SELECTED if sel else _CARD)
-            parts["more"].visible = sel
+            classes = ["wb-card", "wb-selected"] if sel else ["wb-card"]
+            if card.css_classes != classes:
+                card.css_classes = classes
+                card.styles = dict(_CARD_SELECTED if sel else _CARD)
+            self._show_card(parts, sel)
+
+    @staticmethod
+    def _show_card(parts: dict, selected: bool) -> None:
+        """The card's text: its head, and its evidence and tests when it is selected."""
+        text = parts["head"] + (f"\n\n{parts['more']}" if selected and parts["more"] else "")
+        if parts["body"].object != text:
+            parts["body"].object = text
 
     def _decisions_text(self) -> str:
         ds = self.state.decisions
@@ -176,6 +185,14 @@ class HypothesisBoard(_View):
 
     def _on_decisions(self, event):
         self._decisions.object = self._decisions_text()
+
+
+def _conf_bar(conf: float) -> str:
+    """A confidence bar in the card's markup (red from 50%), for a progress widget."""
+    color = "#dc2626" if conf >= 0.5 else "#6b7280"
+    return (f"\n\n<div class='wb-conf' title='confidence {conf:.0%}' style='height:6px;"
+            f"background:#e5e7eb;border-radius:3px'><div style='height:6px;width:"
+            f"{max(0.0, min(1.0, conf)):.0%};background:{color};border-radius:3px'></div></div>")
 
 
 # ============================================================================ causal

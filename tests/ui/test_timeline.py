@@ -1,0 +1,156 @@
+"""The served timeline: plain columns shared by every session, one Bokeh figure each.
+
+A slice click must change the figure's sources, title and ranges in place (no model
+created: nothing but data goes to the page), and two sessions showing the same slice
+read the same columns (computed once) into models of their own.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.filterwarnings(  # as in test_served_roles: panel 1.9 and ``name``
+    "ignore:.* is deprecated and will be removed in version 2.0:PendingDeprecationWarning")
+
+
+def _frame(n: int = 240, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2026-11-01", periods=n, freq="h")
+    obs = 0.05 + rng.normal(0, 0.002, n)
+    return pd.DataFrame({"ts": ts, "observed": obs, "expected": np.full(n, 0.05),
+                         "lower": np.full(n, 0.046), "upper": np.full(n, 0.054)})
+
+
+def _changes(ts: list[str], ranks: list[float]) -> pd.DataFrame:
+    n = len(ts)
+    return pd.DataFrame({"ts": pd.to_datetime(ts), "id": [f"chg-{i}" for i in range(n)],
+                         "kind": ["deploy"] * n, "target": ["checkout"] * n,
+                         "scope": ["-"] * n, "author": ["ana"] * n, "rollout": ["-"] * n,
+                         "description": [""] * n, "rank": ranks})
+
+
+def test_columns_cut_to_the_window_split_causes_and_keep_headroom():
+    from workbench.ui.timeline import timeline_columns
+
+    frame = _frame()
+    xlim = (pd.Timestamp("2026-11-04"), pd.Timestamp("2026-11-08"))
+    ch = _changes(["2026-11-02", "2026-11-05", "2026-11-06", "2026-11-07"],
+                  [1.0, 2.0, 9.0, np.nan])
+    cols = timeline_columns(frame, metric="cr", filt={"platform": "ios"}, changes=ch,
+                            onset=pd.Timestamp("2026-11-05 12:00"), xlim=xlim,
+                            highlight="chg-1", top_causes=5)
+    assert cols["title"] == "cr · platform=ios"
+    ts = cols["series"]["ts"]
+    assert len(ts) == 97  # 4 days of hours, both ends included
+    assert ts.min() == pd.Timestamp("2026-11-04").value / 1e6
+    # the change before the window is gone; rank <= 5 is a candidate cause
+    assert cols["causes"]["id"] == ["chg-1"]
+    assert cols["changes"]["id"] == ["chg-2", "chg-3"]
+    assert list(cols["highlight"]["x"]) == [pd.Timestamp("2026-11-05").value / 1e6]
+    assert len(cols["onset"]["x"]) == 1 and len(cols["now"]["x"]) == 0
+    lo, hi = cols["y_range"]
+    obs = cols["series"]["observed"]
+    # the change markers sit on a rail below the data; the legend's headroom above it
+    assert lo < cols["causes"]["y"][0] < obs.min()
+    assert hi > obs.max() + 0.2 * (obs.max() - lo)
+    assert cols["x_range"] == (xlim[0].value / 1e6, xlim[1].value / 1e6)
+
+
+def test_a_replay_moment_and_no_data():
+    from workbench.ui.timeline import timeline_columns
+
+    cols = timeline_columns(None, metric="cr")
+    assert cols["title"] == "cr · everything"
+    assert len(cols["series"]["observed"]) == 0 and cols["x_range"] == (0.0, 1.0)
+    now = pd.Timestamp("2026-11-05 06:00")
+    cols = timeline_columns(_frame(), metric="cr", now=now)
+    assert cols["title"] == "cr · everything · as of 2026-11-05 06:00 UTC"
+    assert list(cols["now"]["x"]) == [now.value / 1e6]
+
+
+def test_show_changes_data_title_and_ranges_in_place():
+    from bokeh.document import Document
+
+    from workbench.ui.timeline import TimelineFigure, timeline_columns
+
+    fig = TimelineFigure("cr", height=300)
+    doc = Document()
+    doc.add_root(fig.figure)
+    ids = {m.id for m in doc.models}
+    a = timeline_columns(_frame(seed=1), metric="cr", filt={})
+    b = timeline_columns(_frame(seed=2), metric="cr", filt={"country": "de"})
+    fig.show(a)
+    fig.show(b)
+    assert {m.id for m in doc.models} == ids  # nothing created, nothing dropped
+    assert fig.figure.title.text == "cr · country=de"
+    src = fig.sources["series"].data
+    assert np.array_equal(src["observed"], b["series"]["observed"])
+    assert not np.array_equal(src["observed"], a["series"]["observed"])
+    assert (fig.y_range.start, fig.y_range.end) == b["y_range"]
+    # legend entries of what is not drawn are hidden (no gap, no replay time, no test)
+    shown = {i.label.value for i in fig.figure.legend[0].items if i.visible}
+    assert shown == {"baseline band", "expected", "observed", "onset", "change",
+                     "candidate cause"}
+    fig.show(timeline_columns(_frame(seed=2), metric="cr",
+                              now=pd.Timestamp("2026-11-05 06:00")))
+    assert "replay time" in {i.label.value for i in fig.figure.legend[0].items if i.visible}
+
+
+def test_two_sessions_share_the_columns_not_the_models(demo_inv):
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from workbench.ui.data import InvestigationData
+    from workbench.ui.state import WorkbenchState
+    from workbench.ui.views import DivergenceView
+
+    live = InvestigationData(demo_inv)
+    views = []
+    for _ in range(2):
+        doc = Document()
+        with set_curdoc(doc):
+            v = DivergenceView(state=WorkbenchState.from_data(live))
+            v.__panel__().server_doc(doc)
+        views.append((v, doc))
+    (v1, d1), (v2, d2) = views
+    assert not {m.id for m in d1.models} & {m.id for m in d2.models}
+    assert v1._columns() is v2._columns()  # one set of columns for both sessions
+    target = dict(live.slices[0]["filter"])
+    with set_curdoc(d1):
+        v1.state.drill_to(target)
+    title = v1._fig.figure.title.text
+    assert title.startswith(f"{live.metric} · ") and "everything" not in title
+    assert v2._fig.figure.title.text == f"{live.metric} · everything"
+    observed = v1._fig.sources["series"].data["observed"]
+    expected = live.timeline(target)["observed"].to_numpy(dtype=float)[-len(observed):]
+    assert np.allclose(observed, expected, equal_nan=True)
+
+
+def test_a_click_on_a_bar_drills_into_its_slice(demo_inv):
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from workbench.ui.data import InvestigationData, slice_label
+    from workbench.ui.state import WorkbenchState
+    from workbench.ui.views import SliceExplorer
+
+    live = InvestigationData(demo_inv)
+    doc = Document()
+    with set_curdoc(doc):
+        view = SliceExplorer(state=WorkbenchState.from_data(live))
+        view.__panel__().server_doc(doc)
+        bars = view._barfig
+        ranked = live.ranked_slices({})
+        # first-ranked on top: the last factor of the range
+        assert bars.y_range.factors[-1] == ranked.iloc[0]["slice"]
+        assert bars.figure.xaxis[0].formatter.format == "0%"
+        ids = {m.id for m in doc.models}
+        target = dict(ranked.iloc[1]["filter"])
+        i = list(bars.source.data["slice"]).index(slice_label(target))
+        bars.source.selected.indices = [i]  # what the browser sends on a tap
+    assert view.state.slice_filter == target
+    assert bars.source.selected.indices == []
+    assert list(bars.source.data["slice"]) == \
+        list(live.ranked_slices(target)["slice"].drop_duplicates())[::-1]
+    assert {m.id for m in doc.models} == ids  # refilled in place
