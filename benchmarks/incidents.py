@@ -63,14 +63,16 @@ def run_one(args: tuple) -> dict:
         path = generate_incident(family, seed, Path(tmp) / "p", scale=scale,
                                  effect_scale=effect_scale)
         truth = json.loads((Path(path) / "truth.json").read_text())
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             inv = investigate(path, metric=truth["metric"], db=Path(tmp) / "s.duckdb",
                               artifact_dir=None)
             err = None
         except Exception as exc:  # a crash is a miss, and is reported
             inv, err = None, f"{type(exc).__name__}: {exc}"
-        secs = time.perf_counter() - t0
+        # CPU seconds of the process (DuckDB's threads included): on a shared machine the
+        # wall time says as much about the neighbours' load as about the method
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         same = False if inv is None else _same_leaves(
             path, truth.get("slice"), inv.slices[0]["filter"] if inv.slices else None)
         naive = _naive_latest(path, truth.get("onset"))
@@ -81,7 +83,8 @@ def run_one(args: tuple) -> dict:
            "truth_missing_share": truth.get("details", {}).get("missing_share"),
            "naive_top_cause": naive,
            "truth_onset": truth.get("onset"), "truth_slice": truth.get("slice"),
-           "truth_culprits": truth.get("culprit_ids", []), "secs": secs, "error": err}
+           "truth_culprits": truth.get("culprit_ids", []), "secs": secs, "cpu_secs": cpu,
+           "error": err}
     if inv is None:
         rec["slice_same_leaves"] = False
         rec.update(verdict=None, onset=None, top_slice=None, top_cause=None,
@@ -184,6 +187,7 @@ def score(recs: list[dict], grain_hours: float = 1.0) -> dict:
             "onset_err_p95": float(on.quantile(0.95)) if len(on) else None,
             "secs_per_incident": float(d["secs"].mean()),
             "secs_median": float(d["secs"].median()),
+            "cpu_secs_median": (float(d["cpu_secs"].median()) if "cpu_secs" in d else None),
             "errors": int(d["error"].notna().sum()),
         }
 
@@ -410,6 +414,10 @@ def print_table(res: dict) -> None:
             print(f"| {b['bin']} | {b['n']} | {b['mean_confidence']:.2f} | {b['share_right']:.2f} |")
     print(f"\nMedian investigate time {res['overall']['secs_median']:.2f} s per passport "
           "(wall time with the workers running side by side; --jobs 1 for a quiet figure)")
+    if res["overall"].get("cpu_secs_median") is not None:
+        print(f"Median CPU time {res['overall']['cpu_secs_median']:.2f} s per passport "
+              f"(load average {res.get('loadavg_1_5_15', {}).get('start', ['?'])[0]} at the "
+              "start)")
     if res.get("top_cause_stability") is not None:
         print(f"Top cause unchanged under resampling: {res['top_cause_stability']:.0%} of draws")
     print("\nReference: none published for these families. 'naive' blames the latest change "
