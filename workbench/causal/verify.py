@@ -10,7 +10,9 @@ on a unit-level table, with the estimate exposed to attempts at breaking it:
    log of the metric; common causes = hour of day, weekend, time trend, the
    cell's own baseline level at that hour and the unexposed traffic's
    contemporaneous shock. DoWhy's ``CausalModel`` identifies the effect by
-   the backdoor criterion and ``backdoor.linear_regression`` estimates it.
+   the backdoor criterion and ``backdoor.linear_regression`` estimates it
+   (DoWhy's estimator with the effect read off the fitted model,
+   ``_dowhy.LinearEffect``: the same estimate at half the refuters' cost).
    The interval is the widest of: the regression's own, Driscoll-Kraay's
    (robust to shocks shared by all cells in a bucket and to autocorrelation
    over buckets; Driscoll and Kraay 1998), and the spread of *in-time
