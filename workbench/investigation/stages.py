@@ -48,7 +48,6 @@ from .hypothesis import as_hypothesis as _as_hypothesis
 from .hypothesis import cause_step as _cause_step
 from .hypothesis import is_mix_shift as _is_mix_shift
 from .hypothesis import next_step as _next_step
-from .prefetch import candidate_series, scope_key
 from . import slicing
 from .slicing import (SCAN_ALPHA, _base_windows, _change_scope_dims,
                       _concentration_slice, _defect_divergence, _div_dict, _f, _fmt_filter,
@@ -479,15 +478,13 @@ def rank(ctx: Context, dn: Detection, lz: Localized) -> Ranked:
     sign = float(np.sign((det.observed or 0) - (det.baseline or 0))) or -1.0
 
     s_start, s_end = onset - pd.Timedelta("15D"), obs[1]
-    s_cache: dict = candidate_series(ctx.st.con, ctx.sp, ctx.spec, changes, onset,
-                                     ctx.grain, s_start, s_end)
+    s_cache: dict = {}
 
     def series_fn(filt: dict, negate: bool) -> pd.DataFrame:
         # One query per scope: the unexposed group is the total minus the exposed
         # one (sums are additive), so each change costs one scan, and a scope
-        # shared by several changes costs one scan in all; the candidates' scopes
-        # were read in one scan beforehand (prefetch.candidate_series).
-        key = scope_key(filt)
+        # shared by several changes costs one scan in all.
+        key = tuple(sorted((k, str(v)) for k, v in (filt or {}).items()))
         if key not in s_cache:
             s_cache[key] = metric_series(st.con, sp, spec, filter=filt or None,
                                          start=s_start, end=s_end).frame

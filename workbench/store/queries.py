@@ -140,50 +140,6 @@ def metric_series(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: Me
     return QueryResult(df, sql)
 
 
-def metric_series_many(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec,
-                       filters: Sequence[dict], *, start=None, end=None) -> list[pd.DataFrame]:
-    """:func:`metric_series` of several slices from one scan of the events.
-
-    Each slice's sums ride on the same pass as ``FILTER`` clauses (the ranking
-    reads the series of every candidate change's scope: one scan instead of one
-    per scope). The frames are those :func:`metric_series` returns: ``ts, num,
-    den, rows, value``, buckets with no rows of the slice absent.
-    """
-    filters = [f for f in filters if f]
-    if not filters:
-        return []
-    secs = int(sp.manifest.grain_td.total_seconds())
-    conds = [f"({filter_sql(sp, f)})" for f in filters]
-    cols = []
-    for k, c in enumerate(conds):
-        cols.append(f"SUM({q(metric.numerator)}) FILTER (WHERE {c}) AS n{k}")
-        if metric.kind == "ratio":
-            cols.append(f"SUM({q(metric.denominator)}) FILTER (WHERE {c}) AS d{k}")
-        cols.append(f"COUNT(*) FILTER (WHERE {c}) AS r{k}")
-    where = [" OR ".join(conds)]
-    if start is not None:
-        where.append(f"ts >= {_ts(start)}")
-    if end is not None:
-        where.append(f"ts < {_ts(end)}")
-    df = con.execute(f"SELECT time_bucket(INTERVAL '{secs} seconds', ts) AS ts, "
-                     f"{', '.join(cols)}\nFROM {sp.schema}.events\n"
-                     f"WHERE ({where[0]}){''.join(' AND ' + w for w in where[1:])}\n"
-                     "GROUP BY 1 ORDER BY 1").df()
-    ts = pd.to_datetime(df["ts"], utc=True)
-    out = []
-    for k in range(len(conds)):
-        rows = df[f"r{k}"]
-        m = (rows > 0).to_numpy()
-        one = pd.DataFrame({"ts": ts[m].reset_index(drop=True),
-                            "num": df.loc[m, f"n{k}"].astype(float).to_numpy(),
-                            "den": (df.loc[m, f"d{k}"].astype(float).to_numpy()
-                                    if metric.kind == "ratio" else 1.0),
-                            "rows": rows[m].astype("int64").to_numpy()})
-        one["value"] = one["num"] / one["den"] if metric.kind == "ratio" else one["num"]
-        out.append(one)
-    return out
-
-
 def metric_series_by(con: duckdb.DuckDBPyConnection, sp: StoredPassport, metric: MetricSpec,
                      dimension: str, *, filter: dict | None = None) -> QueryResult:
     """Metric by time bucket and value of ``dimension`` inside the slice ``filter``.
