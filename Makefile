@@ -52,9 +52,10 @@ test-ui: venv sysdeps
 
 bench: venv sysdeps
 	$(BIN)/python benchmarks/incidents.py --n 8 --heldout
-	$(BIN)/python benchmarks/incidents.py --n 3 --heldout --scale 0.15 \
+	$(BIN)/python benchmarks/incidents.py --n 10 --heldout --scale 0.5 --effect-scale 0.6,0.8,1 \
 	  --out benchmarks/results/incidents_calibration.json \
 	  --png benchmarks/results/incidents_reliability.png
+	$(BIN)/python benchmarks/incidents.py --fit-calibration benchmarks/results/incidents_calibration.json
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/localization.py
 	$(BIN)/python benchmarks/causal.py

@@ -63,24 +63,28 @@ def run_one(args: tuple) -> dict:
         path = generate_incident(family, seed, Path(tmp) / "p", scale=scale,
                                  effect_scale=effect_scale)
         truth = json.loads((Path(path) / "truth.json").read_text())
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             inv = investigate(path, metric=truth["metric"], db=Path(tmp) / "s.duckdb",
                               artifact_dir=None)
             err = None
         except Exception as exc:  # a crash is a miss, and is reported
             inv, err = None, f"{type(exc).__name__}: {exc}"
-        secs = time.perf_counter() - t0
+        # CPU seconds of the process (DuckDB's threads included): on a shared machine the
+        # wall time says as much about the neighbours' load as about the method
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         same = False if inv is None else _same_leaves(
             path, truth.get("slice"), inv.slices[0]["filter"] if inv.slices else None)
         naive = _naive_latest(path, truth.get("onset"))
     rec = {"family": family, "seed": seed, "truth_verdict": truth["verdict"],
-           "heldout": bool(truth.get("heldout")), "effect_scale": effect_scale,
+           "heldout": bool(truth.get("heldout")), "scale": scale,
+           "effect_scale": effect_scale,
            "accept_verdicts": truth.get("accept_verdicts") or [truth["verdict"]],
            "truth_missing_share": truth.get("details", {}).get("missing_share"),
            "naive_top_cause": naive,
            "truth_onset": truth.get("onset"), "truth_slice": truth.get("slice"),
-           "truth_culprits": truth.get("culprit_ids", []), "secs": secs, "error": err}
+           "truth_culprits": truth.get("culprit_ids", []), "secs": secs, "cpu_secs": cpu,
+           "error": err}
     if inv is None:
         rec["slice_same_leaves"] = False
         rec.update(verdict=None, onset=None, top_slice=None, top_cause=None,
@@ -183,6 +187,7 @@ def score(recs: list[dict], grain_hours: float = 1.0) -> dict:
             "onset_err_p95": float(on.quantile(0.95)) if len(on) else None,
             "secs_per_incident": float(d["secs"].mean()),
             "secs_median": float(d["secs"].median()),
+            "cpu_secs_median": (float(d["cpu_secs"].median()) if "cpu_secs" in d else None),
             "errors": int(d["error"].notna().sum()),
         }
 
@@ -218,9 +223,18 @@ def calibration(recs: list[dict], bins=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001)) -
         ece += m.sum() / len(conf) * abs(mc - acc)
         table.append({"bin": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": int(m.sum()),
                       "mean_confidence": mc, "share_right": acc})
-    mid = int(((conf >= 0.1) & (conf <= 0.9)).sum())
-    return {"n": int(len(conf)), "n_between_0.1_and_0.9": mid, "ece": float(ece),
-            "reliability": table}
+    m = (conf >= 0.1) & (conf <= 0.9)
+    # the same error over the causes between 0.1 and 0.9 only: the overall one is
+    # dominated by the many causes near 0, which are easy to get right
+    ece_mid = None
+    if m.any():
+        ece_mid = 0.0
+        for lo, hi in zip(bins[:-1], bins[1:]):
+            k = m & (conf >= lo) & (conf < hi)
+            if k.any():
+                ece_mid += k.sum() / m.sum() * abs(float(conf[k].mean()) - float(right[k].mean()))
+    return {"n": int(len(conf)), "n_between_0.1_and_0.9": int(m.sum()), "ece": float(ece),
+            "ece_mid": ece_mid, "reliability": table}
 
 
 def _pairs(recs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -230,31 +244,112 @@ def _pairs(recs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
             np.array([p[1] for p in pairs], dtype=float))
 
 
-def fit_calibration(results: Path) -> int:
-    """Fit the Platt map on the *tuning* families' causes of ``results``; write it to the package.
+def _load_records(paths: list[Path]) -> tuple[list[dict], list[dict]]:
+    """Incident records of results files (``--out``) or streams (``--stream``), and their runs.
 
-    Held-out incidents in the file are ignored: they judge the map, they never fit it.
+    An incident seen twice (same family, seed, scale and effect scale) counts once.
+    """
+    recs, runs, seen = [], [], set()
+    for path in paths:
+        path = Path(path)
+        if path.suffix == ".jsonl":
+            got = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            runs.append({"file": path.name, "incidents": len(got)})
+        else:
+            res = json.loads(path.read_text())
+            got = res["incidents"]
+            runs.append({"file": path.name, "incidents": len(got),
+                         **{k: res.get(k) for k in ("base_seed", "scale", "effect_scale")}})
+        for r in got:
+            key = (r["family"], r["seed"], r.get("scale"), r.get("effect_scale"))
+            if key not in seen:
+                seen.add(key)
+                recs.append(r)
+    return recs, runs
+
+
+def _mapped(recs: list[dict], cmap) -> list[dict]:
+    """The records with ``cmap`` applied to their causes' confidences, as the ranking would.
+
+    :func:`workbench.events.rank._calibrated` maps the posteriors and renormalizes
+    when they sum above 1; a verdict other than ``change`` caps every cause below
+    0.5. This replays that on the recorded confidences (an offline estimate: the
+    ranking's own thresholds see the uncalibrated posterior either way).
+    """
+    out = []
+    for r in recs:
+        causes = r.get("causes") or []
+        if causes:
+            p = cmap(np.array([c[1] for c in causes], dtype=float))
+            if p.sum() > 1.0:
+                p = p / p.sum()
+            if r.get("verdict") != "change":
+                p = np.minimum(p, 0.49)
+            causes = [[c[0], round(float(q), 4)] for c, q in zip(causes, p)]
+        out.append({**r, "causes": causes})
+    return out
+
+
+def fit_calibration(paths: list[Path], out: Path, png_dir: Path,
+                    map_path: Path | None = None) -> int:
+    """Fit the Platt map on the tuning families' causes; judge it on the held-out ones.
+
+    The map is written into the package (``workbench/events/calibration.json``)
+    only when it lowers the held-out expected calibration error; either way the
+    figures go to ``out`` and the reliability diagrams (held-out, tuning) to
+    ``png_dir``. Held-out incidents never fit the map: they judge it.
+    ``map_path``: where the map goes (default: the package's file).
     """
     from workbench.events.calibration import calibration_map, fit_platt
 
-    res = json.loads(results.read_text())
-    recs = [r for r in res["incidents"] if not r.get("heldout")]
-    conf, right = _pairs(recs)
     old = calibration_map()
     if not old.identity:
-        print("the shipped map is not the identity: fit on a run made without it",
+        print("the shipped map is not the identity: fit on runs made without it",
               file=sys.stderr)
         return 2
-    fams = sorted({r["family"] for r in recs})
-    cmap = fit_platt(conf, right, version=old.version + 1, fitted_on={
-        "families": fams, "incidents": len(recs), "causes": int(len(conf)),
-        "causes_between_0.1_and_0.9": int(((conf >= 0.1) & (conf <= 0.9)).sum()),
-        "base_seed": res.get("base_seed"), "scale": res.get("scale"),
-        "effect_scale": res.get("effect_scale")})
-    out = Path(__file__).resolve().parent.parent / "workbench" / "events" / "calibration.json"
-    out.write_text(cmap.to_json(), encoding="utf-8")
-    print(f"a = {cmap.a:.3f}, b = {cmap.b:.3f} from {len(conf)} causes of {len(recs)} tuning "
-          f"incidents; wrote {out}")
+    recs, runs = _load_records(paths)
+    tune = [r for r in recs if not r.get("heldout")]
+    held = [r for r in recs if r.get("heldout")]
+    conf, right = _pairs(tune)
+    fams = sorted({r["family"] for r in tune})
+    report = {"runs": runs, "incidents": {"tuning": len(tune), "heldout": len(held)},
+              "calibration_tuning": calibration(tune),
+              "calibration_heldout": calibration(held)}
+    try:
+        cmap = fit_platt(conf, right, version=old.version + 1, fitted_on={
+            "families": fams, "incidents": len(tune), "causes": int(len(conf)),
+            "causes_between_0.1_and_0.9": int(((conf >= 0.1) & (conf <= 0.9)).sum()),
+            "runs": runs})
+    except ValueError as exc:
+        cmap = None
+        report["map"] = {"fitted": False, "why": str(exc)}
+    if cmap is not None:
+        after = calibration(_mapped(held, cmap))
+        before = report["calibration_heldout"]
+        better = bool(after.get("n")) and after["ece"] < before.get("ece", np.inf)
+        report["calibration_heldout_mapped"] = after
+        report["map"] = {"fitted": True, "a": cmap.a, "b": cmap.b, "shipped": better,
+                         "why": ("it lowers the held-out ECE" if better else
+                                 "not shipped: it does not lower the held-out ECE "
+                                 f"({after.get('ece', float('nan')):.4f} against "
+                                 f"{before.get('ece', float('nan')):.4f} without it)")}
+        if better:
+            dest = map_path or (Path(__file__).resolve().parent.parent / "workbench" /
+                                "events" / "calibration.json")
+            dest.write_text(cmap.to_json(), encoding="utf-8")
+            print(f"wrote {dest}")
+    for key, name in (("calibration_heldout", "heldout"), ("calibration_tuning", "tuning")):
+        png = png_dir / f"incidents_calibration_reliability_{name}.png"
+        if reliability_png(report[key], png, f"Reliability of cause confidences, {name} "
+                                               "families (reduced evidence)"):
+            report[f"png_{name}"] = png.name
+    out.write_text(json.dumps(report, indent=1, default=str))
+    for key in ("calibration_tuning", "calibration_heldout", "calibration_heldout_mapped"):
+        cal = report.get(key) or {}
+        if cal.get("n"):
+            print(f"{key}: {cal['n']} causes, {cal['n_between_0.1_and_0.9']} between 0.1 and "
+                  f"0.9: ECE {cal['ece']:.4f} (between 0.1 and 0.9: {cal['ece_mid']:.4f})")
+    print(f"map: {report['map']}\nwrote {out}")
     return 0
 
 
@@ -319,6 +414,10 @@ def print_table(res: dict) -> None:
             print(f"| {b['bin']} | {b['n']} | {b['mean_confidence']:.2f} | {b['share_right']:.2f} |")
     print(f"\nMedian investigate time {res['overall']['secs_median']:.2f} s per passport "
           "(wall time with the workers running side by side; --jobs 1 for a quiet figure)")
+    if res["overall"].get("cpu_secs_median") is not None:
+        print(f"Median CPU time {res['overall']['cpu_secs_median']:.2f} s per passport "
+              f"(load average {res.get('loadavg_1_5_15', {}).get('start', ['?'])[0]} at the "
+              "start)")
     if res.get("top_cause_stability") is not None:
         print(f"Top cause unchanged under resampling: {res['top_cause_stability']:.0%} of draws")
     print("\nReference: none published for these families. 'naive' blames the latest change "
@@ -339,16 +438,21 @@ def main(argv=None) -> int:
                          "calibration)")
     ap.add_argument("--stream", help="also append each incident's record here (JSON lines) "
                                      "as it finishes, so a long run can be read part way")
-    ap.add_argument("--fit-calibration", metavar="RESULTS",
-                    help="fit the Platt map on the tuning families' causes of a results file "
-                         "and write workbench/events/calibration.json (no incidents run)")
+    ap.add_argument("--fit-calibration", metavar="RESULTS", nargs="+",
+                    help="results files (--out) or streams (--stream): fit the Platt map on "
+                         "their tuning families' causes, judge it on their held-out ones, "
+                         "write the figures to --out and the diagrams beside it, and the map "
+                         "to workbench/events/calibration.json only when it lowers the "
+                         "held-out ECE (no incidents run)")
     ap.add_argument("--out", default=str(RESULTS / "incidents.json"))
     ap.add_argument("--png", help="write the reliability diagram (PNG) here")
     ap.add_argument("--heldout", action="store_true",
                     help="run the held-out families too (default: the tuning families only)")
     a = ap.parse_args(argv)
     if a.fit_calibration:
-        return fit_calibration(Path(a.fit_calibration))
+        out = Path(a.out) if a.out != str(RESULTS / "incidents.json") else \
+            RESULTS / "incidents_calibration_fit.json"
+        return fit_calibration([Path(x) for x in a.fit_calibration], out, out.parent)
     from workbench.synth import FAMILIES, HELDOUT_FAMILIES
 
     fams = a.families.split(",") if a.families else \
