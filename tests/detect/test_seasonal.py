@@ -285,3 +285,33 @@ def test_detector_strategies(shifted):
 def test_docstring_example_runs():
     failures, tried = doctest.testmod(detect_pkg, verbose=False)
     assert tried > 0 and failures == 0
+
+
+# ------------------------------------------------------------------ trend extrapolation
+def _stepped_counts(seed, *, late_drop=0.0):
+    """Hourly counts whose level rose 5% at day 7 and stayed (a level shift, not a trend)."""
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2026-08-21", periods=21 * 24, freq="1h", tz="UTC")
+    daily = 1.0 + 0.5 * np.sin(2 * np.pi * (ts.hour.to_numpy() - 6) / 24)
+    level = np.where(np.arange(len(ts)) >= 7 * 24, 2100.0, 2000.0)
+    lam = level * daily * np.where(np.arange(len(ts)) >= len(ts) - 36, 1.0 - late_drop, 1.0)
+    return pd.DataFrame({"num": rng.poisson(lam).astype(float), "den": 1.0}, index=ts)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_level_shift_in_history_is_not_extrapolated_into_an_alarm(seed):
+    # Fitted on days 0-14 the log-linear trend reads the day-7 step as +5% a week and
+    # extrapolates it over the last week: the flat last week looks 5% short. The
+    # divergence does not hold without the trend, so it is not reported.
+    res = detect_divergence(_stepped_counts(seed), kind="sum", better="higher")
+    assert not res.significant
+    check = res.params["trend_check"]
+    assert check is not None and check["p"] >= 0.05  # the trended fit alone alarmed
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_real_step_survives_the_trend_check(seed):
+    res = detect_divergence(_stepped_counts(seed, late_drop=0.25), kind="sum", better="higher")
+    # (its onset is dated early: the trended baseline over-predicts the whole flat week)
+    assert res.significant and res.direction == "bad"
+    assert res.relative_change < -0.05

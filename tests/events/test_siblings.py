@@ -197,3 +197,37 @@ def test_a_ramps_first_dose_has_the_effect_its_later_doses_show(rng):
     flat = [(first, 6.0, 0.0, 1.0, 0.3, None, (), {"effect": 0.2, "prior": 0.0})]
     ramp_effects(flat, ch, _series(scope, 0.0, rng, hours=24 * 12), direction_sign=-1.0, **kw)
     assert "ramp_effect" not in flat[0][7]
+
+
+def _rank_with_globals(rng, hit: dict, drop: float):
+    lv, series = _world(rng, hit, drop)
+    rows = [{"id": "flag-ios", "ts": "2026-11-18T14:00Z", "scope": {"platform": "ios"}}]
+    rows += [{"id": f"global-{i}", "ts": f"2026-11-18T{10 + i:02d}:00Z", "scope": {}}
+             for i in range(4)]
+    return rank_changes(_changes(rows), onset=ONSET, end=ONSET + pd.Timedelta("29h"),
+                        grain=GRAIN, kind="ratio", direction_sign=-1.0, leaves=lv,
+                        top_slices=[], series=series)
+
+
+def test_global_changes_lose_what_a_scoped_change_with_an_own_effect_shows(rng):
+    # iOS converts 5% less from the onset; four deploys to all traffic landed around it.
+    # The iOS flag's own comparison shows android and web did not move: a change to all
+    # traffic does not explain that, so each global change is lowered by that evidence.
+    res = _rank_with_globals(rng, {"platform": "ios"}, 0.05)
+    by = {c.change_id: c for c in res.causes}
+    assert res.causes[0].change_id == "flag-ios"
+    assert by["flag-ios"].features["own_effect"] is True
+    for i in range(4):
+        g = by[f"global-{i}"]
+        assert g.features["uniformity_penalty"] > 1.0
+        assert any("did not diverge alike" in e for e in g.evidence)
+        assert g.confidence < by["flag-ios"].confidence / 5
+    assert by["flag-ios"].confidence > 0.5
+
+
+def test_global_changes_keep_their_score_when_the_divergence_is_uniform(rng):
+    # everything drops alike: the iOS flag has no effect of its own, nothing is lowered
+    res = _rank_with_globals(rng, {}, 0.05)
+    by = {c.change_id: c for c in res.causes}
+    assert by["flag-ios"].features["own_effect"] is False
+    assert all("uniformity_penalty" not in by[f"global-{i}"].features for i in range(4))

@@ -36,8 +36,8 @@ import pandas as pd
 
 from .effects import EffectEstimate, did_effect, scope_mask
 from .onset import EffectOnset
-from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule, effect_score,
-                       has_own_effect, sibling_evidence)
+from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule,
+                       apply_uniformity_rule, effect_score, has_own_effect, sibling_evidence)
 
 RankSeries = Callable[[dict, bool], pd.DataFrame]
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
@@ -351,6 +351,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                       end=(data_end or end) + grain, direction_sign=direction_sign)
     apply_own_effect_rule(rows, [b[0] for b in boot], dev, total_dev, cfg.own_rule,
                           cfg.external_score)
+    apply_uniformity_rule(rows, w_effect=cfg.w_effect, external_score=cfg.external_score)
     scores = np.array([r[1] for r in rows], dtype=float)
     stability = _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg,
                            seed=int(onset.value % (2**31)))

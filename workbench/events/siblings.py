@@ -280,3 +280,41 @@ def apply_own_effect_rule(rows: list, masks: list[np.ndarray], dev: np.ndarray,
             llr = cap
             ev = ev + (f"{why}: it cannot rise above its prior",)
         rows[i] = (ch, llr, lag, s, c, eff, ev, feat)
+
+
+def apply_uniformity_rule(rows: list, *, w_effect: float, external_score: float) -> None:
+    """Lower, in place, every global change when a scoped change has an effect of its own.
+
+    A change that touched all traffic (no scope, hence no unexposed units and no
+    test of its own) predicts a divergence that is the same for every unit it
+    touched. A credible scoped change (an own effect, a score above "outside the
+    log") has just measured the opposite: its exposed units diverged and its
+    unexposed units -- which the global change touched too -- did not diverge
+    alike. That comparison's statistic is the evidence against the uniform
+    hypothesis, so each global change loses what the best credible scoped change
+    gained from it (``w_effect`` times its effect feature): the likelihood-ratio
+    reading of the difference-in-differences, applied to the rival it rejects.
+    "Outside the log" keeps its prior (an outside event may hit one slice).
+
+    ``rows`` are the ranking's ``(change, llr, lag, s, c, effect, evidence,
+    features)`` tuples after :func:`apply_own_effect_rule`.
+    """
+    best, who, t_best = 0.0, None, None
+    for ch, llr, lag, s, c, eff, ev, feat in rows:
+        scoped = isinstance(ch.scope, dict) and bool(ch.scope)
+        if scoped and feat.get("own_effect") is True and np.isfinite(llr) \
+                and llr >= external_score and feat.get("effect", 0.0) > best:
+            best, who = float(feat["effect"]), str(ch.id)
+            t_best = None if eff is None else float(eff.t_stat)
+    if who is None or best <= 0:
+        return
+    drop = w_effect * best
+    t_txt = "" if t_best is None else f", t={t_best:.1f}"
+    for i, (ch, llr, lag, s, c, eff, ev, feat) in enumerate(rows):
+        scoped = isinstance(ch.scope, dict) and bool(ch.scope)
+        if scoped or not np.isfinite(llr):
+            continue
+        ev = ev + (f"{who}'s own comparison{t_txt} shows units this change touched outside "
+                   f"{who}'s scope did not diverge alike: a change to all traffic does not "
+                   f"explain that (-{drop:.1f} log-odds)",)
+        rows[i] = (ch, llr - drop, lag, s, c, eff, ev, {**feat, "uniformity_penalty": drop})
