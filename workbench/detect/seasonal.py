@@ -103,7 +103,7 @@ ratio statistic for sequential detection of a change-point. Ann. Statist. 23,
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -111,6 +111,7 @@ from scipy.special import ndtr, ndtri, xlogy
 
 from workbench.errors import UsageError
 
+from . import _trend
 from .config import DetectConfig
 from .result import DivergenceResult
 
@@ -756,8 +757,8 @@ class SeasonalDetector:
 
         trend_check = None
         if searched and p_value < cfg.alpha and cfg.trend and 1 in design.group[fit.cols]:
-            trend_check = self._trend_check(y, den, present, design, index, binomial, cfg, cc,
-                                            error, a, b, last, n_scanned, stats["z"])
+            trend_check = _trend.trend_check(self, y, den, present, design, index, binomial, cfg,
+                                             cc, error, a, b, last, n_scanned, stats["z"])
             p_value = max(p_value, trend_check["p"])
         significant = bool(p_value < cfg.alpha)
         set_lo = max(a - buckets(3 * _DAY), first) if window is None else a
@@ -851,29 +852,6 @@ class SeasonalDetector:
             return None
         return (s, *_onset_set(pred, fit, y, den, present, lo, s, a - 1, cfg.min_length,
                                binomial, cc))
-
-    def _trend_check(self, y, den, present, design, index, binomial, cfg, cc, error, a, b,
-                     last, n_scanned, z) -> dict:
-        """The scanned window's p-value against a baseline that extrapolates no trend.
-
-        A scanned window is judged against a trend extrapolated over it, the least
-        reliable part of a forecast (Hyndman and Athanasopoulos, FPP3 sec. 8.2, on
-        why damped trends forecast better than linear ones): a level shift inside
-        the history reads as a trend and is carried on for days. The divergence
-        must also hold against the same baseline fitted without the trend (the
-        fully damped end of the range); the larger Sidak-corrected p-value counts,
-        and a z of the other sign gives 1.
-        """
-        keep = present.copy()
-        keep[max(a - cfg.guard, 0):(None if b >= last else b + 1)] = False
-        f = _fit(y, den, design, np.flatnonzero(keep), index, binomial,
-                 replace(cfg, trend=False), error)
-        st = self._window_stats(_predict(f, design, y, den, present, binomial), f, design,
-                                y, den, present, a, b, binomial, cc)
-        p = float(-np.expm1(cfg.scan_tests_per_bucket * n_scanned * np.log1p(
-            -min(2.0 * ndtr(-abs(st["z"])), 1.0 - 1e-16))))
-        p = 1.0 if np.sign(st["z"]) != np.sign(z) else p
-        return {"p": p, "z_without_trend": float(st["z"]), "p_without_trend": p}
 
     @staticmethod
     def _window_stats(pred, fit, design, y, den, present, a, b, binomial, cc) -> dict:
