@@ -14,8 +14,12 @@ opposite ways:
 - a slice whose share falls linearly (an old app version being replaced) bends
   away from a log-linear trend fitted on three weeks: its log falls faster as
   the share shrinks, and the last days look short of the long-run trend. The
-  baseline fitted on the *recent* history only (a local linear trend, the
-  reading Holt's method weights towards, sec. 8.2) follows the bend.
+  baseline whose trend may bend over the *recent* history (a local linear
+  trend, the reading Holt's method weights towards, sec. 8.2; here a linear
+  spline with one knot, the seasonal terms still fitted on all the history)
+  follows the bend. It is an
+  alternative only for a window that goes the way the trend went (a bump
+  against a falling series is no bend of it).
 
 Method
 ------
@@ -32,8 +36,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import ndtr
 
-#: Days of history before the window that the local-trend baseline is fitted on
-#: (ten: enough for the weekday terms, cf. ``DetectConfig.weekly_min_history``)
+#: Days before the window from which the local-trend baseline's trend may bend
 RECENT_DAYS = 10
 
 
@@ -42,7 +45,7 @@ def _scan_p(z: float, tests: float) -> float:
     return float(-np.expm1(tests * np.log1p(-min(2.0 * ndtr(-abs(z)), 1.0 - 1e-16))))
 
 
-def trend_check(det, y, den, present, design, index, binomial, cfg, cc, error, a, b, last,
+def trend_check(det, fit, y, den, present, design, index, binomial, cfg, cc, error, a, b, last,
                 n_scanned, z) -> dict:
     """The scanned window's p-value against the no-trend and the local-trend baselines.
 
@@ -50,6 +53,8 @@ def trend_check(det, y, den, present, design, index, binomial, cfg, cc, error, a
     ----------
     det:
         The :class:`~workbench.detect.seasonal.SeasonalDetector` (its window statistics).
+    fit:
+        The main baseline's fit (its trend's sign).
     y, den, present, design, index, binomial, cfg, cc, error:
         The detection's series, design and settings.
     a, b, last:
@@ -62,24 +67,29 @@ def trend_check(det, y, den, present, design, index, binomial, cfg, cc, error, a
     dict
         ``p`` (the largest), and each alternative's ``z`` and ``p``.
     """
-    from .seasonal import _DAY, _fit, _predict
+    from .seasonal import _DAY, _WEEK, _Design, _fit, _predict
 
+    lo = max(a - cfg.guard, 0)
     keep = present.copy()
-    keep[max(a - cfg.guard, 0):(None if b >= last else b + 1)] = False
+    keep[lo:(None if b >= last else b + 1)] = False
     tests = cfg.scan_tests_per_bucket * n_scanned
     out = {}
-    recent = keep & (np.arange(len(keep)) < max(a - cfg.guard, 0)) & \
-        (index >= index[max(a - cfg.guard, 0)] - RECENT_DAYS * _DAY)
-    # the weekday terms stay in the recent fit (each weekday is seen at least once):
-    # without them a weekly pattern would pass for noise and hide any divergence
-    fits = {"without_trend": (keep, replace(cfg, trend=False)),
-            "recent_trend": (recent, replace(cfg, weekly_min_history=(RECENT_DAYS - 3) * _DAY))}
-    for name, (mask, c) in fits.items():
+    # the local trend: the same baseline whose trend may bend RECENT_DAYS before the
+    # window (a linear spline, hinge at that day), seasonal terms fitted on all history
+    bend = np.clip((index - (index[lo] - RECENT_DAYS * _DAY)) / _WEEK, 0.0, None)
+    bent = _Design(np.column_stack([design.X, np.asarray(bend, dtype=float)]),
+                   np.append(design.group, 1), (*design.names, "trend_bend_per_week"))
+    fits = {"without_trend": (keep, replace(cfg, trend=False), design),
+            "recent_trend": (keep, cfg, bent)}
+    slope = fit.beta[list(design.group[fit.cols]).index(1)]
+    if np.sign(slope) != np.sign(z):  # the window does not go the way the series went
+        del fits["recent_trend"]
+    for name, (mask, c, d) in fits.items():
         idx = np.flatnonzero(mask)
         if len(idx) < 2 or index[idx[-1]] - index[idx[0]] < 2 * _DAY:
             continue
-        f = _fit(y, den, design, idx, index, binomial, c, error)
-        st = det._window_stats(_predict(f, design, y, den, present, binomial), f, design,
+        f = _fit(y, den, d, idx, index, binomial, c, error)
+        st = det._window_stats(_predict(f, d, y, den, present, binomial), f, d,
                                y, den, present, a, b, binomial, cc)
         p = 1.0 if np.sign(st["z"]) != np.sign(z) else _scan_p(st["z"], tests)
         out[f"z_{name}"], out[f"p_{name}"] = float(st["z"]), p
