@@ -231,3 +231,32 @@ def test_global_changes_keep_their_score_when_the_divergence_is_uniform(rng):
     by = {c.change_id: c for c in res.causes}
     assert by["flag-ios"].features["own_effect"] is False
     assert all("uniformity_penalty" not in by[f"global-{i}"].features for i in range(4))
+
+
+def test_two_concurrent_culprits_are_not_each_others_siblings(rng):
+    # iOS and Android in DE both drop from the onset: two flags, one for each, landed
+    # together. In the slice DE, each flag's siblings are mostly the other flag's units,
+    # which fell too: they are no control (no comparison within DE is left), so neither
+    # flag is explained away by the other and both keep an effect of their own.
+    lv, series = _world(rng, {"country": "DE", "platform": ["ios", "android"]}, 0.35)
+    ch = _changes([{"id": "flag-ios", "ts": "2026-11-18T14:00Z",
+                    "scope": {"country": "DE", "platform": "ios"}},
+                   {"id": "flag-android", "ts": "2026-11-18T14:00Z",
+                    "scope": {"country": "DE", "platform": "android"}}])
+    slices = [{"filter": {"country": "DE", "platform": ["ios", "android"]},
+               "explained_share": 1.0}]
+    res = rank_changes(ch, onset=ONSET, end=ONSET + pd.Timedelta("29h"), grain=GRAIN,
+                       kind="ratio", direction_sign=-1.0, leaves=lv, top_slices=slices,
+                       series=series)
+    by = {c.change_id: c for c in res.causes}
+    for cid in ("flag-ios", "flag-android"):
+        assert by[cid].features.get("siblings") is None
+        assert by[cid].features["own_effect"] is True
+    assert by["flag-ios"].confidence + by["flag-android"].confidence > 0.7
+    # the same world with the android flag landing a day earlier: it is no concurrent
+    # treatment, and the iOS flag is compared with its siblings again
+    ch.loc[ch["id"] == "flag-android", "ts"] = pd.Timestamp("2026-11-17T14:00Z")
+    res = rank_changes(ch, onset=ONSET, end=ONSET + pd.Timedelta("29h"), grain=GRAIN,
+                       kind="ratio", direction_sign=-1.0, leaves=lv, top_slices=slices,
+                       series=series)
+    assert {c.change_id: c for c in res.causes}["flag-ios"].features.get("siblings") is not None

@@ -37,7 +37,8 @@ import pandas as pd
 from .effects import EffectEstimate, did_effect, scope_mask
 from .onset import EffectOnset
 from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule,
-                       apply_uniformity_rule, effect_score, has_own_effect, sibling_evidence)
+                       apply_uniformity_rule, co_treated, effect_score, has_own_effect,
+                       sibling_evidence)
 
 RankSeries = Callable[[dict, bool], pd.DataFrame]
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
@@ -306,9 +307,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 if (direction_sign * effect.pre_t_stat >= 3.0
                         and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
                     f_effect = -1.0
-            sib = against_siblings(series, leaves, m, den, top_slices, focus, scope, t0,
-                                   kind, lo_t, hi_t, cfg.own_rule, dev=dev) \
-                if effect is not None else None
+            sib = None if effect is None else against_siblings(
+                series, leaves, m, den, top_slices, focus, scope, t0, kind, lo_t, hi_t,
+                cfg.own_rule, dev=dev, treated=co_treated(cand, leaves, ch, grain))
         sib_feat = None
         if sib is not None:  # explained away by the siblings: never adds blame
             sib_eff, sib_slice = sib
@@ -724,8 +725,7 @@ def dose_response(changes: pd.DataFrame, cause: CandidateCause, series: RankSeri
     # hour-of-day profile of the pre-period removes daily shape differences
     prof = pre.groupby(pre.index.hour).mean()
     resid = d - prof.reindex(d.index.hour).to_numpy()
-    # a step's standard error from the pre-period's noise, widened for its lag-1
-    # autocorrelation (the long-run variance of an AR(1) mean)
+    # a step's standard error from the pre-period's noise, widened for its lag-1 autocorrelation
     r_pre = resid[(resid.index < first) & (resid.index >= first - lookback)].to_numpy()
     sd_pre = float(np.std(r_pre, ddof=1)) if len(r_pre) > 2 else float("nan")
     r1 = float(np.clip(np.corrcoef(r_pre[:-1], r_pre[1:])[0, 1], 0.0, 0.9)) \
