@@ -285,3 +285,66 @@ def test_detector_strategies(shifted):
 def test_docstring_example_runs():
     failures, tried = doctest.testmod(detect_pkg, verbose=False)
     assert tried > 0 and failures == 0
+
+
+# ------------------------------------------------------------------ trend extrapolation
+def _counts(seed, level, start, late_drop):
+    """Three weeks of hourly Poisson counts around ``level(hour_index)``, the last 36 h
+    lowered by ``late_drop``."""
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(start, periods=21 * 24, freq="1h", tz="UTC")
+    daily = 1.0 + 0.5 * np.sin(2 * np.pi * (ts.hour.to_numpy() - 6) / 24)
+    i = np.arange(len(ts))
+    lam = level(i, len(ts)) * daily * np.where(i >= len(ts) - 36, 1.0 - late_drop, 1.0)
+    return pd.DataFrame({"num": rng.poisson(lam).astype(float), "den": 1.0}, index=ts)
+
+
+def _stepped_counts(seed, *, late_drop=0.0):
+    """Hourly counts whose level rose 5% at day 7 and stayed (a level shift, not a trend)."""
+    return _counts(seed, lambda i, n: np.where(i >= 7 * 24, 2100.0, 2000.0), "2026-08-21",
+                   late_drop)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_level_shift_in_history_is_not_extrapolated_into_an_alarm(seed):
+    # Fitted on days 0-14 the log-linear trend reads the day-7 step as +5% a week and
+    # extrapolates it over the last week: the flat last week looks 5% short. The
+    # divergence does not hold without the trend, so it is not reported.
+    res = detect_divergence(_stepped_counts(seed), kind="sum", better="higher")
+    assert not res.significant
+    check = res.params["trend_check"]
+    assert check is not None and check["p"] >= 0.05  # the trended fit alone alarmed
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_real_step_survives_the_trend_check(seed):
+    res = detect_divergence(_stepped_counts(seed, late_drop=0.25), kind="sum", better="higher")
+    # (its onset is dated early: the trended baseline over-predicts the whole flat week)
+    assert res.significant and res.direction == "bad"
+    assert res.relative_change < -0.05
+
+
+def _fading_counts(seed, *, late_drop=0.0):
+    """Hourly counts of a slice being replaced: its level falls linearly to 40% in 3 weeks."""
+    return _counts(seed, lambda i, n: 3000.0 * (1.0 - 0.6 * i / n), "2026-07-29", late_drop)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 10])
+def test_a_linear_fade_is_not_an_alarm_against_its_recent_trend(seed):
+    # A share falling linearly falls ever faster in logs: the log-linear trend of three
+    # weeks over-predicts the last days (the scan alarmed on these seeds, and without a
+    # trend the fade is a divergence too). The recent history's own trend follows the bend.
+    res = detect_divergence(_fading_counts(seed), kind="sum", better="higher")
+    assert not res.significant
+    check = res.params["trend_check"]
+    assert check is not None and check["p_without_trend"] < 0.05
+    assert check["p_recent_trend"] >= 0.05
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_step_in_a_fading_slice_survives_its_recent_trend(seed):
+    # (a 30% step: against the baseline without a trend, whose residuals carry the
+    # fade, a 20% step held on one seed of two)
+    res = detect_divergence(_fading_counts(seed, late_drop=0.3), kind="sum", better="higher")
+    assert res.significant and res.direction == "bad"
+    assert res.params["trend_check"]["p_recent_trend"] < 1e-6

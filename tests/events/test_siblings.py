@@ -197,3 +197,66 @@ def test_a_ramps_first_dose_has_the_effect_its_later_doses_show(rng):
     flat = [(first, 6.0, 0.0, 1.0, 0.3, None, (), {"effect": 0.2, "prior": 0.0})]
     ramp_effects(flat, ch, _series(scope, 0.0, rng, hours=24 * 12), direction_sign=-1.0, **kw)
     assert "ramp_effect" not in flat[0][7]
+
+
+def _rank_with_globals(rng, hit: dict, drop: float):
+    lv, series = _world(rng, hit, drop)
+    rows = [{"id": "flag-ios", "ts": "2026-11-18T14:00Z", "scope": {"platform": "ios"}}]
+    rows += [{"id": f"global-{i}", "ts": f"2026-11-18T{10 + i:02d}:00Z", "scope": {}}
+             for i in range(4)]
+    return rank_changes(_changes(rows), onset=ONSET, end=ONSET + pd.Timedelta("29h"),
+                        grain=GRAIN, kind="ratio", direction_sign=-1.0, leaves=lv,
+                        top_slices=[], series=series)
+
+
+def test_global_changes_lose_what_a_scoped_change_with_an_own_effect_shows(rng):
+    # iOS converts 5% less from the onset; four deploys to all traffic landed around it.
+    # The iOS flag's own comparison shows android and web did not move: a change to all
+    # traffic does not explain that, so each global change is lowered by that evidence.
+    res = _rank_with_globals(rng, {"platform": "ios"}, 0.05)
+    by = {c.change_id: c for c in res.causes}
+    assert res.causes[0].change_id == "flag-ios"
+    assert by["flag-ios"].features["own_effect"] is True
+    for i in range(4):
+        g = by[f"global-{i}"]
+        assert g.features["uniformity_penalty"] > 1.0
+        assert any("did not diverge alike" in e for e in g.evidence)
+        assert g.confidence < by["flag-ios"].confidence / 5
+    assert by["flag-ios"].confidence > 0.5
+
+
+def test_global_changes_keep_their_score_when_the_divergence_is_uniform(rng):
+    # everything drops alike: the iOS flag has no effect of its own, nothing is lowered
+    res = _rank_with_globals(rng, {}, 0.05)
+    by = {c.change_id: c for c in res.causes}
+    assert by["flag-ios"].features["own_effect"] is False
+    assert all("uniformity_penalty" not in by[f"global-{i}"].features for i in range(4))
+
+
+def test_two_concurrent_culprits_are_not_each_others_siblings(rng):
+    # iOS and Android in DE both drop from the onset: two flags, one for each, landed
+    # together. In the slice DE, each flag's siblings are mostly the other flag's units,
+    # which fell too: they are no control (no comparison within DE is left), so neither
+    # flag is explained away by the other and both keep an effect of their own.
+    lv, series = _world(rng, {"country": "DE", "platform": ["ios", "android"]}, 0.35)
+    ch = _changes([{"id": "flag-ios", "ts": "2026-11-18T14:00Z",
+                    "scope": {"country": "DE", "platform": "ios"}},
+                   {"id": "flag-android", "ts": "2026-11-18T14:00Z",
+                    "scope": {"country": "DE", "platform": "android"}}])
+    slices = [{"filter": {"country": "DE", "platform": ["ios", "android"]},
+               "explained_share": 1.0}]
+    res = rank_changes(ch, onset=ONSET, end=ONSET + pd.Timedelta("29h"), grain=GRAIN,
+                       kind="ratio", direction_sign=-1.0, leaves=lv, top_slices=slices,
+                       series=series)
+    by = {c.change_id: c for c in res.causes}
+    for cid in ("flag-ios", "flag-android"):
+        assert by[cid].features.get("siblings") is None
+        assert by[cid].features["own_effect"] is True
+    assert by["flag-ios"].confidence + by["flag-android"].confidence > 0.7
+    # the same world with the android flag landing a day earlier: it is no concurrent
+    # treatment, and the iOS flag is compared with its siblings again
+    ch.loc[ch["id"] == "flag-android", "ts"] = pd.Timestamp("2026-11-17T14:00Z")
+    res = rank_changes(ch, onset=ONSET, end=ONSET + pd.Timedelta("29h"), grain=GRAIN,
+                       kind="ratio", direction_sign=-1.0, leaves=lv, top_slices=slices,
+                       series=series)
+    assert {c.change_id: c for c in res.causes}["flag-ios"].features.get("siblings") is not None

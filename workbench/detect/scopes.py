@@ -24,7 +24,10 @@ correction over the number of tests (Dunn 1961); the change with the largest
 significant ``|t|`` names the slice (its scope) and the window (from its time
 to the end of the data) that the investigation then tests and explains in the
 usual way. This is a *detection* step only: the ranking still weighs every
-change as before, and blame still needs an effect of its own.
+change as before, and blame still needs an effect of its own. The divergence
+it finds stands only if the ranking's own measure of that scope's effect
+clears the level corrected for the changes tested (:func:`scope_confirmed`),
+and the window must diverge the way the change's comparison did.
 
 References
 ----------
@@ -42,7 +45,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["ScopeHit", "scope_scan"]
+__all__ = ["ScopeHit", "scope_confirmed", "scope_scan"]
 
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
 Panel = Callable[[list, pd.Timestamp, pd.Timestamp], pd.DataFrame]
@@ -251,3 +254,48 @@ def scope_scan(changes: pd.DataFrame, panel: Panel, *, kind: str, grain: pd.Time
                     best = ScopeHit(str(row.id), json.loads(key), row.bucket, float(eff.t_stat),
                                     float(eff.estimate), thr, n)
     return best
+
+
+def scope_confirmed(n_tests: int, named: str, scope: dict, causes, sign: float, dose=None,
+                    alpha: float = 0.05) -> tuple[bool, float, float]:
+    """Does the ranking confirm the effect of the scope the targeted test named?
+
+    The targeted test picked the clearest of ``n_tests`` scopes, so the one it
+    named is a hypothesis chosen among them, and the window test that followed
+    is no independent confirmation (it looks at the same hours of the same
+    slice). The ranking measures the change again, against the unexposed units
+    and jointly with the changes around it: the smaller of the two ``t`` (in
+    the divergence's direction) of any change on that scope, or of any dose of a
+    rollout the named change belongs to, must clear the two-sided level
+    ``alpha`` corrected for the ``n_tests`` looks (Bonferroni, Dunn 1961), as it
+    would have had to had it been one test among them.
+
+    Parameters
+    ----------
+    n_tests, named, scope:
+        How many scopes the targeted test looked at, the change it named and its scope.
+    causes:
+        The ranking's :class:`~workbench.events.rank.CandidateCause` list.
+    sign:
+        The divergence's direction (+1 or -1).
+    dose:
+        The ranking's :class:`~workbench.events.rank.DoseResponse`, if any.
+    alpha:
+        Family-wise level.
+
+    Returns
+    -------
+    (bool, float, float)
+        Confirmed, the best ``t`` found and the ``|t|`` needed.
+    """
+    from scipy.stats import norm
+
+    ts = [0.0]
+    for c in causes:  # the scope was tested: any change on it may carry the effect
+        if c.scope == scope and c.effect is not None:
+            j = c.features.get("joint", {}).get("t_stat", c.effect.t_stat)
+            ts.append(min(sign * c.effect.t_stat, sign * float(j)))
+    if dose is not None and named in {st["change_id"] for st in dose.steps}:
+        ts += [sign * st["t"] for st in dose.steps if st.get("t") is not None]
+    need = float(norm.isf(alpha / 2 / n_tests))
+    return max(ts) >= need, max(ts), need

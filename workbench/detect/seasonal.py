@@ -111,6 +111,7 @@ from scipy.special import ndtr, ndtri, xlogy
 
 from workbench.errors import UsageError
 
+from . import _trend
 from .config import DetectConfig
 from .result import DivergenceResult
 
@@ -763,6 +764,11 @@ class SeasonalDetector:
                     stats = self._window_stats(pred, fit, design, y, den, present, a, b,
                                                binomial, cc)
 
+        trend_check = None
+        if searched and p_value < cfg.alpha and cfg.trend and 1 in design.group[fit.cols]:
+            trend_check = _trend.trend_check(self, fit, y, den, present, design, index, binomial,
+                                             cfg, cc, error, a, b, last, n_scanned, stats["z"])
+            p_value = max(p_value, trend_check["p"])
         significant = bool(p_value < cfg.alpha)
         set_lo = max(a - buckets(3 * _DAY), first) if window is None else a
         s0, s1 = staged_set or _onset_set(pred, fit, y, den, present, set_lo, onset, b,
@@ -802,6 +808,7 @@ class SeasonalDetector:
             "fit_range": [index[fit.fit_start], index[fit.fit_end]],
             "baseline_terms": [design.names[c] for c in fit.cols],
             "config": cfg.to_dict(),
+            "trend_check": trend_check,
         }
         return DivergenceResult(
             significant=significant,

@@ -6,6 +6,9 @@ consistent errors (Newey and West 1987, "A simple, positive semi-definite,
 heteroskedasticity and autocorrelation consistent covariance matrix",
 Econometrica 55(3); ``statsmodels`` OLS with HAC) and an event-study lead for
 pre-trends (Angrist and Pischke, *Mostly Harmless Econometrics*, 2009, ch. 5).
+The contrast keeps its own hour-of-day and weekend pattern (group-specific
+seasonality, the "unit-specific trends" of Angrist and Pischke 5.2, here a
+weekly cycle): exposed and unexposed units need not share a weekly rhythm.
 Shared by :mod:`.rank` and :mod:`.siblings`.
 """
 from __future__ import annotations
@@ -16,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["EffectEstimate", "did_effect", "scope_mask"]
+
+#: Weekend and weekday buckets the pre period needs before the weekend term is fitted
+_MIN_WEEKEND = 12
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,14 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
     hours = pd.get_dummies(d.index.hour, prefix="h", drop_first=True, dtype=float)
     use_lead = lead.sum() >= 3 and (n_pre - lead.sum()) >= 24
     cols = [np.ones(len(d)), post] + ([lead] if use_lead else [])
+    # Weekly patterns differ between groups as well (web dips at weekends, mobile
+    # does not): a post period on a weekend read against a mostly-weekday pre
+    # period takes the dip for an effect. A weekend term, measured on the pre
+    # period's own weekend and weekday buckets, absorbs it.
+    weekend = (d.index.day_of_week >= 5).astype(float)
+    pre_we = float(weekend[post == 0].sum())
+    if pre_we >= _MIN_WEEKEND and n_pre - pre_we >= _MIN_WEEKEND:
+        cols.append(weekend)
     X = np.column_stack(cols + [hours.to_numpy()])
     w = None
     if kind == "ratio":  # weight buckets by the smaller group's volume: noisy hours count less

@@ -36,8 +36,9 @@ import pandas as pd
 
 from .effects import EffectEstimate, did_effect, scope_mask
 from .onset import EffectOnset
-from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule, effect_score,
-                       has_own_effect, sibling_evidence)
+from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule,
+                       apply_uniformity_rule, co_treated, effect_score, has_own_effect,
+                       sibling_evidence)
 
 RankSeries = Callable[[dict, bool], pd.DataFrame]
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
@@ -306,9 +307,9 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                 if (direction_sign * effect.pre_t_stat >= 3.0
                         and abs(effect.pre_estimate) >= 0.5 * abs(effect.estimate)):
                     f_effect = -1.0
-            sib = against_siblings(series, leaves, m, den, top_slices, focus, scope, t0,
-                                   kind, lo_t, hi_t, cfg.own_rule, dev=dev) \
-                if effect is not None else None
+            sib = None if effect is None else against_siblings(
+                series, leaves, m, den, top_slices, focus, scope, t0, kind, lo_t, hi_t,
+                cfg.own_rule, dev=dev, treated=co_treated(cand, leaves, ch, grain))
         sib_feat = None
         if sib is not None:  # explained away by the siblings: never adds blame
             sib_eff, sib_slice = sib
@@ -351,6 +352,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                       end=(data_end or end) + grain, direction_sign=direction_sign)
     apply_own_effect_rule(rows, [b[0] for b in boot], dev, total_dev, cfg.own_rule,
                           cfg.external_score)
+    apply_uniformity_rule(rows, w_effect=cfg.w_effect, external_score=cfg.external_score)
     scores = np.array([r[1] for r in rows], dtype=float)
     stability = _stability(scores, boot, leaves, kind, focus, focus_mask, loc_focus, cfg,
                            seed=int(onset.value % (2**31)))
@@ -723,8 +725,7 @@ def dose_response(changes: pd.DataFrame, cause: CandidateCause, series: RankSeri
     # hour-of-day profile of the pre-period removes daily shape differences
     prof = pre.groupby(pre.index.hour).mean()
     resid = d - prof.reindex(d.index.hour).to_numpy()
-    # a step's standard error from the pre-period's noise, widened for its lag-1
-    # autocorrelation (the long-run variance of an AR(1) mean)
+    # a step's standard error from the pre-period's noise, widened for its lag-1 autocorrelation
     r_pre = resid[(resid.index < first) & (resid.index >= first - lookback)].to_numpy()
     sd_pre = float(np.std(r_pre, ddof=1)) if len(r_pre) > 2 else float("nan")
     r1 = float(np.clip(np.corrcoef(r_pre[:-1], r_pre[1:])[0, 1], 0.0, 0.9)) \

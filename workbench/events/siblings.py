@@ -177,13 +177,17 @@ def sibling_effect(series: Callable[[dict, bool], pd.DataFrame], scope: dict,
 def against_siblings(series, leaves: pd.DataFrame, m: np.ndarray, den: np.ndarray,
                      slices: list[dict], focus: dict | None, scope: dict,
                      change_ts: pd.Timestamp, kind: str, lo: pd.Timestamp, hi: pd.Timestamp,
-                     rule: OwnEffectRule, dev: np.ndarray | None = None) -> tuple | None:
+                     rule: OwnEffectRule, dev: np.ndarray | None = None,
+                     treated: np.ndarray | None = None) -> tuple | None:
     """``(effect, slice)`` of a scoped change against its siblings in the diverging slice
     its scope is nested in, or ``None`` (not nested, no siblings, or too few buckets).
 
     The slice is a localized one (or ``focus``); failing those, with the per-leaf
     deviation ``dev``, a parent of the scope that concentrates the divergence
-    (:func:`diverging_parent`)."""
+    (:func:`diverging_parent`). Siblings that another change treated at the same
+    time (``treated``, :func:`co_treated`) are no control: when the untreated
+    siblings hold less than ``rule.min_sibling_share`` of the slice, there is no
+    comparison within it."""
     if series is None or not scope:
         return None
     sl = nesting_slice(leaves, m, den, slices, focus, rule.min_sibling_share)
@@ -191,11 +195,38 @@ def against_siblings(series, leaves: pd.DataFrame, m: np.ndarray, den: np.ndarra
         sl = diverging_parent(leaves, scope, dev, den, rule)
     if sl is None:
         return None
+    if treated is not None and treated.any():
+        sm = scope_mask(leaves, sl)
+        if den[sm & ~m & ~treated].sum() < rule.min_sibling_share * den[sm].sum():
+            return None
     try:
         eff = sibling_effect(series, scope, sl, change_ts, kind, lo, hi)
     except (ValueError, KeyError):
         return None
     return None if eff is None else (eff, sl)
+
+
+def co_treated(cand: pd.DataFrame, leaves: pd.DataFrame, ch, grain: pd.Timedelta,
+               near: int = 3) -> np.ndarray | None:
+    """Leaves in the scopes of the other scoped changes landing within ``near`` grains
+    of ``ch`` (``None``: none did).
+
+    With concurrent treatments a clean control is a unit no treatment reached
+    (the never-treated comparison group of Callaway and Sant'Anna 2021, J.
+    Econometrics 225(2), 200-230): two harmful flags for iOS and Android "pro"
+    users are each other's siblings in the slice "app, pro", and would clear
+    each other. Changes to all traffic are left out (they touch every sibling
+    alike, and the plain comparison already holds them).
+    """
+    ts = pd.to_datetime(cand["ts"], utc=True)
+    t0 = pd.Timestamp(ch.ts)
+    close = cand[((ts - t0).abs() <= near * grain).to_numpy() & (cand["id"] != ch.id).to_numpy()]
+    out = None
+    for scope in close["scope"]:
+        if isinstance(scope, dict) and scope:
+            m = scope_mask(leaves, scope)
+            out = m if out is None else (out | m)
+    return out
 
 
 def effect_score(effect, direction_sign: float) -> float:
@@ -280,3 +311,41 @@ def apply_own_effect_rule(rows: list, masks: list[np.ndarray], dev: np.ndarray,
             llr = cap
             ev = ev + (f"{why}: it cannot rise above its prior",)
         rows[i] = (ch, llr, lag, s, c, eff, ev, feat)
+
+
+def apply_uniformity_rule(rows: list, *, w_effect: float, external_score: float) -> None:
+    """Lower, in place, every global change when a scoped change has an effect of its own.
+
+    A change that touched all traffic (no scope, hence no unexposed units and no
+    test of its own) predicts a divergence that is the same for every unit it
+    touched. A credible scoped change (an own effect, a score above "outside the
+    log") has just measured the opposite: its exposed units diverged and its
+    unexposed units -- which the global change touched too -- did not diverge
+    alike. That comparison's statistic is the evidence against the uniform
+    hypothesis, so each global change loses what the best credible scoped change
+    gained from it (``w_effect`` times its effect feature): the likelihood-ratio
+    reading of the difference-in-differences, applied to the rival it rejects.
+    "Outside the log" keeps its prior (an outside event may hit one slice).
+
+    ``rows`` are the ranking's ``(change, llr, lag, s, c, effect, evidence,
+    features)`` tuples after :func:`apply_own_effect_rule`.
+    """
+    best, who, t_best = 0.0, None, None
+    for ch, llr, lag, s, c, eff, ev, feat in rows:
+        scoped = isinstance(ch.scope, dict) and bool(ch.scope)
+        if scoped and feat.get("own_effect") is True and np.isfinite(llr) \
+                and llr >= external_score and feat.get("effect", 0.0) > best:
+            best, who = float(feat["effect"]), str(ch.id)
+            t_best = None if eff is None else float(eff.t_stat)
+    if who is None or best <= 0:
+        return
+    drop = w_effect * best
+    t_txt = "" if t_best is None else f", t={t_best:.1f}"
+    for i, (ch, llr, lag, s, c, eff, ev, feat) in enumerate(rows):
+        scoped = isinstance(ch.scope, dict) and bool(ch.scope)
+        if scoped or not np.isfinite(llr):
+            continue
+        ev = ev + (f"{who}'s own comparison{t_txt} shows units this change touched outside "
+                   f"{who}'s scope did not diverge alike: a change to all traffic does not "
+                   f"explain that (-{drop:.1f} log-odds)",)
+        rows[i] = (ch, llr - drop, lag, s, c, eff, ev, {**feat, "uniformity_penalty": drop})

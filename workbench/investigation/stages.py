@@ -315,14 +315,38 @@ def _change_scope_test(ctx: Context):
     det = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
                             window=(hit.ts, ctx.data_last), config=DetectConfig(alpha=0.05),
                             detector=ctx.detector)
-    if not (det.significant and det.onset is not None):
+    # the window must diverge the way the change's comparison did: else the test the
+    # change named found something else than the change's effect
+    if not (det.significant and det.onset is not None) or \
+            np.sign(det.score) != np.sign(hit.t_stat):
         return None
     # The window's statistics run from the change; its onset is the change's time, a
     # time named before looking (a small step's likelihood is too flat to re-date it)
     det = replace(det, onset=hit.ts, params={**det.params, "onset_set": None,
-                                             "onset_from_change": hit.change_id})
+                                             "onset_from_change": hit.change_id,
+                                             "scope_tests": hit.n_tests})
     ctx.say(hit.describe())
     return hit.scope, det, series
+
+
+def _scope_hit_holds(ctx: Context, dn: Detection, rk: Ranked) -> bool:
+    """Does a divergence found only through a change's scope keep that change's effect?
+
+    :func:`workbench.detect.scopes.scope_confirmed`; else nothing diverged.
+    """
+    from ..detect.scopes import scope_confirmed
+
+    n = dn.det.params.get("scope_tests") if dn.kind == "slice" else None
+    if not n:
+        return True
+    named = dn.det.params.get("onset_from_change")
+    ok, t, need = scope_confirmed(n, named, dn.scope, rk.ranking.causes, rk.sign,
+                                  getattr(rk.ranking, "dose", None))
+    if not ok:
+        ctx.say(f"not confirmed: {named}'s effect (t = {t:.1f} in the divergence's direction) "
+                f"does not clear |t| >= {need:.1f} for the {n} changes the targeted test "
+                "looked at")
+    return ok
 
 
 # --------------------------------------------------------------------------- 3. localize
@@ -761,6 +785,8 @@ def analyse(ctx: Context) -> dict:
     lz = localize(ctx, dn)
     br = bear(ctx, au, dn, lz)
     rk = rank(ctx, dn, lz)
+    if not _scope_hit_holds(ctx, dn, rk):
+        return _quiet_answer(ctx, au, replace(dn, kind="none", det=dn.total))
     dc = decide(ctx, lz, br, rk)
     c = dc.causes
     ctx.say(f"verdict {dc.verdict}; top cause "
