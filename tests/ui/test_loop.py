@@ -90,9 +90,10 @@ def test_the_board_and_the_timeline_move_with_each_hour_of_a_test(session):
     first = [p["conf"] for p in board._card_parts[:2]]
     assert first[0] > 90 and "test at" not in board._card_parts[0]["head"]
     end = wb.live.data_range()[1].tz_localize(None)
+    second = wb.live.causes[1]["change_id"]  # the demo's #2 card
     exp = {"change_id": "chg-0431", "status": "running", "hour": 2, "template": "rollback",
            "dose": 50.0, "hypotheses": [{"change_id": "chg-0431", "confidence": 0.42},
-                                        {"change_id": "chg-0430", "confidence": 0.31}],
+                                        {"change_id": second, "confidence": 0.31}],
            "arms": [{"ts": f"{end + pd.Timedelta(hours=h):%Y-%m-%dT%H:%M:%SZ}", "arm": a,
                      "value": v} for h in (1, 2) for a, v in (("kept", 0.031),
                                                               ("reverted", 0.047))]}
