@@ -83,7 +83,9 @@ class LoopState(param.Parameterized):
 
     def _on_live(self, *events) -> None:
         live = self.workbench.live if self.workbench is not None else None
-        ids = [c["change_id"] for c in (live.causes if live else [])][:5]
+        # every ranked change, not only the five cards: an operator may test one the
+        # ranking put low (the cards show the first five)
+        ids = [c["change_id"] for c in (live.causes if live else [])]
         self.param.cause.objects = ids
         if self.cause not in ids:
             self.cause = ids[0] if ids else None
