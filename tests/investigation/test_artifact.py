@@ -112,8 +112,15 @@ def test_reproduction_check(ios_inv):
     assert ok.text().startswith("reproduced: verdict change, top cause chg-1")
     bundle = ok._repr_mimebundle_()
     assert bundle[A.MIME_REPRODUCTION]["reproduced"] is True
+    # the causes at ~0% are tied: their order is not the ranking's
+    tied = json.loads(json.dumps(saved))
+    zero = [c for c in tied["causes"] if c[1] <= 1e-3]
+    assert len(zero) >= 2 and tied["causes"][0][1] > 0.5
+    tied["causes"] = [c for c in tied["causes"] if c[1] > 1e-3] + zero[::-1]
+    assert A.reproduction_check(ios_inv, tied).reproduced
     moved = json.loads(json.dumps(saved))
-    moved["causes"] = moved["causes"][::-1]
+    (a, pa), (b, pb) = moved["causes"][:2]  # another change on top, each keeping its id's place
+    moved["causes"][:2] = [[b, pa], [a, pb]]
     moved["inputs"] = {k: "0" * 64 for k in moved["inputs"]}
     bad = A.reproduction_check(ios_inv, moved)
     assert bad.reproduced is False and not bad.same_ranking

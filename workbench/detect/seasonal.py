@@ -767,7 +767,8 @@ class SeasonalDetector:
         trend_check = None
         if searched and p_value < cfg.alpha and cfg.trend and 1 in design.group[fit.cols]:
             trend_check = _trend.trend_check(self, fit, y, den, present, design, index, binomial,
-                                             cfg, cc, error, a, b, last, n_scanned, stats["z"])
+                                             cfg, cc, error, a, b, last, n_scanned, stats["z"],
+                                             kit=(_Design, _fit, _predict))
             p_value = max(p_value, trend_check["p"])
         significant = bool(p_value < cfg.alpha)
         set_lo = max(a - buckets(3 * _DAY), first) if window is None else a

@@ -261,12 +261,17 @@ def reproduction_check(inv, saved: dict | None, *, tolerance: float = 1e-3) -> R
     diffs = []
     if saved.get("verdict") != inv.verdict:
         diffs.append(f"verdict {saved.get('verdict')} -> {inv.verdict}")
-    s_causes = [(c[0], c[1]) for c in saved.get("causes") or []]
-    s_ids, ids = [c[0] for c in s_causes], [c[0] for c in causes[:len(s_causes)]]
-    same = s_ids == ids
+    s_causes = [(c[0], float(c[1] or 0.0)) for c in saved.get("causes") or []]
+    s_ids = [c[0] for c in s_causes]
+    # The order is compared among the causes that carry confidence; those at ~0 (within
+    # the tolerance, then and now) are tied, and a tie's order says nothing
+    lead = [c for c, p in causes[:len(s_causes)] if p > tolerance]
+    s_lead = [c for c, p in s_causes if p > tolerance]
+    same = lead == s_lead and len(causes) >= len(s_causes)
     if not same:
         diffs.append(f"ranking {s_ids[:5]} -> {[c[0] for c in causes[:5]]}")
-    deltas = [abs((a[1] or 0.0) - b[1]) for a, b in zip(s_causes, causes) if a[0] == b[0]]
+    now = dict(causes)
+    deltas = [abs(p - now[c]) for c, p in s_causes if c in now]
     mx = max(deltas, default=0.0)
     if mx > tolerance:
         diffs.append(f"confidence moved by up to {mx:.3f}")
