@@ -34,13 +34,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 from scipy.special import ndtr
+
+from ._baseline import _DAY, _WEEK, _Design, _fit, _predict
 
 #: Days before the window from which the local-trend baseline's trend may bend
 RECENT_DAYS = 10
-_DAY = pd.Timedelta("1D")
-_WEEK = pd.Timedelta("7D")
 
 
 def _scan_p(z: float, tests: float) -> float:
@@ -49,7 +48,7 @@ def _scan_p(z: float, tests: float) -> float:
 
 
 def trend_check(det, fit, y, den, present, design, index, binomial, cfg, cc, error, a, b, last,
-                n_scanned, z, *, kit) -> dict:
+                n_scanned, z) -> dict:
     """The scanned window's p-value against the no-trend and the local-trend baselines.
 
     Parameters
@@ -64,17 +63,12 @@ def trend_check(det, fit, y, den, present, design, index, binomial, cfg, cc, err
         The window's first and last bucket, and the series' last one.
     n_scanned, z:
         Windows the scan looked at, and the window's ``z`` against the main baseline.
-    kit:
-        The baseline's design class, fit and predict functions (handed in by
-        :mod:`workbench.detect.seasonal`, which this module must not import back).
 
     Returns
     -------
     dict
         ``p`` (the largest), and each alternative's ``z`` and ``p``.
     """
-    _Design, _fit, _predict = kit
-
     lo = max(a - cfg.guard, 0)
     keep = present.copy()
     keep[lo:(None if b >= last else b + 1)] = False
