@@ -43,7 +43,11 @@ RECENT_DAYS = 10
 
 
 def _scan_p(z: float, tests: float) -> float:
-    """Sidak-corrected two-sided p-value of ``z`` over ``tests`` looks."""
+    """Sidak-corrected two-sided p-value of ``z`` over ``tests`` looks.
+
+    The scan's significance (step 6 of :mod:`workbench.detect.seasonal`, which
+    uses it for its main and its earlier-step windows too).
+    """
     return float(-np.expm1(tests * np.log1p(-min(2.0 * ndtr(-abs(z)), 1.0 - 1e-16))))
 
 

@@ -181,10 +181,15 @@ def _choose_window(pred: _Prediction, fit: _Fit, y, den, present, starts, last, 
     return int(starts[ip]), last
 
 
+def _start_profile(pred, y, den, present, starts, end, min_length, binomial, cc):
+    """The segment deviance of each start in ``starts`` with the end fixed at ``end``."""
+    return _segment_z2(pred, y, den, present, starts, np.array([end]), min_length, binomial,
+                       cc)[:, 0]
+
+
 def _onset_within(pred: _Prediction, y, den, present, a, b, min_length, binomial, cc=0.0):
     starts = np.arange(a, b + 1)
-    z2 = _segment_z2(pred, y, den, present, starts, np.array([b]), min_length, binomial,
-                     cc)[:, 0]
+    z2 = _start_profile(pred, y, den, present, starts, b, min_length, binomial, cc)
     if not np.isfinite(z2).any():
         return a
     return int(starts[np.argmax(z2)])
@@ -213,8 +218,7 @@ def _onset_set(pred: _Prediction, fit: _Fit, y, den, present, lo, onset, b, min_
     if hi < lo:
         return onset, onset
     starts = np.arange(lo, hi + 1)
-    z2 = _segment_z2(pred, y, den, present, starts, np.array([b]), min_length, binomial,
-                     cc)[:, 0]
+    z2 = _start_profile(pred, y, den, present, starts, b, min_length, binomial, cc)
     if not np.isfinite(z2).any():
         return onset, onset
     scale = fit.phi * _long_run_inflation(fit)
@@ -386,9 +390,7 @@ class SeasonalDetector:
             onset, b = chosen
             a = onset
             stats = self._window_stats(pred, fit, design, y, den, present, a, b, binomial, cc)
-            p_local = 2.0 * ndtr(-abs(stats["z"]))
-            m = cfg.scan_tests_per_bucket * n_scanned
-            p_value = float(-np.expm1(m * np.log1p(-min(p_local, 1.0 - 1e-16))))
+            p_value = _trend._scan_p(stats["z"], cfg.scan_tests_per_bucket * n_scanned)
             searched = True
             if p_value < cfg.alpha and cfg.staged_lookback > pd.Timedelta(0):
                 # one earlier step at most: a third, weaker one is dated too loosely by
@@ -488,18 +490,14 @@ class SeasonalDetector:
             return None
         pred = _predict(fit, design, y, den, present, binomial)
         starts = np.arange(lo, a)
-        z2 = _segment_z2(pred, y, den, present, starts, np.array([a - 1]), cfg.min_length,
-                         binomial, cc)[:, 0]
+        z2 = _start_profile(pred, y, den, present, starts, a - 1, cfg.min_length, binomial, cc)
         if not np.isfinite(z2).any():
             return None
         s = int(starts[int(np.argmax(z2))])
         st = self._window_stats(pred, fit, design, y, den, present, s, a - 1, binomial, cc)
         if np.sign(st["z"]) != sign:
             return None
-        p_local = 2.0 * ndtr(-abs(st["z"]))
-        m = cfg.scan_tests_per_bucket * len(starts)
-        p = float(-np.expm1(m * np.log1p(-min(p_local, 1.0 - 1e-16))))
-        if p >= cfg.alpha:
+        if _trend._scan_p(st["z"], cfg.scan_tests_per_bucket * len(starts)) >= cfg.alpha:
             return None
         return (s, *_onset_set(pred, fit, y, den, present, lo, s, a - 1, cfg.min_length,
                                binomial, cc))
