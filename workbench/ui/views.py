@@ -552,16 +552,20 @@ class Workbench(_View):
                                          margin=(0, 10))
         st.param.watch(lambda *e: setattr(self._verdict, "object", self._verdict_text()),
                        ["data", "live", "busy"])
-        progress = pn.indicators.Progress(value=st.param.progress, max=100, width=260,
-                                          visible=st.param.busy, active=st.param.busy)
         status = _md(st.param.message, css_classes=["wb-status"], margin=(0, 10),
                      styles={"color": "#6b7280", "font-size": "12px"})
-        self._alert = _Alert("", alert_type="danger", visible=False,
-                                    sizing_mode="stretch_width", css_classes=["wb-alert"])
-        dismiss = pn.widgets.Button(label="Dismiss", width=80, visible=False)
-        dismiss.on_click(lambda e: setattr(st, "error", ""))
-        self._dismiss = dismiss
+        # The progress bar and the alert are built when first needed in a served session
+        # (``defer``: most sessions never show either); at once otherwise (a notebook cell
+        # must not get models from an update caused in another cell).
+        self._notices = pn.Row(status, sizing_mode="stretch_width")
+        self._alerts = pn.Row(sizing_mode="stretch_width")
+        self._progress = self._alert = self._dismiss = None
+        st.param.watch(self._on_busy, "busy")
         st.param.watch(self._on_error, "error")
+        if not self.defer or st.busy:
+            self._make_progress()
+        if not self.defer or st.error:
+            self._make_alert()
         header = pn.Row(_md(f"## {self.title}", margin=(0, 10)), metric,
                         self._verdict, pn.layout.HSpacer(), self.keys,
                         sizing_mode="stretch_width", css_classes=["wb-header"])
@@ -581,9 +585,7 @@ class Workbench(_View):
                                      *self.plugin_views, sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
-        return pn.Column(header,
-                         pn.Row(progress, status, sizing_mode="stretch_width"),
-                         pn.Row(self._alert, dismiss, sizing_mode="stretch_width"), body,
+        return pn.Column(header, self._notices, self._alerts, body,
                          sizing_mode="stretch_width", css_classes=["wb-root"],
                          stylesheets=[_CSS])
 
@@ -628,8 +630,29 @@ class Workbench(_View):
                    f" ({_conf(top['confidence'])})" if top else "")
                 + f" · onset {_when(d.inv.divergence.get('onset'))}")
 
+    def _make_progress(self) -> None:
+        st = self.state
+        self._progress = pn.indicators.Progress(value=st.param.progress, max=100, width=260,
+                                                visible=st.param.busy, active=st.param.busy)
+        self._notices.insert(0, self._progress)
+
+    def _make_alert(self) -> None:
+        self._alert = _Alert("", alert_type="danger", visible=False,
+                             sizing_mode="stretch_width", css_classes=["wb-alert"])
+        self._dismiss = pn.widgets.Button(label="Dismiss", width=80, visible=False)
+        self._dismiss.on_click(lambda e: setattr(self.state, "error", ""))
+        self._alerts.objects = [self._alert, self._dismiss]
+
+    def _on_busy(self, event):
+        if event.new and self._progress is None:
+            self._make_progress()
+
     def _on_error(self, event):
         msg = event.new or ""
+        if self._alert is None:
+            if not msg:
+                return
+            self._make_alert()
         self._alert.object = f"**Something went wrong:** {html.escape(msg)}" if msg else ""
         self._alert.visible = bool(msg)
         self._dismiss.visible = bool(msg)
