@@ -252,52 +252,60 @@ class SliceExplorer(_View):
                                    min_height=320)
         # The heatmap, the comparison and the rate-mix split redraw only while their tab
         # is shown (or when it is opened): a click on a slice then redraws two plots,
-        # not six.
+        # not six. Their plots and selectors are constructed when the tab is first
+        # opened (most sessions never do).
         self._gate = _Gate()
         self._dirty: set[str] = set()
-        heat = hv.DynamicMap(pn.bind(self._heat, self._gate.param.heat))
-        htap = hv.streams.Tap(source=heat)
-        htap.add_subscriber(self._on_heat_tap)
-        self._heat_tap = htap
-
-        compare_a = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "a"))
-        compare_b = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "b"))
         self._compare_stats = _md("", css_classes=["wb-compare-stats"])
         st.param.watch(self._on_compare, "compare_frames")
-        ratemix = hv.DynamicMap(pn.bind(self._ratemix, self._gate.param.mix))
         self._mix_text = _md("", css_classes=["wb-ratemix"])
         st.param.watch(lambda *e: self._poke("heat"), ["data", "slice_filter", "heat_x",
                                                        "heat_y"])
         st.param.watch(lambda *e: self._poke("mix"), ["data", "slice_filter", "mix_dimension"])
-
-        w = dict(width=170)
         tabs = _lazy_tabs(
             ("Ranked", pn.Column(self._table, self._query, self._bars,
                                  sizing_mode="stretch_width")),
-            ("Heatmap", pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **w),
-                                         pn.widgets.Select.from_param(st.param.heat_y, **w)),
-                                  _hv(heat),
-                                  sizing_mode="stretch_width")),
-            ("Compare", pn.Column(
-                pn.Row(pn.widgets.Select.from_param(
-                    st.param.compare_dimension, description="Dimension whose two values are "
-                    "compared, inside the shown slice (or the top slice)", **w),
-                    pn.widgets.Select.from_param(st.param.compare_a, **w),
-                    pn.widgets.Select.from_param(st.param.compare_b, **w)),
-                self._compare_stats,
-                pn.Row(_hv(compare_a), _hv(compare_b), sizing_mode="stretch_width"),
-                sizing_mode="stretch_width")),
-            ("Rate vs mix", pn.Column(pn.widgets.Select.from_param(
-                st.param.mix_dimension, description="Split the shown slice's change by this "
-                "dimension: rate = each value's own change, mix = its traffic share moving",
-                **w), self._mix_text, _hv(ratemix),
-                sizing_mode="stretch_width")),
-            sizing_mode="stretch_width")
+            ("Heatmap", self._heat_tab), ("Compare", self._compare_tab),
+            ("Rate vs mix", self._mix_tab), sizing_mode="stretch_width")
         self._tabs = tabs
         tabs.param.watch(self._on_tab, "active")
         return pn.Column(pn.Row(self._crumbs, up, down, reset,
                                 sizing_mode="stretch_width"), tabs,
                          sizing_mode="stretch_width", css_classes=["wb-slice-explorer"])
+
+    _SELECT_W = dict(width=170)
+
+    def _heat_tab(self) -> pn.Column:
+        st = self.state
+        heat = hv.DynamicMap(pn.bind(self._heat, self._gate.param.heat))
+        self._heat_tap = hv.streams.Tap(source=heat)
+        self._heat_tap.add_subscriber(self._on_heat_tap)
+        return pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **self._SELECT_W),
+                                pn.widgets.Select.from_param(st.param.heat_y, **self._SELECT_W)),
+                         _hv(heat), sizing_mode="stretch_width")
+
+    def _compare_tab(self) -> pn.Column:
+        st, w = self.state, self._SELECT_W
+        compare_a = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "a"))
+        compare_b = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "b"))
+        return pn.Column(
+            pn.Row(pn.widgets.Select.from_param(
+                st.param.compare_dimension, description="Dimension whose two values are "
+                "compared, inside the shown slice (or the top slice)", **w),
+                pn.widgets.Select.from_param(st.param.compare_a, **w),
+                pn.widgets.Select.from_param(st.param.compare_b, **w)),
+            self._compare_stats,
+            pn.Row(_hv(compare_a), _hv(compare_b), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    def _mix_tab(self) -> pn.Column:
+        st = self.state
+        ratemix = hv.DynamicMap(pn.bind(self._ratemix, self._gate.param.mix))
+        self._mix_text.object = self._mix_summary()
+        return pn.Column(pn.widgets.Select.from_param(
+            st.param.mix_dimension, description="Split the shown slice's change by this "
+            "dimension: rate = each value's own change, mix = its traffic share moving",
+            **self._SELECT_W), self._mix_text, _hv(ratemix), sizing_mode="stretch_width")
 
     # ----------------------------------------------------------------- ranked
     def _crumb_text(self) -> str:
