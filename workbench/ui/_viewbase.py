@@ -4,7 +4,6 @@ Split from :mod:`workbench.ui.views` (kept under 800 lines); the views import th
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import pandas as pd
@@ -123,13 +122,9 @@ def _after_first_paint(*views) -> list[pn.Column]:
     holders = [pn.Column(sizing_mode="stretch_width") for _ in views]
 
     def fill():
-        # Held and frozen: the holders' new models go in one message, and Bokeh walks
-        # the document's model graph once at the end, not once per holder.
-        doc = pn.state.curdoc
-        with pn.io.hold(doc, freeze=True) if doc is not None else contextlib.nullcontext():
-            for holder, view in zip(holders, views):
-                if not holder.objects:
-                    holder.objects = [_made(view)]
+        for holder, view in zip(holders, views):
+            if not holder.objects:
+                holder.objects = [_made(view)]
     pn.state.onload(fill)
     return holders
 
