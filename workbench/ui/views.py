@@ -579,7 +579,7 @@ class Workbench(_View):
                         sizing_mode="stretch_width", css_classes=["wb-header"])
         below = [lambda: self.replay, lambda: self.slices]
         if self.defer:
-            below = _after_first_paint(*below)
+            below = [_after_first_paint(*below)]
         else:
             below = [make() for make in below]
         left = pn.Column(self.search, self.divergence, *below, sizing_mode="stretch_width")
