@@ -84,12 +84,13 @@ def main(argv=None) -> int:
             c2 = time.process_time()
             doc.to_json()
             c3 = time.process_time()
+            n_first = len(doc.models)  # the first paint's models (before document_ready)
             pn.state._on_load(doc)  # the browser's document_ready: the deferred views
             c4 = time.process_time()
             if prof is not None and a.profile == "build":
                 prof.disable()
             r.update(views=c1 - c0, models=c2 - c1, json=c3 - c2, deferred=c4 - c3,
-                     n_models=len(doc.models))
+                     n_first=n_first, n_models=len(doc.models))
             state = _find_state(view)
             clicks = []
             for k in range(a.clicks):
@@ -107,11 +108,12 @@ def main(argv=None) -> int:
         pn.state._loaded.pop(doc, None)
         pn.state._onload.pop(doc, None)
     print(f"{'session':>8} {'views':>7} {'models':>7} {'json':>7} {'deferred':>9} "
-          f"{'total':>7} {'n_models':>9} {'click':>7}")
+          f"{'total':>7} {'n_first':>8} {'n_models':>9} {'click':>7}")
     for i, r in enumerate(rows):
         tot = r["views"] + r["models"] + r["json"] + r["deferred"]
         print(f"{i:>8} {r['views']:7.3f} {r['models']:7.3f} {r['json']:7.3f} "
-              f"{r['deferred']:9.3f} {tot:7.3f} {r['n_models']:9d} {r['click']:7.3f}")
+              f"{r['deferred']:9.3f} {tot:7.3f} {r['n_first']:8d} {r['n_models']:9d} "
+              f"{r['click']:7.3f}")
     if prof is not None:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(a.top)

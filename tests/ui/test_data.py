@@ -196,3 +196,44 @@ def test_plots_are_built_once_for_every_session(data):
     got = data.shared_plot(("probe",), other, lambda: built.append(1) or "x")
     assert got == "x" and data.shared_plot(("probe",), other, lambda: "y") == "x"
     assert data.shared_plot(("probe",), other.copy(), lambda: "z") == "z"
+
+
+def test_values_are_ordered_by_traffic_as_a_group_by_says(data):
+    """values() sums per value code (through _group_codes); the order is pandas' group-by's."""
+    lv = data.leaves()
+    ios = lv[lv["platform"] == "ios"]
+    want = (ios.groupby("app_version", sort=False)["obs_den"].sum()
+            .sort_values(ascending=False, kind="stable").index.tolist())
+    assert data.values("app_version", {"platform": "ios"}) == want
+    assert len(want) > 2
+
+
+def test_shared_plots_are_a_bounded_lru(demo_inv):
+    """The shared plot columns keep the most recently used entries within the bounds."""
+    from workbench.ui._plotcache import PlotCache, nbytes
+
+    data = InvestigationData(demo_inv)
+    data._plots = PlotCache(entries=3)
+    frame, made = data.timeline({}), []
+
+    def plot(key):
+        return data.shared_plot((key,), frame, lambda: made.append(key) or {"k": key})
+    for key in "abc":
+        plot(key)
+    plot("a")  # used again: now the most recent
+    plot("d")  # a fourth: the least recently used (b) goes
+    assert made == ["a", "b", "c", "d"] and len(data._plots) == 3
+    plot("a"), plot("c"), plot("d")
+    assert made == ["a", "b", "c", "d"]  # still held
+    plot("b")
+    assert made == ["a", "b", "c", "d", "b"]  # made again
+    # in bytes: columns of 1 MB each under a 2.5 MB bound keep two; one too big is not kept
+    data._plots = PlotCache(entries=100, max_bytes=2_500_000)
+    col = np.zeros(125_000)  # 1 MB
+    assert nbytes({"series": {"y": col}}) > col.nbytes
+    for key in "xyz":
+        data.shared_plot((key,), frame, lambda: {"series": {"y": col.copy()}})
+    assert [k[1] for k in data._plots] == ["y", "z"]
+    big = {"series": {"y": np.zeros(500_000)}}
+    assert data.shared_plot(("big",), frame, lambda: big) is big
+    assert ("plot", "big") not in data._plots and len(data._plots) == 2

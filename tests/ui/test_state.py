@@ -163,3 +163,33 @@ def test_compare_lists_the_busiest_values_and_the_localized_one(live, monkeypatc
     expected = set(live.values("country", base)[:2]) | ({top} if top else set())
     assert set(opts) == expected and len(opts) <= 3
     assert st.compare_a in opts and st.compare_b in opts and st.compare_a != st.compare_b
+
+
+def test_the_board_acts_on_the_selected_card_from_one_row(demo_inv, tmp_path):
+    """The cards are text; one row picks the card (as j/k do) and confirms, refutes or
+    verifies the selected one, with the note."""
+    from workbench.ui.views import HypothesisBoard
+
+    state = WorkbenchState.from_investigation(dataclasses.replace(demo_inv, record=None),
+                                              background=False,
+                                              library=str(tmp_path / "library"))
+    board = HypothesisBoard(state=state)
+    pick, note = board._acts["pick"], board._acts["note"]
+    ids = [c["change_id"] for c in state.causes]
+    assert list(pick.options) == [f"#{i + 1} {c}" for i, c in enumerate(ids)]
+    assert pick.value == 0 and all(p["card"].visible for p in board._card_parts)
+    pick.value = 2  # picked in the row: the state's selection, the card shows it
+    assert state.hypothesis == 2 and "wb-selected" in board._card_parts[2]["card"].css_classes
+    assert "wb-selected" not in board._card_parts[0]["card"].css_classes
+    note.value = "not this one"
+    board._acts["no"].clicks += 1
+    d = state.decisions[-1]
+    assert (d["change_id"], d["decision"], d["note"]) == (ids[2], "refuted", "not this one")
+    state.previous_hypothesis()  # j/k move the row's selection too
+    assert pick.value == 1
+    board._acts["ok"].clicks += 1
+    assert [(x["change_id"], x["decision"]) for x in state.decisions][-1] == (ids[1],
+                                                                              "confirmed")
+    state.data = state.data  # the same data again: the selection is kept
+    board._rebuild()
+    assert pick.value == 1 and state.hypothesis == 1

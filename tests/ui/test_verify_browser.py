@@ -42,7 +42,7 @@ _CF_JS = """() => {
 def test_verify_shows_dowhy_and_the_counterfactual_band(page: Page, server):
     open_app(page, server)
     selected_is(page, f"#1 {TOP_CAUSE}")
-    page.locator(".wb-hypotheses .wb-selected").get_by_role("button", name="Verify").click()
+    page.locator(".wb-card-actions").get_by_role("button", name="Verify").click()
     page.get_by_text("Evidence", exact=True).first.click()
     box = page.locator(".wb-verification")
     expect(box).to_contain_text(f"DoWhy verification of {TOP_CAUSE}: VERIFIED", timeout=WAIT)
@@ -94,7 +94,7 @@ def test_show_query_on_slices_quality_findings_and_the_verification(page: Page, 
     expect(quality.locator("pre.wb-sql")).to_contain_text("'checkout_button_color'")
     page.get_by_text("Hypotheses", exact=True).first.click()
     selected_is(page, f"#1 {TOP_CAUSE}")
-    page.locator(".wb-hypotheses .wb-selected").get_by_role("button", name="Verify").click()
+    page.locator(".wb-card-actions").get_by_role("button", name="Verify").click()
     page.get_by_text("Evidence", exact=True).first.click()
     ver = page.locator(".wb-verification")
     expect(ver).to_contain_text(f"DoWhy verification of {TOP_CAUSE}: VERIFIED", timeout=WAIT)

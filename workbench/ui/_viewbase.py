@@ -110,23 +110,24 @@ def _made(view):
         and not hasattr(view, "__panel__") else view
 
 
-def _after_first_paint(*views) -> list[pn.Column]:
-    """Holders of ``views`` filled once the page has rendered (``pn.state.onload``).
+def _after_first_paint(*views) -> pn.Column:
+    """A holder of ``views`` filled once the page has rendered (``pn.state.onload``).
 
     A served session's first document then carries only what is above them (the
     summary, the timeline, the hypotheses): fewer Bokeh models to build and send
     while many sessions open at once, and the page is readable sooner; these views
     follow in the next message. Unserved (a notebook, a script) they are filled at
-    once. A view given as a function of no argument is constructed then too.
+    once. A view given as a function of no argument is constructed then too. One
+    holder for them all: one patch and one walk of the document's model graph (a
+    holder each cost a patch and a walk each).
     """
-    holders = [pn.Column(sizing_mode="stretch_width") for _ in views]
+    holder = pn.Column(sizing_mode="stretch_width")
 
     def fill():
-        for holder, view in zip(holders, views):
-            if not holder.objects:
-                holder.objects = [_made(view)]
+        if not holder.objects:
+            holder.objects = [_made(view) for view in views]
     pn.state.onload(fill)
-    return holders
+    return holder
 
 
 def _when(iso) -> str:

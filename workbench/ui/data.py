@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..textsearch import contains_all, query_words
+from ._plotcache import PlotCache
 
 __all__ = ["InvestigationData", "slice_label", "parse_slice", "cell_count", "ROLE_NAMES",
            "WIDGET_VALUES"]
@@ -132,6 +133,7 @@ class InvestigationData:
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _key_locks: dict = field(default_factory=dict, repr=False)
+    _plots: PlotCache = field(default_factory=PlotCache, repr=False)
 
     def __post_init__(self):
         from ..store import Store
@@ -219,25 +221,25 @@ class InvestigationData:
             lv = self.leaves()
             if lv is None or dimension not in lv.columns:
                 return []
-            # Sums per value code (np.bincount over the dimension's codes, computed once):
+            # Sums per value code (_group_codes: np.bincount over the codes computed once):
             # a group-by of the value strings sorted and factorized them on every ask,
             # 4 s of a 1M-value server's start for three dimensions.
-            codes, names = self._codes(dimension)
-            m = self._mask(lv, filt)
-            c = codes[m]
-            den = np.bincount(c, weights=lv["obs_den"].to_numpy(dtype=float)[m],
-                              minlength=len(names))
-            order = np.argsort(-den, kind="stable")
-            order = order[np.bincount(c, minlength=len(names))[order] > 0]
-            return names[order].tolist()
+            g = self._group_codes(lv, self._mask(lv, filt), dimension, 0.0)
+            return g[dimension].to_numpy()[np.argsort(-g["obs_den"].to_numpy(),
+                                                      kind="stable")].tolist()
         return list(self._cached(("values", dimension, _key(filt)), run)[:limit])
 
     def _codes(self, dimension: str) -> tuple[np.ndarray, np.ndarray]:
-        """The leaves' ``dimension`` as integer codes and the value (``str``) of each code."""
+        """The leaves' ``dimension`` as integer codes and the value (``str``) of each code.
+
+        An integer-coded store's codes come with the leaves (:meth:`_load`); a
+        string column is factorized here, once.
+        """
         def run():
             codes, names = pd.factorize(self.leaves()[dimension], sort=False)
             return codes, np.asarray(names, dtype=object).astype(str).astype(object)
-        return self._cached(("codes", dimension), run)
+        known = self._load()[1].get(dimension)
+        return known if known is not None else self._cached(("codes", dimension), run)
 
     # ------------------------------------------------------------------ cache
     def _cached(self, key, fn):
@@ -259,19 +261,21 @@ class InvestigationData:
     def shared_plot(self, key: tuple, frame: Any, make: Callable[[], Any]) -> Any:
         """A plot element of ``frame`` built once for every session showing this data.
 
-        Served, each session drew its own (identical) HoloViews overlay of the same
-        cached frame on every click, about a quarter of a click's CPU time. The
-        element is made once per ``key`` and shared: HoloViews elements are not
-        changed by rendering, and every session renders its own Bokeh models from it.
-        ``frame`` is the data drawn; an entry made from another frame object (a
-        replay step's, a refreshed one) is made again.
+        Served, each session drew its own (identical) plot of the same cached frame
+        on every click. The element (the columns of the timeline or the slice bars)
+        is made once per ``key`` and shared: sessions only assign it to their own
+        Bokeh models. ``frame`` is the data drawn; an entry made from another frame
+        object (a replay step's, a refreshed one) is made again. Entries are kept in
+        a bounded LRU (:class:`~workbench.ui._plotcache.PlotCache`): the least
+        recently used go first once there are too many or they hold too many bytes.
         """
-        held = self._cached(("plot", *key), lambda: (frame, make()))
-        if held[0] is frame:
+        with self._lock:
+            held = self._plots.get(("plot", *key))
+        if held is not None and held[0] is frame:
             return held[1]
         value = make()
         with self._lock:
-            self._cache[("plot", *key)] = (frame, value)
+            self._plots.put(("plot", *key), (frame, value))
         return value
 
     def is_cached(self, kind: str, filt: dict | None, *rest) -> bool:
@@ -367,13 +371,20 @@ class InvestigationData:
     # ------------------------------------------------------------------ slices
     def leaves(self) -> pd.DataFrame | None:
         """Observed and baseline sums per leaf: the investigation's own ``leaves`` query."""
+        return self._load()[0]
+
+    def _load(self) -> tuple[pd.DataFrame | None, dict]:
+        """The leaves (:meth:`leaves`) and, for each dimension the store holds as integer
+        codes, the value codes of :meth:`_codes` made from those integers (factorizing
+        the decoded strings again took a second on a 1M-value dimension)."""
         sql = (self.inv.queries or {}).get("leaves")
         if not sql:
-            return None
+            return None, {}
 
         def run():
             from ..store import Store
             from ..store.queries import dictionary
+            codes_of = {}
             with Store(self.db, read_only=True) as st:
                 df = st.con.execute(sql).df()
                 # A large store's leaves come from its fact rows: dimension codes, decoded
@@ -383,12 +394,9 @@ class InvestigationData:
                     dt = dictionary(st.con, self.sp, d)
                     decode = pd.Series(dt["value"].to_numpy(dtype=object),
                                        index=dt["code"].to_numpy())
-                    # the value codes of _codes() from the integers (factorizing the
-                    # decoded strings again took a second on a 1M-value dimension)
                     codes, uniq = pd.factorize(df[d].to_numpy(), sort=False)
-                    names = pd.Series(uniq).map(decode).astype(str).to_numpy(dtype=object)
-                    with self._lock:
-                        self._cache[("codes", d)] = (codes, names)
+                    codes_of[d] = (codes, pd.Series(uniq).map(decode).astype(str)
+                                   .to_numpy(dtype=object))
                     df[d] = df[d].map(decode)
             for c in ("obs_num", "base_num", "obs_den", "base_den", "obs_rows", "base_rows"):
                 if c in df:
@@ -398,7 +406,7 @@ class InvestigationData:
                     df[d] = df[d].astype(str)
             from ..events.rank import leaf_deviation
             df["deviation"] = leaf_deviation(df, self.kind)
-            return df
+            return df, codes_of
         return self._cached(("leaves",), run)
 
     @staticmethod

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..governance.suppression import DEFAULT_K, suppress_linked, suppress_mask
+from ._plotcache import PlotCache
 from .data import InvestigationData, _key
 
 __all__ = ["ReleasedData", "released"]
@@ -78,6 +79,7 @@ class ReleasedData(InvestigationData):
         self.__dict__.update(base.__dict__)
         # Its own cache (its frames differ from the base's under the same keys).
         self._cache, self._lock, self._key_locks = {}, threading.RLock(), {}
+        self._plots = PlotCache()
         self.base, self.k = base, int(k)
         self.inv = self._released_inv(base.inv)
 
@@ -88,6 +90,14 @@ class ReleasedData(InvestigationData):
     def leaves(self) -> pd.DataFrame | None:
         """The base's leaves (never sent to a page; every frame from them is released)."""
         return self.base.leaves()
+
+    def _load(self) -> tuple[pd.DataFrame | None, dict]:
+        """The base's leaves and value codes (one query and factorization for both)."""
+        return self.base._load()
+
+    def _codes(self, dimension: str) -> tuple[np.ndarray, np.ndarray]:
+        """The base's value codes of ``dimension`` (the leaves are the base's)."""
+        return self.base._codes(dimension)
 
     # ------------------------------------------------------------------ one slice's cells
     def hidden_cells(self, filt: dict | None = None) -> dict:

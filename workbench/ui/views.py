@@ -252,52 +252,60 @@ class SliceExplorer(_View):
                                    min_height=320)
         # The heatmap, the comparison and the rate-mix split redraw only while their tab
         # is shown (or when it is opened): a click on a slice then redraws two plots,
-        # not six.
+        # not six. Their plots and selectors are constructed when the tab is first
+        # opened (most sessions never do).
         self._gate = _Gate()
         self._dirty: set[str] = set()
-        heat = hv.DynamicMap(pn.bind(self._heat, self._gate.param.heat))
-        htap = hv.streams.Tap(source=heat)
-        htap.add_subscriber(self._on_heat_tap)
-        self._heat_tap = htap
-
-        compare_a = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "a"))
-        compare_b = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "b"))
         self._compare_stats = _md("", css_classes=["wb-compare-stats"])
         st.param.watch(self._on_compare, "compare_frames")
-        ratemix = hv.DynamicMap(pn.bind(self._ratemix, self._gate.param.mix))
         self._mix_text = _md("", css_classes=["wb-ratemix"])
         st.param.watch(lambda *e: self._poke("heat"), ["data", "slice_filter", "heat_x",
                                                        "heat_y"])
         st.param.watch(lambda *e: self._poke("mix"), ["data", "slice_filter", "mix_dimension"])
-
-        w = dict(width=170)
         tabs = _lazy_tabs(
             ("Ranked", pn.Column(self._table, self._query, self._bars,
                                  sizing_mode="stretch_width")),
-            ("Heatmap", pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **w),
-                                         pn.widgets.Select.from_param(st.param.heat_y, **w)),
-                                  _hv(heat),
-                                  sizing_mode="stretch_width")),
-            ("Compare", pn.Column(
-                pn.Row(pn.widgets.Select.from_param(
-                    st.param.compare_dimension, description="Dimension whose two values are "
-                    "compared, inside the shown slice (or the top slice)", **w),
-                    pn.widgets.Select.from_param(st.param.compare_a, **w),
-                    pn.widgets.Select.from_param(st.param.compare_b, **w)),
-                self._compare_stats,
-                pn.Row(_hv(compare_a), _hv(compare_b), sizing_mode="stretch_width"),
-                sizing_mode="stretch_width")),
-            ("Rate vs mix", pn.Column(pn.widgets.Select.from_param(
-                st.param.mix_dimension, description="Split the shown slice's change by this "
-                "dimension: rate = each value's own change, mix = its traffic share moving",
-                **w), self._mix_text, _hv(ratemix),
-                sizing_mode="stretch_width")),
-            sizing_mode="stretch_width")
+            ("Heatmap", self._heat_tab), ("Compare", self._compare_tab),
+            ("Rate vs mix", self._mix_tab), sizing_mode="stretch_width")
         self._tabs = tabs
         tabs.param.watch(self._on_tab, "active")
         return pn.Column(pn.Row(self._crumbs, up, down, reset,
                                 sizing_mode="stretch_width"), tabs,
                          sizing_mode="stretch_width", css_classes=["wb-slice-explorer"])
+
+    _SELECT_W = dict(width=170)
+
+    def _heat_tab(self) -> pn.Column:
+        st = self.state
+        heat = hv.DynamicMap(pn.bind(self._heat, self._gate.param.heat))
+        self._heat_tap = hv.streams.Tap(source=heat)
+        self._heat_tap.add_subscriber(self._on_heat_tap)
+        return pn.Column(pn.Row(pn.widgets.Select.from_param(st.param.heat_x, **self._SELECT_W),
+                                pn.widgets.Select.from_param(st.param.heat_y, **self._SELECT_W)),
+                         _hv(heat), sizing_mode="stretch_width")
+
+    def _compare_tab(self) -> pn.Column:
+        st, w = self.state, self._SELECT_W
+        compare_a = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "a"))
+        compare_b = hv.DynamicMap(pn.bind(self._compare, st.param.compare_frames, "b"))
+        return pn.Column(
+            pn.Row(pn.widgets.Select.from_param(
+                st.param.compare_dimension, description="Dimension whose two values are "
+                "compared, inside the shown slice (or the top slice)", **w),
+                pn.widgets.Select.from_param(st.param.compare_a, **w),
+                pn.widgets.Select.from_param(st.param.compare_b, **w)),
+            self._compare_stats,
+            pn.Row(_hv(compare_a), _hv(compare_b), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    def _mix_tab(self) -> pn.Column:
+        st = self.state
+        ratemix = hv.DynamicMap(pn.bind(self._ratemix, self._gate.param.mix))
+        self._mix_text.object = self._mix_summary()
+        return pn.Column(pn.widgets.Select.from_param(
+            st.param.mix_dimension, description="Split the shown slice's change by this "
+            "dimension: rate = each value's own change, mix = its traffic share moving",
+            **self._SELECT_W), self._mix_text, _hv(ratemix), sizing_mode="stretch_width")
 
     # ----------------------------------------------------------------- ranked
     def _crumb_text(self) -> str:
@@ -552,22 +560,26 @@ class Workbench(_View):
                                          margin=(0, 10))
         st.param.watch(lambda *e: setattr(self._verdict, "object", self._verdict_text()),
                        ["data", "live", "busy"])
-        progress = pn.indicators.Progress(value=st.param.progress, max=100, width=260,
-                                          visible=st.param.busy, active=st.param.busy)
         status = _md(st.param.message, css_classes=["wb-status"], margin=(0, 10),
                      styles={"color": "#6b7280", "font-size": "12px"})
-        self._alert = _Alert("", alert_type="danger", visible=False,
-                                    sizing_mode="stretch_width", css_classes=["wb-alert"])
-        dismiss = pn.widgets.Button(label="Dismiss", width=80, visible=False)
-        dismiss.on_click(lambda e: setattr(st, "error", ""))
-        self._dismiss = dismiss
+        # The progress bar and the alert are built when first needed in a served session
+        # (``defer``: most sessions never show either); at once otherwise (a notebook cell
+        # must not get models from an update caused in another cell).
+        self._notices = pn.Row(status, sizing_mode="stretch_width")
+        self._alerts = pn.Row(sizing_mode="stretch_width")
+        self._progress = self._alert = self._dismiss = None
+        st.param.watch(self._on_busy, "busy")
         st.param.watch(self._on_error, "error")
+        if not self.defer or st.busy:
+            self._make_progress()
+        if not self.defer or st.error:
+            self._make_alert()
         header = pn.Row(_md(f"## {self.title}", margin=(0, 10)), metric,
                         self._verdict, pn.layout.HSpacer(), self.keys,
                         sizing_mode="stretch_width", css_classes=["wb-header"])
         below = [lambda: self.replay, lambda: self.slices]
         if self.defer:
-            below = _after_first_paint(*below)
+            below = [_after_first_paint(*below)]
         else:
             below = [make() for make in below]
         left = pn.Column(self.search, self.divergence, *below, sizing_mode="stretch_width")
@@ -581,9 +593,7 @@ class Workbench(_View):
                                      *self.plugin_views, sizing_mode="stretch_width"),
                           width=450, margin=(0, 15, 0, 5))
         body = pn.Row(left, right, sizing_mode="stretch_width")
-        return pn.Column(header,
-                         pn.Row(progress, status, sizing_mode="stretch_width"),
-                         pn.Row(self._alert, dismiss, sizing_mode="stretch_width"), body,
+        return pn.Column(header, self._notices, self._alerts, body,
                          sizing_mode="stretch_width", css_classes=["wb-root"],
                          stylesheets=[_CSS])
 
@@ -628,8 +638,29 @@ class Workbench(_View):
                    f" ({_conf(top['confidence'])})" if top else "")
                 + f" · onset {_when(d.inv.divergence.get('onset'))}")
 
+    def _make_progress(self) -> None:
+        st = self.state
+        self._progress = pn.indicators.Progress(value=st.param.progress, max=100, width=260,
+                                                visible=st.param.busy, active=st.param.busy)
+        self._notices.insert(0, self._progress)
+
+    def _make_alert(self) -> None:
+        self._alert = _Alert("", alert_type="danger", visible=False,
+                             sizing_mode="stretch_width", css_classes=["wb-alert"])
+        self._dismiss = pn.widgets.Button(label="Dismiss", width=80, visible=False)
+        self._dismiss.on_click(lambda e: setattr(self.state, "error", ""))
+        self._alerts.objects = [self._alert, self._dismiss]
+
+    def _on_busy(self, event):
+        if event.new and self._progress is None:
+            self._make_progress()
+
     def _on_error(self, event):
         msg = event.new or ""
+        if self._alert is None:
+            if not msg:
+                return
+            self._make_alert()
         self._alert.object = f"**Something went wrong:** {html.escape(msg)}" if msg else ""
         self._alert.visible = bool(msg)
         self._dismiss.visible = bool(msg)

@@ -38,11 +38,13 @@ class HypothesisBoard(_View):
         self._head = _md("", margin=(0, 10))
         self._empty = _md("", visible=False)
         # Cards are created once and filled in place (see SliceExplorer: in a notebook an
-        # update caused from another cell must not create models in this cell).
+        # update caused from another cell must not create models in this cell). A card is
+        # one markup pane; its actions are one row for the selected card (_actions).
         self._card_ids: list[str | None] = [None] * self.max_causes
         self._card_parts = [self._make_card(i) for i in range(self.max_causes)]
         self._cards = pn.Column(self._empty, *[p["card"] for p in self._card_parts],
                                 sizing_mode="stretch_width", css_classes=["wb-hypotheses"])
+        actions = self._actions()
         self._decisions = _md(self._decisions_text(), css_classes=["wb-decisions"])
         st.param.watch(self._rebuild, ["data"])
         st.param.watch(self._select, ["hypothesis"])
@@ -51,7 +53,8 @@ class HypothesisBoard(_View):
         self._rebuild()
         from .people import hypothesis_form  # issue 17: an analyst's own hypothesis
         form = hypothesis_form(st)
-        return pn.Column(self._head, self._cards, *([form] if form is not None else []),
+        return pn.Column(self._head, self._cards, *([actions] if actions is not None else []),
+                         *([form] if form is not None else []),
                          _md("#### Decisions"), self._decisions, sizing_mode="stretch_width")
 
     def _head_text(self) -> str:
@@ -67,36 +70,60 @@ class HypothesisBoard(_View):
 
     def _make_card(self, i: int) -> dict:
         # One markup pane per card (head, confidence bar, and the evidence of the
-        # selected one): a session's first document had three panes a card.
-        body = _md("", margin=(0, 5))
-        note = pn.widgets.TextInput(placeholder="note (optional)", width=170)
-        # Static tooltips (see SliceExplorer: changing one creates a model).
-        ok = pn.widgets.Button(label="Confirm", color="success", width=85,
-                               description="Record on the investigation that this change caused "
-                                           "the divergence (disabled while replaying)")
-        no = pn.widgets.Button(label="Refute", color="danger", width=80,
-                               description="Record on the investigation that this change did "
-                                           "not cause it (disabled while replaying)")
-        ok.on_click(lambda ev: self._decide(i, "confirmed"))
-        no.on_click(lambda ev: self._decide(i, "refuted"))
-        # The decision row only for a role that may decide (the handler checks again).
-        from ..governance.policy import Action
-        row = [pn.Row(note, ok, no)] if self.state.can(Action.CONFIRM) else []
-        vb = pn.widgets.Button(label="Verify", color="primary", width=85,
-                               css_classes=["wb-verify"],
-                               description="Test this hypothesis with DoWhy (estimate, refuters, "
-                                           "counterfactual); the result is in the Evidence tab")
-        vb.on_click(lambda ev: self.state.verify(i))
-        row += [pn.Row(vb)] if self.state.can(Action.VERIFY) else []
-        card = pn.Column(body, *row, css_classes=["wb-card"],
-                         styles=dict(_CARD), sizing_mode="stretch_width", visible=False)
-        return {"card": card, "body": body, "head": "", "more": "", "conf": 0, "note": note,
-                "ok": ok, "no": no, "verify": vb}
+        # selected one): no widget of its own (the action row acts on the selected card).
+        card = _md("", margin=(4, 0), css_classes=["wb-card"], styles=dict(_CARD),
+                   sizing_mode="stretch_width", visible=False)
+        return {"card": card, "body": card, "head": "", "more": "", "conf": 0}
 
-    def _decide(self, i: int, decision: str) -> None:
-        cid = self._card_ids[i]
-        if cid is not None:
-            self.state.decide(cid, decision, self._card_parts[i]["note"].value)
+    def _actions(self):
+        """One row of actions on the selected card: which card, Verify, a note, Confirm and
+        Refute (each only for a role allowed to; None when none is). A served session's
+        first document had a note, three buttons and their tooltips on every card (about a
+        sixth of its Bokeh models); the cards are now text, the row acts on the selection."""
+        from ..governance.policy import Action
+        decide, verify = self.state.can(Action.CONFIRM), self.state.can(Action.VERIFY)
+        self._acts: dict = {}
+        if not (decide or verify):
+            return None
+        pick = self._acts["pick"] = pn.widgets.Select(options={}, width=200,
+                                                      margin=(5, 10, 5, 0))
+        pick.param.watch(self._on_pick, "value")
+        rows = [[_md("**Selected:**", margin=(12, 5, 0, 0)), pick]]
+        if verify:
+            vb = self._acts["verify"] = pn.widgets.Button(
+                label="Verify", color="primary", width=85, css_classes=["wb-verify"],
+                description="Test the selected hypothesis with DoWhy (estimate, refuters, "
+                            "counterfactual); the result is in the Evidence tab")
+            vb.on_click(lambda ev: self.state.verify(self.state.hypothesis))
+            rows[0].append(vb)
+        if decide:
+            note = self._acts["note"] = pn.widgets.TextInput(placeholder="note (optional)",
+                                                              width=200)
+            # Static tooltips (see SliceExplorer: changing one creates a model).
+            ok = self._acts["ok"] = pn.widgets.Button(
+                label="Confirm", color="success", width=85,
+                description="Record on the investigation that the selected change caused "
+                            "the divergence (disabled while replaying)")
+            no = self._acts["no"] = pn.widgets.Button(
+                label="Refute", color="danger", width=80,
+                description="Record on the investigation that the selected change did not "
+                            "cause it (disabled while replaying)")
+            ok.on_click(lambda ev: self._decide("confirmed"))
+            no.on_click(lambda ev: self._decide("refuted"))
+            rows.append([note, ok, no])
+        return pn.Column(*(pn.Row(*r, margin=0) for r in rows), css_classes=["wb-card-actions"],
+                         sizing_mode="stretch_width", margin=(0, 0, 5, 0))
+
+    def _on_pick(self, event) -> None:
+        if getattr(self, "_picking", False):
+            return
+        if event.new is not None and event.new != self.state.hypothesis:
+            self.state.hypothesis = event.new
+
+    def _decide(self, decision: str) -> None:
+        c = self.state.selected_cause
+        if c is not None:
+            self.state.decide(c["change_id"], decision, self._acts["note"].value)
 
     def _rebuild(self, *events):
         st = self.state
@@ -115,7 +142,29 @@ class HypothesisBoard(_View):
             parts["card"].visible = i < len(causes)
         if causes:
             st.note_shown()
+        self._fill_actions()
         self._select()
+
+    def _fill_actions(self) -> None:
+        """The action row's choices (every ranked change) and whether it may act now."""
+        d = self.state.data
+        if not self._acts:
+            return
+        causes = d.causes if d is not None else []
+        opts = {f"#{i + 1} {c['change_id']}": i for i, c in enumerate(causes)}
+        pick = self._acts["pick"]
+        if pick.options != opts:
+            h = self.state.hypothesis
+            self._picking = True  # new choices, not the user's pick: the selection stays
+            try:
+                pick.param.update(options=opts, value=h if h in opts.values() else
+                                  next(iter(opts.values()), None))
+            finally:
+                self._picking = False
+        live = d is not None and d.as_of is None and bool(causes)
+        for key in ("ok", "no", "note", "verify"):
+            if key in self._acts:
+                self._acts[key].disabled = not live
 
     def _fill_card(self, parts: dict, i: int, c: dict, d) -> None:
         info = d.change(c["change_id"]) or {}
@@ -144,9 +193,6 @@ class HypothesisBoard(_View):
         parts["more"] = more
         parts["conf"] = int(round(100 * conf))
         self._show_card(parts, i == self.state.hypothesis)
-        live = d.as_of is None
-        for key in ("ok", "no", "note", "verify"):
-            parts[key].disabled = not live
 
     def _on_experiment(self, *events):
         """A test's hourly update: every shown card's confidence and the tested one's status."""
@@ -165,6 +211,9 @@ class HypothesisBoard(_View):
                 card.css_classes = classes
                 card.styles = dict(_CARD_SELECTED if sel else _CARD)
             self._show_card(parts, sel)
+        pick = self._acts.get("pick")
+        if pick is not None and h in pick.options.values() and pick.value != h:
+            pick.value = h
 
     @staticmethod
     def _show_card(parts: dict, selected: bool) -> None:
