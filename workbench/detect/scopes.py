@@ -229,6 +229,7 @@ def scope_hits(changes: pd.DataFrame, panel: Panel, *, kind: str, grain: pd.Time
     from scipy.stats import norm
 
     from ..events.effects import did_effect
+    from .seasonal import _single_threaded_blas
 
     if changes is None or len(changes) == 0:
         return []
@@ -246,38 +247,41 @@ def scope_hits(changes: pd.DataFrame, panel: Panel, *, kind: str, grain: pd.Time
     start = cand["bucket"].min() - pre
     scopes = list(dict.fromkeys(cand["skey"]))
     hits = []
-    for chunk in _chunks(scopes, 16):
-        df = panel([json.loads(k) for k in chunk], start, data_end + grain)
-        if df is None or df.empty:
-            continue
-        tot = df.groupby("ts")[["num", "den"]].sum()
-        for bit, key in enumerate(chunk):
-            inside = (df["atom"].to_numpy() >> bit) & 1 == 1
-            ex = df[inside].groupby("ts")[["num", "den"]].sum().reindex(tot.index).fillna(0.0)
-            un = tot - ex
-            for row in cand[cand["skey"] == key].itertuples(index=False):
-                if row.bucket - min_pre < tot.index.min():
-                    continue  # too little history to compare with
-                sel = (tot.index >= row.bucket - pre)
-                e = ex[sel & (ex["den"].to_numpy() > 0)].reset_index()
-                u = un[sel & (un["den"].to_numpy() > 0)].reset_index()
-                eff = did_effect(e, u, row.bucket, kind)
-                if eff is None or not np.isfinite(eff.t_stat) or abs(eff.t_stat) < thr:
-                    continue
-                # a slice drifting apart from the rest (app versions adopted, a plan
-                # growing) is no step: the step must stand beyond the contrast's trend
-                drifts, t_step = _step_beyond_trend(e, u, row.bucket, kind)
-                if drifts and (t_step is None or abs(t_step) < thr
-                               or np.sign(t_step) != np.sign(eff.t_stat)):
-                    continue
-                # persistent noise makes HAC errors too small: the same test at placebo
-                # times before the change says how large |t| runs without a change
-                rms = _placebo_rms(ex, un, row.bucket, data_end, kind, pre, grain,
-                                   days=placebo_days, min_pre=min_pre)
-                if rms is None or abs(eff.t_stat) < thr * max(1.0, rms):
-                    continue
-                hits.append(ScopeHit(str(row.id), json.loads(key), row.bucket,
-                                     float(eff.t_stat), float(eff.estimate), thr, n))
+    # small fits (hundreds x tens): a multi-threaded BLAS on a busy machine spent
+    # seconds waking threads (a quiet passport's 40 fits: 1-3 s instead of 0.4 s)
+    with _single_threaded_blas():
+        for chunk in _chunks(scopes, 16):
+            df = panel([json.loads(k) for k in chunk], start, data_end + grain)
+            if df is None or df.empty:
+                continue
+            tot = df.groupby("ts")[["num", "den"]].sum()
+            for bit, key in enumerate(chunk):
+                inside = (df["atom"].to_numpy() >> bit) & 1 == 1
+                ex = df[inside].groupby("ts")[["num", "den"]].sum().reindex(tot.index).fillna(0.0)
+                un = tot - ex
+                for row in cand[cand["skey"] == key].itertuples(index=False):
+                    if row.bucket - min_pre < tot.index.min():
+                        continue  # too little history to compare with
+                    sel = (tot.index >= row.bucket - pre)
+                    e = ex[sel & (ex["den"].to_numpy() > 0)].reset_index()
+                    u = un[sel & (un["den"].to_numpy() > 0)].reset_index()
+                    eff = did_effect(e, u, row.bucket, kind)
+                    if eff is None or not np.isfinite(eff.t_stat) or abs(eff.t_stat) < thr:
+                        continue
+                    # a slice drifting apart from the rest (app versions adopted, a plan
+                    # growing) is no step: the step must stand beyond the contrast's trend
+                    drifts, t_step = _step_beyond_trend(e, u, row.bucket, kind)
+                    if drifts and (t_step is None or abs(t_step) < thr
+                                   or np.sign(t_step) != np.sign(eff.t_stat)):
+                        continue
+                    # persistent noise makes HAC errors too small: the same test at placebo
+                    # times before the change says how large |t| runs without a change
+                    rms = _placebo_rms(ex, un, row.bucket, data_end, kind, pre, grain,
+                                       days=placebo_days, min_pre=min_pre)
+                    if rms is None or abs(eff.t_stat) < thr * max(1.0, rms):
+                        continue
+                    hits.append(ScopeHit(str(row.id), json.loads(key), row.bucket,
+                                         float(eff.t_stat), float(eff.estimate), thr, n))
     return sorted(hits, key=lambda h: -abs(h.t_stat))
 
 

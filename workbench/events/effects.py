@@ -111,10 +111,9 @@ def did_effect(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Tim
             # a degenerate design (constant difference) makes HAC's sqrt warn; the
             # non-finite standard error is rejected just below
             warnings.simplefilter("ignore", RuntimeWarning)
-            plain = model.fit()
-            fit = plain.get_robustcov_results(cov_type="HAC", maxlags=3)
+            fit = model.fit(cov_type="HAC", cov_kwds={"maxlags": 3})
             bse = np.asarray(fit.bse, dtype=float)  # lazily computed: inside the filter
-            conv = np.asarray(plain.bse, dtype=float)
+            conv = np.sqrt(np.diag(fit.normalized_cov_params) * fit.scale)  # conventional
     except (ValueError, np.linalg.LinAlgError):
         return None
     coef, se = float(fit.params[1]), float(bse[1])
