@@ -294,39 +294,41 @@ def _change_scope_test(ctx: Context):
     """``(scope, det, series)`` from a targeted test of the recent changes' scopes, or None.
 
     The blind scans found nothing; the change log names where and when to look
-    (:func:`workbench.detect.scopes.scope_scan`). The named scope is then tested
+    (:func:`workbench.detect.scopes.scope_hits`). The named scope is then tested
     over the window from the change on, as a window the user named would be.
     """
     from ..detect import DetectConfig, detect_divergence
-    from ..detect.scopes import scope_scan
+    from ..detect.scopes import scope_hits
     from ..store import metric_panel, metric_series
 
     if ctx.window is not None:
         return None
     st, sp, spec, grain = ctx.st, ctx.sp, ctx.spec, ctx.grain
-    hit = scope_scan(st.changes(ctx.pp.name),
-                     lambda scopes, a, b: metric_panel(st.con, sp, spec, scopes, start=a,
-                                                       end=b).frame,
-                     kind=spec.kind, grain=grain, data_end=ctx.data_last)
-    if hit is None:
-        return None
-    series = metric_series(st.con, sp, spec, filter=hit.scope).frame
-    x = series.set_index("ts")[["num", "den", "rows"]].reindex(ctx.full_idx)
-    det = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
-                            window=(hit.ts, ctx.data_last), config=DetectConfig(alpha=0.05),
-                            detector=ctx.detector)
-    # the window must diverge the way the change's comparison did: else the test the
-    # change named found something else than the change's effect
-    if not (det.significant and det.onset is not None) or \
-            np.sign(det.score) != np.sign(hit.t_stat):
-        return None
-    # The window's statistics run from the change; its onset is the change's time, a
-    # time named before looking (a small step's likelihood is too flat to re-date it)
-    det = replace(det, onset=hit.ts, params={**det.params, "onset_set": None,
-                                             "onset_from_change": hit.change_id,
-                                             "scope_tests": hit.n_tests})
-    ctx.say(hit.describe())
-    return hit.scope, det, series
+    hits = scope_hits(st.changes(ctx.pp.name),
+                      lambda scopes, a, b: metric_panel(st.con, sp, spec, scopes, start=a,
+                                                        end=b).frame,
+                      kind=spec.kind, grain=grain, data_end=ctx.data_last)
+    # clearest first; a scope holding the rest of a diverging slice mirrors its drop, the
+    # window rejects it and the next is tried (each passed the family-wise level)
+    for hit in hits[:3]:
+        series = metric_series(st.con, sp, spec, filter=hit.scope).frame
+        x = series.set_index("ts")[["num", "den", "rows"]].reindex(ctx.full_idx)
+        det = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain,
+                                window=(hit.ts, ctx.data_last), config=DetectConfig(alpha=0.05),
+                                detector=ctx.detector)
+        # the window must diverge the way the change's comparison did: else the test the
+        # change named found something else than the change's effect
+        if not (det.significant and det.onset is not None) or \
+                np.sign(det.score) != np.sign(hit.t_stat):
+            continue
+        # The window's statistics run from the change; its onset is the change's time, a
+        # time named before looking (a small step's likelihood is too flat to re-date it)
+        det = replace(det, onset=hit.ts, params={**det.params, "onset_set": None,
+                                                 "onset_from_change": hit.change_id,
+                                                 "scope_tests": hit.n_tests})
+        ctx.say(hit.describe())
+        return hit.scope, det, series
+    return None
 
 
 def _scope_hit_holds(ctx: Context, dn: Detection, rk: Ranked) -> bool:
