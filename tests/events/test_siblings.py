@@ -260,3 +260,28 @@ def test_two_concurrent_culprits_are_not_each_others_siblings(rng):
                        kind="ratio", direction_sign=-1.0, leaves=lv, top_slices=slices,
                        series=series)
     assert {c.change_id: c for c in res.causes}["flag-ios"].features.get("siblings") is not None
+
+
+def test_a_diverging_parent_smaller_than_the_localized_slice_is_the_comparison(rng):
+    # all of DE drops; localization named iOS (wider than DE here: 4 leaves to 3), which
+    # holds the decoy's scope too. Against iOS outside DE the decoy inherits DE's drop;
+    # against DE outside iOS, the smallest diverging slice holding it, it has none
+    scope = {"country": "DE", "platform": "ios"}
+    res, _, _ = _rank(rng, {"country": "DE"}, scope, "2026-11-18T12:00Z",
+                      [{"filter": {"platform": "ios"}, "explained_share": 0.4}])
+    decoy = res.causes[0]
+    assert decoy.features["siblings"]["slice"] == {"country": "DE"}
+    assert decoy.features["siblings"]["ci_low"] < 0 < decoy.features["siblings"]["ci_high"]
+    assert decoy.features["own_effect"] is False
+    assert decoy.confidence < 0.3
+
+
+def test_a_real_culprit_keeps_its_blame_against_its_diverging_parent(rng):
+    # the scope itself fell; its parent DE concentrates the drop too, and the scope's
+    # siblings in DE did not fall: the comparison within DE keeps the effect
+    scope = {"country": "DE", "platform": "ios"}
+    res, _, _ = _rank(rng, scope, scope, "2026-11-18T14:00Z",
+                      [{"filter": {"platform": "ios"}, "explained_share": 1.0}])
+    top = res.causes[0]
+    assert top.features["siblings"]["slice"] == {"country": "DE"}
+    assert top.features["own_effect"] is True and top.confidence > 0.9

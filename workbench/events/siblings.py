@@ -182,17 +182,23 @@ def against_siblings(series, leaves: pd.DataFrame, m: np.ndarray, den: np.ndarra
     """``(effect, slice)`` of a scoped change against its siblings in the diverging slice
     its scope is nested in, or ``None`` (not nested, no siblings, or too few buckets).
 
-    The slice is a localized one (or ``focus``); failing those, with the per-leaf
-    deviation ``dev``, a parent of the scope that concentrates the divergence
-    (:func:`diverging_parent`). Siblings that another change treated at the same
+    The slice is the smallest of a localized one (or ``focus``) and, with the
+    per-leaf deviation ``dev``, a parent of the scope that concentrates the
+    divergence (:func:`diverging_parent`). Siblings that another change treated at the same
     time (``treated``, :func:`co_treated`) are no control: when the untreated
     siblings hold less than ``rule.min_sibling_share`` of the slice, there is no
     comparison within it."""
     if series is None or not scope:
         return None
     sl = nesting_slice(leaves, m, den, slices, focus, rule.min_sibling_share)
-    if sl is None and dev is not None:
-        sl = diverging_parent(leaves, scope, dev, den, rule)
+    parent = diverging_parent(leaves, scope, dev, den, rule) if dev is not None else None
+    # the smallest diverging slice holding the scope: a localized slice wider than a
+    # diverging parent (region=EU around country=DE, plan=free while all of DE fell)
+    # puts units the outside event missed among the siblings, and the scope inherits
+    # the parent's drop again
+    if parent is not None and (sl is None or den[scope_mask(leaves, parent)].sum()
+                               < den[scope_mask(leaves, sl)].sum()):
+        sl = parent
     if sl is None:
         return None
     if treated is not None and treated.any():
