@@ -2,17 +2,22 @@
 
 A speed path must not move the verdict, the onset, the slices, the causes or
 their confidences. This runs 17 fixed incidents (the slowest families of the
-held-out set and one of each other kind) with the code on ``PYTHONPATH`` and
-writes what each answered, with the wall and CPU seconds of ``investigate``
-(imports are warmed first); ``--compare`` then lists what differs between two
-such files. Run the two versions side by side so they see the same load::
+held-out set and one of each other kind) with the ``workbench`` the running
+Python imports (printed as ``code:``) and writes what each answered, with the
+wall and CPU seconds of ``investigate`` (imports are warmed first);
+``--compare`` then lists what differs between two such files. Run the two
+versions side by side so they see the same load, each with its own
+environment::
 
-    PYTHONPATH=/tmp/base python benchmarks/answers_unchanged.py /tmp/a.json &
-    python benchmarks/answers_unchanged.py /tmp/b.json; wait
-    python benchmarks/answers_unchanged.py --compare /tmp/a.json /tmp/b.json
+    git worktree add /tmp/base COMMIT && make -C /tmp/base venv
+    /tmp/base/.venv/bin/python benchmarks/answers_unchanged.py /tmp/a.json &
+    .venv/bin/python benchmarks/answers_unchanged.py /tmp/b.json; wait
+    .venv/bin/python benchmarks/answers_unchanged.py --compare /tmp/a.json /tmp/b.json
 
-(``/tmp/base`` holds the other version's ``workbench`` package, e.g. from
-``git archive COMMIT workbench | tar -x -C /tmp/base``.)
+``PYTHONPATH`` cannot select the other version: the editable install's import
+finder is consulted before ``sys.path``, so ``PYTHONPATH=/tmp/base`` still runs
+this checkout's code (check the ``code:`` line). Without a second environment,
+run the baseline in this checkout before the change.
 """
 from __future__ import annotations
 
