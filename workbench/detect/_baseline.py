@@ -42,6 +42,7 @@ multiple surveillance systems. Stat. Med. 32, 1206-1222.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -391,3 +392,25 @@ def _deviance(O, E, D, binomial: bool):
             dev = 2.0 * (xlogy(O, O / E) - (O - E))
     return np.maximum(np.nan_to_num(dev, nan=0.0, posinf=np.inf), 0.0)
 
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread while detecting, when ``threadpoolctl`` is installed.
+
+    The matrices here are small (hundreds x tens); a multi-threaded BLAS spends
+    more time waking and spinning threads than computing, and on a busy machine
+    a call took 3 s instead of 0.1 s. Without threadpoolctl nothing changes.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # optional: only a speed-up
+            return contextlib.nullcontext()
+        # found once per process: listing the loaded libraries took 12 ms a call,
+        # 0.5 s of an incident whose slice scan detects 40 times
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+#: The process's threadpoolctl controller (its BLAS libraries, listed once).
+_BLAS_CONTROLLER = None

@@ -229,7 +229,7 @@ def scope_hits(changes: pd.DataFrame, panel: Panel, *, kind: str, grain: pd.Time
     from scipy.stats import norm
 
     from ..events.effects import did_effect
-    from .seasonal import _single_threaded_blas
+    from ._baseline import _single_threaded_blas
 
     if changes is None or len(changes) == 0:
         return []

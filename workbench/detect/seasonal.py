@@ -83,7 +83,6 @@ ratio statistic for sequential detection of a change-point. Ann. Statist. 23,
 """
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pandas as pd
@@ -93,7 +92,7 @@ from workbench.errors import UsageError
 
 from . import _trend
 from ._baseline import (_DAY, _Fit, _Prediction, _deviance, _design, _fit, _inflation,
-                        _long_run_inflation, _predict, _variance)
+                        _long_run_inflation, _predict, _single_threaded_blas, _variance)
 from .config import DetectConfig
 from .result import DivergenceResult
 
@@ -234,29 +233,6 @@ def _onset_set(pred: _Prediction, fit: _Fit, y, den, present, lo, onset, b, min_
     while i1 < len(ok) - 1 and ok[i1 + 1]:
         i1 += 1
     return int(starts[i0]), int(starts[i1])
-
-
-def _single_threaded_blas():
-    """Limit BLAS to one thread while detecting, when ``threadpoolctl`` is installed.
-
-    The matrices here are small (hundreds x tens); a multi-threaded BLAS spends
-    more time waking and spinning threads than computing, and on a busy machine
-    a call took 3 s instead of 0.1 s. Without threadpoolctl nothing changes.
-    """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # optional: only a speed-up
-            return contextlib.nullcontext()
-        # found once per process: listing the loaded libraries took 12 ms a call,
-        # 0.5 s of an incident whose slice scan detects 40 times
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
-
-
-#: The process's threadpoolctl controller (its BLAS libraries, listed once).
-_BLAS_CONTROLLER = None
 
 
 def _first_present(present, lo, hi):
