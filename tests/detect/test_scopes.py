@@ -147,12 +147,33 @@ def test_the_joint_model_confirms_a_scope_hit_not_the_short_rerun():
     ok, t, need = scope_confirmed(37, "chg-1", web, [_cause(-3.0, {
         "identified": True, "t_stat": -5.9})], -1.0)
     assert ok and t == 5.9 and 3.1 < need < 3.3
-    # another concurrent change carries it: the joint model explains it away
+    # another concurrent change, outside the scope, carries it: the joint model explains
+    # it away
+    carrier = _cause(-2.5, {"identified": True, "t_stat": -3.0}, {"plan": "pro"})
     assert not scope_confirmed(37, "chg-1", web, [_cause(-5.0, {
-        "identified": True, "t_stat": -1.0})], -1.0)[0]
+        "identified": True, "t_stat": -1.0}), carrier], -1.0)[0]
     # not separable, or not fitted: the change's own comparison is all there is
     assert not scope_confirmed(37, "chg-1", web, [_cause(-3.0, {
         "identified": False, "t_stat": float("nan")})], -1.0)[0]
     assert scope_confirmed(37, "chg-1", web, [_cause(-3.5, None)], -1.0)[0]
     # a change on another scope confirms nothing
     assert not scope_confirmed(37, "chg-1", web, [_cause(-9.0, None, {"plan": "pro"})], -1.0)[0]
+
+
+def test_a_joint_fit_with_no_other_story_leaves_the_own_comparison_standing():
+    """small_effect dev seed 8400006: two changes to region=EU 13 h apart split the
+    effect in the joint fit (t = -2.0 and 0.0) and no other member carried it; the
+    culprit's own comparison (t = -3.8) cleared the 3.1 needed, the old rule (joint t
+    whenever identified) answered none."""
+    from workbench.detect.scopes import scope_confirmed
+
+    eu = {"region": "EU"}
+    causes = [_cause(-3.8, {"identified": True, "t_stat": -1.97}, eu),
+              _cause(2.4, {"identified": True, "t_stat": 1.98}, {"country": "CA"}),
+              _cause(-2.5, {"identified": True, "t_stat": 0.04}, eu)]
+    ok, t, need = scope_confirmed(27, "chg-1", eu, causes, -1.0)
+    assert ok and t == 3.8 and 3.0 < need < 3.2
+    # a member outside the scope in the divergence's direction: the joint t decides
+    causes[1] = _cause(-2.4, {"identified": True, "t_stat": -2.5}, {"country": "CA"})
+    ok, t, _ = scope_confirmed(27, "chg-1", eu, causes, -1.0)
+    assert not ok and t == 1.97
