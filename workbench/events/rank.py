@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .effects import EffectEstimate, did_effect, scope_mask
+from .joint import joint_adjust
 from .onset import EffectOnset
 from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule,
                        apply_uniformity_rule, co_treated, effect_score, has_own_effect,
@@ -345,7 +346,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         boot.append((m, c, f_align, effect, f_effect, f_prior, bool(scope)))
 
     if panel is not None:
-        _joint_adjust(rows, boot, panel, kind=kind, grain=grain, direction_sign=direction_sign,
+        joint_adjust(rows, boot, panel, kind=kind, grain=grain, direction_sign=direction_sign,
                       cfg=cfg, end=(data_end or end) + grain)
     if series is not None:
         ramp_effects(rows, changes, series, kind=kind, grain=grain, cfg=cfg,
@@ -424,89 +425,6 @@ def _delayed_start(top: CandidateCause, series: RankSeries, *, kind: str, grain:
     except (ValueError, KeyError):
         return None
     return est if est is not None and est.accepted else None
-
-
-def _joint_adjust(rows: list, boot: list, panel: RankPanel, *, kind: str, grain: pd.Timedelta,
-                  direction_sign: float, cfg: RankConfig, end: pd.Timestamp) -> None:
-    """Refit the leading concurrent scoped candidates jointly; update their scores in place.
-
-    A change's effect evidence becomes the weaker of its own difference-in-
-    differences and its joint effect (the others held fixed): the joint model
-    explains away a change whose apparent effect belongs to a concurrent one, and
-    never adds blame. It explains away only when another member carries an
-    effect in the divergence's direction (``|t| >= own_rule.min_t``): scopes that
-    together cover everyone leave no never-exposed group, the exposed groups
-    then serve as each other's controls (Goodman-Bacon, 2021, "Difference-in-
-    differences with variation in treatment timing", J. Econometrics 225,
-    254-277) and the joint estimate loses its precision without naming another
-    culprit. Every member's evidence says what the joint model found.
-    One row per rollout enters (its best step).
-    """
-    import json as _json
-
-    from .joint import joint_effects
-
-    order = [i for i in np.argsort([-r[1] for r in rows]) if np.isfinite(rows[i][1])
-             and isinstance(rows[i][0].scope, dict) and rows[i][0].scope]
-    if len(order) < 2:
-        return
-    lead_ts = rows[order[0]][0].ts
-    members, seen = [], set()
-    for i in order:
-        ch = rows[i][0]
-        key = (ch.kind, ch.target, _json.dumps(ch.scope, sort_keys=True))
-        if key in seen or abs(ch.ts - lead_ts) > cfg.joint_window:
-            continue
-        seen.add(key)
-        members.append(i)
-        if len(members) == cfg.joint_k:
-            break
-    if len(members) < 2:
-        return
-    times = [rows[i][0].ts.floor(grain) for i in members]
-    start = min(times) - cfg.did_pre
-    stop = min(max(times) + cfg.did_post_max, end)
-    try:
-        fx = joint_effects(panel([rows[i][0].scope for i in members], start, stop),
-                           times, kind=kind, grain=grain)
-    except (ValueError, KeyError):
-        fx = None
-    if fx is None:
-        return
-    ids = [str(rows[i][0].id) for i in members]
-    # the members the joint model itself blames (an effect in the divergence's direction)
-    blamed = {k for k, e in enumerate(fx.effects)
-              if e.identified and direction_sign * e.t_stat >= cfg.own_rule.min_t}
-    for k, i in enumerate(members):
-        e = fx.effects[k]
-        ch, llr, lag, s, c, effect, ev, feat = rows[i]
-        others = ", ".join(x for x in ids if x != ids[k])
-        if not e.identified:
-            ev = ev + (f"joint model with {others}: not separable ({e.reason})",)
-            rows[i] = (ch, llr, lag, s, c, effect, ev, {**feat, "joint": e.to_dict()})
-            continue
-        if not blamed - {k}:  # no other member carries it: the joint fit found no other story
-            ev = ev + (f"joint model with {others}: {e.estimate:+.1%} (95% CI "
-                       f"{e.ci_low:+.1%}..{e.ci_high:+.1%}), and none of the others "
-                       "carries the effect: its own comparison stands",)
-            rows[i] = (ch, llr, lag, s, c, effect, ev, {**feat, "joint": e.to_dict()})
-            continue
-        f_old = feat["effect"]
-        # The joint model explains away; it never adds blame its own comparison does
-        # not show: a shock outside the log that hits part of one group can load on
-        # a change the per-change comparison clears (both tests must agree).
-        f_new = f_old if f_old == -1.0 else \
-            min(f_old, float(np.clip(direction_sign * e.t_stat, -3.0, 8.0)) / 4.0)
-        llr = llr + cfg.w_effect * (f_new - f_old)
-        ev = ev + (f"joint model with {others} (each holding the others fixed): "
-                   f"{e.estimate:+.1%} (95% CI {e.ci_low:+.1%}..{e.ci_high:+.1%}, "
-                   f"t = {e.t_stat:.1f})",)
-        rows[i] = (ch, llr, lag, s, c, effect, ev,
-                   {**feat, "effect": f_new, "joint": e.to_dict()})
-        m, c_, f_align, eff, _f_eff, f_prior, scoped = boot[i]
-        j_eff = EffectEstimate(estimate=e.estimate, ci_low=e.ci_low, ci_high=e.ci_high,
-                               t_stat=e.t_stat, n_pre=0, n_post=0, method="joint-twfe")
-        boot[i] = (m, c_, f_align, j_eff if f_old != -1.0 else eff, f_new, f_prior, scoped)
 
 
 def ramp_effects(rows: list, changes: pd.DataFrame, series, *, kind: str,
