@@ -69,3 +69,51 @@ def test_six_buckets_of_noise_are_no_pre_trend(seed):
 def test_a_real_lead_is_still_seen(seed):
     eff = did_effect(*_conversions(seed, -0.15), T_LEAD, "ratio")
     assert eff.pre_t_stat < -4 and eff.pre_estimate < -0.1
+
+
+def _store(tmp_path, seed: int, hit: dict, mult: float, t0: pd.Timestamp):
+    """A real DuckDB store: conversion falls by ``1 - mult`` in ``hit`` from ``t0`` on."""
+    from workbench.passport import load_passport
+    from workbench.store import Store
+
+    from ..conftest import make_events, write_passport
+
+    rng = np.random.default_rng(seed)
+    ev = make_events(rng, hours=24 * 10)
+    sel = (ev.ts >= t0).to_numpy().copy()
+    for k, v in hit.items():
+        sel &= (ev[k] == v).to_numpy()
+    ev.loc[sel, "conversions"] = rng.binomial(ev.loc[sel, "sessions"], 0.04 * mult)
+    st = Store(tmp_path / "s.duckdb")
+    st.ingest(load_passport(write_passport(tmp_path / "p", ev, fmt="parquet")))
+    return st
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("hit, moved", [({"platform": "ios"}, True),
+                                        ({"platform": "ios", "country": "US"}, False)])
+def test_the_rest_of_a_scope_is_tested_not_assumed(tmp_path, seed, hit, moved):
+    """The localization named iOS in the US, a part of the change's scope (iOS). When
+    the whole scope fell (small_effect dev seed 8400104: region=EU fell 4.8%, the
+    localization named EU and plan=plus), the rest of it moved too; when only the
+    slice fell, the rest stayed put and the coverage penalty stands."""
+    from workbench.events.effects import rest_of_scope_moved
+    from workbench.store import metric_panel
+
+    t0 = pd.Timestamp("2026-11-08T12:00Z")
+    with _store(tmp_path, seed, hit, 0.8, t0) as st:
+        sp = st.passport()
+        spec = sp.manifest.metric("conversion_rate")
+
+        def panel(scopes, a, b):
+            return metric_panel(st.con, sp, spec, scopes, start=a, end=b).frame
+
+        got = rest_of_scope_moved(panel, {"platform": "ios"}, [{"platform": "ios", "country": "US"}],
+                                  t0, t0 - pd.Timedelta("7D"), t0 + pd.Timedelta("48h"),
+                                  "ratio", -1.0)
+        assert got is moved
+        # a rise is not the divergence's direction
+        assert not rest_of_scope_moved(panel, {"platform": "ios"},
+                                       [{"platform": "ios", "country": "US"}], t0,
+                                       t0 - pd.Timedelta("7D"), t0 + pd.Timedelta("48h"),
+                                       "ratio", +1.0)

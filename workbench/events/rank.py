@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .effects import EffectEstimate, did_effect, scope_mask
+from .effects import EffectEstimate, did_effect, rest_of_scope_moved, scope_mask
 from .joint import joint_adjust
 from .onset import EffectOnset
 from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule,
@@ -78,6 +78,11 @@ class RankConfig:
         side of the estimate. A weak divergence has a set spanning a day; a
         change a day early would then be "aligned", and its difference-in-
         differences, whose post-period holds the real shift, would agree.
+    rest_check:
+        A scope partly outside the diverging slices loses ``(1 - coverage) *
+        share`` of its scope score unless the rest of it moved too
+        (:func:`workbench.events.effects.rest_of_scope_moved`); tested only when
+        that loss is at least this (below, it moves the log-odds by < 0.4).
     """
 
     lookback: pd.Timedelta = pd.Timedelta("24h")
@@ -95,6 +100,7 @@ class RankConfig:
     delay_max: int = 12
     delay_penalty: float = 12.0
     own_rule: OwnEffectRule = field(default_factory=OwnEffectRule)
+    rest_check: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -282,6 +288,12 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
         coverage = 1.0
         if scope and focus_mask is not None and m.any():
             coverage = float(den[m & focus_mask].sum() / max(den[m].sum(), 1e-12))
+            t0 = ch.ts.floor(grain)  # the rest of the scope stayed put, or moved as well?
+            if panel is not None and (1.0 - coverage) * s >= cfg.rest_check and rest_of_scope_moved(
+                    panel, scope, [sl.get("filter", {}) for sl in top_slices[:3]], t0,
+                    t0 - cfg.did_pre, min(t0 + cfg.did_post_max, (data_end or end) + grain), kind,
+                    direction_sign, cfg.own_rule.min_t):
+                coverage = 1.0
             f_scope -= (1.0 - coverage) * max(s, 0.0)
         if not m.any():
             f_scope = -1.0
@@ -343,7 +355,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                      {"align": f_align, "scope": f_scope, "effect": f_effect,
                       "coverage": coverage,
                       "prior": f_prior, "siblings": sib_feat}))
-        boot.append((m, c, f_align, effect, f_effect, f_prior, bool(scope)))
+        # the last flag: the coverage penalty applies (not when the rest of the scope moved)
+        boot.append((m, c, f_align, effect, f_effect, f_prior, bool(scope) and coverage < 1.0))
 
     if panel is not None:
         joint_adjust(rows, boot, panel, kind=kind, grain=grain, direction_sign=direction_sign,
