@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from workbench.detect.scopes import _step_beyond_trend, scope_hits, scope_scan
 from workbench.events.effects import scope_mask
@@ -177,3 +178,30 @@ def test_a_joint_fit_with_no_other_story_leaves_the_own_comparison_standing():
     causes[1] = _cause(-2.4, {"identified": True, "t_stat": -2.5}, {"country": "CA"})
     ok, t, _ = scope_confirmed(27, "chg-1", eu, causes, -1.0)
     assert not ok and t == 1.97
+
+
+@pytest.mark.parametrize("hit, whole", [({"platform": "ios"}, True),
+                                        ({"platform": "ios", "country": "US"}, False)])
+def test_a_scope_that_moved_as_a_whole_is_named_before_its_parts(tmp_path, hit, whole):
+    """small_effect dev seed 8400112: web fell 4.8% (the targeted test's t = -6.7) and
+    the localization inside web named web and plan=free first. The rest of the scope
+    moved as well, so the scope itself comes first; when only the part fell, the part
+    stays first."""
+    from workbench.detect.scopes import whole_scope_moved
+    from workbench.store import metric_panel
+
+    from ..events.test_effects import _store
+
+    t0 = pd.Timestamp("2026-11-08T12:00Z")
+    ios, part = {"platform": "ios"}, {"platform": "ios", "country": "US"}
+    with _store(tmp_path, 13, hit, 0.8, t0) as st:
+        sp = st.passport()
+        spec = sp.manifest.metric("conversion_rate")
+
+        def panel(scopes, a, b):
+            return metric_panel(st.con, sp, spec, scopes, start=a, end=b).frame
+
+        end = t0 + pd.Timedelta("48h")
+        assert whole_scope_moved(panel, ios, [{"filter": part}], t0, end, "ratio", -2.5) is whole
+        # nothing named inside the scope but the scope itself: nothing to test
+        assert not whole_scope_moved(panel, ios, [{"filter": ios}], t0, end, "ratio", -2.5)

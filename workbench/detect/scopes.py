@@ -51,7 +51,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["ScopeHit", "scope_confirmed", "scope_hits", "scope_scan"]
+__all__ = ["ScopeHit", "scope_confirmed", "scope_hits", "scope_scan", "whole_scope_moved"]
 
 #: ``panel(scopes, start, end)`` -> ``ts, atom, num, den`` (:func:`workbench.store.metric_panel`)
 Panel = Callable[[list, pd.Timestamp, pd.Timestamp], pd.DataFrame]
@@ -363,3 +363,38 @@ def scope_confirmed(n_tests: int, named: str, scope: dict, causes, sign: float, 
         ts += [sign * st["t"] for st in dose.steps if st.get("t") is not None]
     need = float(norm.isf(alpha / 2 / n_tests))
     return max(ts) >= need, max(ts), need
+
+
+def whole_scope_moved(panel: Panel, scope: dict, slices: list[dict], onset: pd.Timestamp,
+                      end: pd.Timestamp, kind: str, sign: float,
+                      pre: pd.Timedelta = pd.Timedelta("7D")) -> bool:
+    """Did a diverging scope move as a whole, not only in the slices named inside it?
+
+    Inside a scope that diverged (a targeted hit, a scanned slice) the
+    localization names the sub-slices that explain most of it; with a small
+    effect spread evenly over the scope, one of them wins on noise alone
+    (small_effect dev seed 8400112: web fell 4.8%, t = -6.7, and the answer's
+    top slice was web and plan=free). The part of the scope outside the named
+    slices is compared with the traffic outside the scope, from ``onset`` on
+    against up to ``pre`` before it
+    (:func:`workbench.events.effects.rest_of_scope_moved`): when it moved in
+    the divergence's direction as well, the scope itself is the slice to name
+    first.
+
+    Parameters
+    ----------
+    panel:
+        ``panel(scopes, start, end)``.
+    scope, slices:
+        The diverging scope and the slices named inside it (``filter`` each;
+        the first three count).
+    onset, end:
+        The divergence's onset and the end (exclusive) of the data.
+    kind, sign:
+        ``"ratio"`` or ``"sum"``; the divergence's direction (its sign counts).
+    """
+    from ..events.effects import rest_of_scope_moved
+
+    named = [sl["filter"] for sl in slices[:3] if sl["filter"] and sl["filter"] != scope]
+    return bool(named) and rest_of_scope_moved(panel, scope, named, onset, onset - pre, end,
+                                               kind, float(np.sign(sign)))

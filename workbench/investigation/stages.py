@@ -354,10 +354,11 @@ def _scope_hit_holds(ctx: Context, dn: Detection, rk: Ranked) -> bool:
 # --------------------------------------------------------------------------- 3. localize
 def localize(ctx: Context, dn: Detection) -> Localized:
     from ..detect import detect_divergence
+    from ..detect.scopes import whole_scope_moved
     from ..events import scope_mask
     from ..localize import decompose_rate_mix
     from ..localize import localize as localize_slices
-    from ..store import cardinalities
+    from ..store import cardinalities, metric_panel
     from ..store import leaves as q_leaves
 
     st, sp, spec, grain, queries = ctx.st, ctx.sp, ctx.spec, ctx.grain, ctx.queries
@@ -401,9 +402,11 @@ def localize(ctx: Context, dn: Detection) -> Localized:
         if scope:  # then name the slices within the scope
             for sl in out:
                 sl["filter"] = minimal_filter(lf, {**scope, **sl["filter"]}, leaf_dims)
-            if not out:
+            if not out or whole_scope_moved(  # the scope itself first: all of it moved
+                    lambda s, a, b: metric_panel(st.con, sp, spec, s, start=a, end=b).frame,
+                    scope, out, onset, obs[1], spec.kind, det.score):
                 out = [{"filter": dict(scope), "explained_share": 1.0,
-                        "baseline": _f(det.baseline), "observed": _f(det.observed)}]
+                        "baseline": _f(det.baseline), "observed": _f(det.observed)}] + out
         elif not out:
             conc = _concentration_slice(lf, leaf_dims, spec.kind)
             out = [conc] if conc is not None else []
