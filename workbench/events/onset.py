@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["EffectOnset", "effect_onset"]
+__all__ = ["EffectOnset", "delayed_start", "effect_onset", "late_effect", "late_step"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,14 @@ class EffectOnset:
                 f"({self.start:%m-%d %H:%M}; change point of exposed against unexposed, "
                 f"likelihood ratio {self.lr:.1f} against the change's own bucket): "
                 f"the divergence is dated from there, not from {change_id}")
+
+    def late_evidence(self, max_lag: int) -> str:
+        """One line for a change whose exposed units diverged only long after it."""
+        return (f"its exposed units diverged only {self.delay_grains} grain(s) after it "
+                f"({self.start:%m-%d %H:%M}; change point of exposed against unexposed, "
+                f"likelihood ratio {self.lr:.1f} against its own bucket), and not before: later "
+                f"than a change's effect is dated ({max_lag} grains), so that step is not its "
+                "own effect")
 
 
 def _contrast(exposed: pd.DataFrame, unexposed: pd.DataFrame, kind: str):
@@ -121,31 +129,149 @@ def effect_onset(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.T
     EffectOnset or None
         None when the series are too short to tell.
     """
+    prof = _profile(exposed, unexposed, change_ts, kind=kind, grain=grain, max_lag=max_lag)
+    if prof is None:
+        return None
+    t0, starts, rss_a, steps, n = prof
+    # only starts whose step points the way of the divergence compete
+    valid = steps * direction_sign > 0
+    if not valid.any():
+        return EffectOnset(t0, 0, 0.0, False)
+    best = int(np.argmin(np.where(valid, rss_a, np.inf)))
+    lr = float(n * np.log(rss_a[0] / max(rss_a[best], 1e-300)))
+    if best == 0 or lr < penalty:
+        return EffectOnset(t0, 0, max(lr, 0.0) if best else 0.0, False)
+    return EffectOnset(starts[best], best, lr, True)
+
+
+def _profile(exposed, unexposed, change_ts, *, kind: str, grain: pd.Timedelta,
+             max_lag: int | None):
+    """``(t0, starts, RSS(k), step(k), n)`` of ``d_t ~ hour-of-day + 1[t >= k]`` per start.
+
+    The starts run from the change's bucket to ``max_lag`` grains after it (every
+    start leaving three buckets when ``None``). All fits at once: by Frisch-Waugh-
+    Lovell, the step's fit is the regression of the hour-of-day residuals of ``d``
+    on those of each step column, one least-squares solve for every start.
+    ``None`` when the series are too short to tell.
+    """
     ts, d, w = _contrast(exposed, unexposed, kind)
     t0 = pd.Timestamp(change_ts)
     pre = ts < t0
     if pre.sum() < 24 or (~pre).sum() < 3:
         return None
+    post = ts[~pre]
+    last = int((post[-3] - t0) / grain) if len(post) >= 3 else 0
+    k_max = last if max_lag is None else min(max_lag, last)
+    starts = [t0 + i * grain for i in range(max(k_max, 0) + 1)]
+    if not starts:
+        return None
     hours = pd.get_dummies(ts.hour, prefix="h", drop_first=True, dtype=float).to_numpy()
     sw = np.sqrt(np.maximum(w, 0.0))
-    starts = [t0 + i * grain for i in range(max_lag + 1)]
-    starts = [s for s in starts if (ts >= s).sum() >= 3]
-    rss, steps = [], []
-    for s in starts:  # one fit per candidate start (at most max_lag + 1), not per row
-        X = np.column_stack([np.ones(len(d)), (ts >= s).astype(float), hours])
-        beta, *_ = np.linalg.lstsq(X * sw[:, None], d * sw, rcond=None)
-        r = (d - X @ beta) * sw
-        rss.append(float(r @ r))
-        steps.append(float(beta[1]))
-    if not rss or rss[0] <= 0:
+    X0 = np.column_stack([np.ones(len(d)), hours]) * sw[:, None]
+    since = ((ts - t0) / grain).to_numpy(dtype=float)  # grains after the change's bucket
+    S = (since[:, None] >= np.arange(len(starts), dtype=float)[None, :]).astype(float)
+    S = S * sw[:, None]
+    rhs = np.column_stack([d * sw, S])
+    coef, *_ = np.linalg.lstsq(X0, rhs, rcond=None)
+    res = rhs - X0 @ coef
+    rd, rs = res[:, 0], res[:, 1:]
+    ss = np.einsum("ij,ij->j", rs, rs)
+    cross = rs.T @ rd
+    ok = ss > 1e-12
+    steps = np.where(ok, cross / np.where(ok, ss, 1.0), 0.0)
+    rss = float(rd @ rd) - np.where(ok, cross ** 2 / np.where(ok, ss, 1.0), 0.0)
+    if rss[0] <= 0:
         return None
-    rss_a = np.asarray(rss)
-    # only starts whose step points the way of the divergence compete
-    valid = np.asarray(steps) * direction_sign > 0
-    if not valid.any():
-        return EffectOnset(t0, 0, 0.0, False)
-    best = int(np.argmin(np.where(valid, rss_a, np.inf)))
-    lr = float(len(d) * np.log(rss_a[0] / max(rss_a[best], 1e-300)))
-    if best == 0 or lr < penalty:
-        return EffectOnset(t0, 0, max(lr, 0.0) if best else 0.0, False)
+    return t0, starts, rss, steps, len(d)
+
+
+def late_step(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.Timestamp, *,
+              kind: str, grain: pd.Timedelta, direction_sign: float, max_lag: int = 12,
+              penalty: float = 12.0, min_t: float = 1.96) -> EffectOnset | None:
+    """The step of a change's contrast when it comes later than any delay a change is given.
+
+    The contrast's least-squares change point is searched over the whole
+    post-period. It is *late* when it lies more than ``max_lag`` grains after the
+    change, points the way of the divergence, beats the change's own bucket by
+    the likelihood ratio ``penalty`` (as :func:`effect_onset` asks of a delay),
+    and the contrast did not already move that way between the change and the
+    step (in ``d_t ~ hour-of-day + a 1[t >= change] + b 1[t >= step]``, ``a``'s
+    t-statistic in the divergence's direction stays below ``min_t``). Such a
+    step is something that happened to the change's scope later, not its effect
+    (the comparison that measured an effect from the change's time holds it).
+
+    Returns
+    -------
+    EffectOnset or None
+        ``accepted`` is True for a late step; ``None`` when the step is not late.
+    """
+    prof = _profile(exposed, unexposed, change_ts, kind=kind, grain=grain, max_lag=None)
+    if prof is None:
+        return None
+    t0, starts, rss, steps, n = prof
+    valid = steps * direction_sign > 0
+    if len(starts) <= max_lag + 1 or not valid.any():
+        return None
+    best = int(np.argmin(np.where(valid, rss, np.inf)))
+    lr = float(n * np.log(rss[0] / max(rss[best], 1e-300)))
+    if best <= max_lag or lr < penalty:
+        return None
+    ts, d, w = _contrast(exposed, unexposed, kind)
+    hours = pd.get_dummies(ts.hour, prefix="h", drop_first=True, dtype=float).to_numpy()
+    since = ((ts - t0) / grain).to_numpy(dtype=float)
+    sw = np.sqrt(np.maximum(w, 0.0))
+    X = np.column_stack([np.ones(len(d)), hours, since >= 0, since >= best]) * sw[:, None]
+    y = d * sw
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    r = y - X @ beta
+    dof = max(len(y) - X.shape[1], 1)
+    cov = np.linalg.pinv(X.T @ X) * float(r @ r) / dof
+    se = float(np.sqrt(max(cov[-2, -2], 1e-300)))
+    if direction_sign * beta[-2] / se >= min_t:
+        return None  # the change moved its scope from its own time: the step only adds to it
     return EffectOnset(starts[best], best, lr, True)
+
+
+def late_effect(ch, changes: pd.DataFrame, exposed: pd.DataFrame, unexposed: pd.DataFrame, *,
+                kind: str, grain: pd.Timedelta, direction_sign: float, max_lag: int,
+                penalty: float, min_t: float = 1.96) -> EffectOnset | None:
+    """:func:`late_step` for a candidate change ``ch`` (a row of the change log).
+
+    A dosed rollout whose later dose (same kind, target and scope) lands by the
+    step is left alone: the log explains a step there, and the ramp's own rules
+    (:func:`workbench.events.rank.ramp_effects`) judge it.
+    """
+    from .siblings import _ramp_key
+
+    t0 = pd.Timestamp(ch.ts).floor(grain)
+    key = _ramp_key(ch)
+    if key is not None and len(changes):
+        ts = pd.to_datetime(changes["ts"], utc=True)
+        later = changes[((ts > pd.Timestamp(ch.ts)) & (changes["kind"] == ch.kind)
+                         & (changes["target"] == ch.target)).to_numpy()]
+        if any(_ramp_key(r) == key for r in later.itertuples(index=False)):  # a few doses
+            return None
+    return late_step(exposed, unexposed, t0, kind=kind, grain=grain,
+                     direction_sign=direction_sign, max_lag=max_lag, penalty=penalty, min_t=min_t)
+
+
+def delayed_start(top, series, *, kind: str, grain: pd.Timedelta, cfg, end: pd.Timestamp,
+                  direction_sign: float) -> EffectOnset | None:
+    """The accepted delayed start of the top cause's own effect, or None.
+
+    ``top`` is a :class:`workbench.events.rank.CandidateCause`, ``series(scope,
+    complement)`` its exposed or unexposed series and ``cfg`` the ranking's
+    :class:`~workbench.events.rank.RankConfig` (``did_pre``, ``did_post_max``,
+    ``delay_max``, ``delay_penalty``).
+    """
+    t0 = top.ts.floor(grain)
+    lo, hi = t0 - cfg.did_pre, min(t0 + cfg.did_post_max, end)
+    try:
+        ex, un = series(top.scope, False), series(top.scope, True)
+        ex = ex[(ex["ts"] >= lo) & (ex["ts"] < hi)]
+        un = un[(un["ts"] >= lo) & (un["ts"] < hi)]
+        est = effect_onset(ex, un, t0, kind=kind, grain=grain, direction_sign=direction_sign,
+                           max_lag=cfg.delay_max, penalty=cfg.delay_penalty)
+    except (ValueError, KeyError):
+        return None
+    return est if est is not None and est.accepted else None
