@@ -1,10 +1,12 @@
-"""A step that comes long after a change is not its effect (issue 14, external false blame).
+"""A step that comes long after a change, or before it, is not its effect (issue 14, external
+false blame).
 
 An outside event hit a slice half a day after a change scoped to it had landed;
 the change's difference-in-differences, measured from its own time, held the
 event's step, and the change was blamed. Its exposed units did not move for
 the first hours: the contrast's change point lies later than any delay a
-change is given (:func:`workbench.events.onset.late_step`).
+change is given (:func:`workbench.events.onset.foreign_step`). A step before the
+change is not its effect either: a change does not act before it lands.
 """
 from __future__ import annotations
 
@@ -13,14 +15,14 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pandas as pd
 
-from workbench.events.onset import effect_onset, late_effect, late_step
+from workbench.events.onset import effect_onset, foreign_step, late_effect
 from .test_onset import T0, H, _groups
 from .test_trust_rules import _run
 
 
 def _late(ex, un, sign=-1.0):
-    return late_step(ex, un, T0, kind="ratio", grain=H, direction_sign=sign, max_lag=12,
-                     penalty=12.0)
+    return foreign_step(ex, un, T0, kind="ratio", grain=H, direction_sign=sign, max_lag=12,
+                        penalty=12.0)
 
 
 def test_a_step_fifteen_hours_after_the_change_is_late():
@@ -29,6 +31,17 @@ def test_a_step_fifteen_hours_after_the_change_is_late():
     assert est is not None and est.accepted and abs(est.delay_grains - 15) <= 1
     assert est.start == T0 + est.delay_grains * H and est.lr > 12.0
     assert "not its own effect" in est.late_evidence(12)
+
+
+def test_a_step_hours_before_the_change_is_not_its_effect():
+    ex, un = _groups(step_at=-6, effect=-0.3, seed=28)
+    est = _late(ex, un)
+    assert est is not None and est.accepted and est.delay_grains < -1
+    assert est.start == T0 + est.delay_grains * H
+    assert "before it" in est.late_evidence(12) and "does not act before it lands" \
+        in est.late_evidence(12)
+    ex, un = _groups(step_at=-1, effect=-0.3, seed=29)  # a log stamped an hour late
+    assert _late(ex, un) is None
 
 
 def test_an_effect_from_the_change_or_a_short_delay_is_not_late():

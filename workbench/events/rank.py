@@ -318,7 +318,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             sib_eff, sib_slice = sib
             f_effect = min(f_effect, effect_score(sib_eff, direction_sign))
             sib_feat = {"slice": sib_slice, **sib_eff.to_dict()}
-        if late is not None:  # its units diverged only long after it: not its effect
+        if late is not None:  # its units diverged long after it, or before it: not its effect
             f_effect = min(f_effect, 0.0)
         llr = f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
         if not np.isfinite(f_align):
