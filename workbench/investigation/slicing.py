@@ -2,8 +2,9 @@
 
 The helpers of the detect and localize stages (:mod:`.stages`): the scan of
 single-dimension slices and of localized conjunctions when the total does not
-diverge (each confirmed by the detector at a Bonferroni-corrected level), the
-localization of a window in memory or, for large passports, in DuckDB, the
+diverge (each confirmed by the detector at a Bonferroni-corrected level; a sum
+metric's slice also as a share of the whole feed, so that shocks every slice
+shares are not read as one slice's own), the localization of a window in memory or, for large passports, in DuckDB, the
 level correction of sum baselines (Holt 1957; Hyndman and Athanasopoulos, FPP3
 ch. 8), the concentration fallback (Adtributor's surprise, Bhagwan et al.
 2014), and the shortest equivalent name of a slice.
