@@ -71,7 +71,9 @@ class RankConfig:
         A top cause's own effect may start up to ``delay_max`` grains after it;
         the delay is accepted when its likelihood ratio passes ``delay_penalty``
         (:func:`workbench.events.onset.effect_onset`; about the 99% point of the
-        largest of ``delay_max`` chi-square(1) statistics, Bonferroni).
+        largest of ``delay_max`` chi-square(1) statistics, Bonferroni). A step of
+        a candidate's contrast later than that, or before the change, is not its
+        effect (:func:`workbench.events.onset.foreign_step`).
     onset_set_reach:
         How far, in grains, the onset's 95% set may stretch alignment on either
         side of the estimate. A weak divergence has a set spanning a day; a
