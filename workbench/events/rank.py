@@ -36,7 +36,7 @@ import pandas as pd
 
 from .effects import EffectEstimate, did_effect, rest_of_scope_moved, scope_mask
 from .joint import joint_adjust
-from .onset import EffectOnset
+from .onset import EffectOnset, delayed_start, late_effect
 from .siblings import (OwnEffectRule, against_siblings, apply_own_effect_rule,
                        apply_uniformity_rule, co_treated, effect_score, has_own_effect,
                        sibling_evidence)
@@ -72,7 +72,9 @@ class RankConfig:
         A top cause's own effect may start up to ``delay_max`` grains after it;
         the delay is accepted when its likelihood ratio passes ``delay_penalty``
         (:func:`workbench.events.onset.effect_onset`; about the 99% point of the
-        largest of ``delay_max`` chi-square(1) statistics, Bonferroni).
+        largest of ``delay_max`` chi-square(1) statistics, Bonferroni). A step of
+        a candidate's contrast later than that, or before the change, is not its
+        effect (:func:`workbench.events.onset.foreign_step`).
     onset_set_reach:
         How far, in grains, the onset's 95% set may stretch alignment on either
         side of the estimate. A weak divergence has a set spanning a day; a
@@ -297,7 +299,7 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             f_scope -= (1.0 - coverage) * max(s, 0.0)
         if not m.any():
             f_scope = -1.0
-        effect = sib = None
+        effect = sib = late = None
         f_effect = 0.0
         if series is not None and scope and 0 < m.sum() < len(m):
             t0 = ch.ts.floor(grain) if hasattr(ch.ts, "floor") else ch.ts
@@ -323,11 +325,16 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
             sib = None if effect is None else against_siblings(
                 series, leaves, m, den, top_slices, focus, scope, t0, kind, lo_t, hi_t,
                 cfg.own_rule, dev=dev, treated=co_treated(cand, leaves, ch, grain))
+            late = None if effect is None or f_effect <= 0 else late_effect(
+                ch, changes, ex, un, kind=kind, grain=grain, direction_sign=direction_sign,
+                max_lag=cfg.delay_max, penalty=cfg.delay_penalty)
         sib_feat = None
         if sib is not None:  # explained away by the siblings: never adds blame
             sib_eff, sib_slice = sib
             f_effect = min(f_effect, effect_score(sib_eff, direction_sign))
             sib_feat = {"slice": sib_slice, **sib_eff.to_dict()}
+        if late is not None:  # its units diverged long after it, or before it: not its effect
+            f_effect = min(f_effect, 0.0)
         llr = f_align + cfg.w_scope * f_scope + cfg.w_effect * f_effect
         if not np.isfinite(f_align):
             llr = -np.inf  # took effect after the onset: cannot be the cause
@@ -340,6 +347,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
                   "this time from the estimated onset",) + ev[1:]
         if sib is not None:
             ev = ev + (sibling_evidence(sib[0], sib[1], cfg.own_rule, direction_sign),)
+        if late is not None:
+            ev = ev + (late.late_evidence(cfg.delay_max),)
         if scope and coverage < 0.9:
             ev = ev + (f"only {coverage:.0%} of the scope's traffic is in the diverging "
                        "slices: the rest of the scope behaves as before",)
@@ -394,8 +403,8 @@ def rank_changes(changes: pd.DataFrame, *, onset: pd.Timestamp, end: pd.Timestam
     delayed = None
     if dose is None and top is not None and series is not None and top.scope \
             and top.confidence >= 0.2:
-        delayed = _delayed_start(top, series, kind=kind, grain=grain, cfg=cfg,
-                                 end=(data_end or end) + grain, direction_sign=direction_sign)
+        delayed = delayed_start(top, series, kind=kind, grain=grain, cfg=cfg,
+                                end=(data_end or end) + grain, direction_sign=direction_sign)
         if delayed is not None:
             causes[0] = replace(causes[0], evidence=causes[0].evidence
                                 + (delayed.evidence(top.change_id),))
@@ -420,24 +429,6 @@ def _calibrated(causes: list[CandidateCause], external: float):
         p = p / p.sum()
     out = [replace(c, confidence=float(q)) for c, q in zip(causes, p)]
     return out, float(max(0.0, 1.0 - p.sum()))
-
-
-def _delayed_start(top: CandidateCause, series: RankSeries, *, kind: str, grain: pd.Timedelta,
-                   cfg: RankConfig, end: pd.Timestamp, direction_sign: float):
-    """The accepted delayed start of the top cause's own effect, or None."""
-    from .onset import effect_onset
-
-    t0 = top.ts.floor(grain)
-    lo, hi = t0 - cfg.did_pre, min(t0 + cfg.did_post_max, end)
-    try:
-        ex, un = series(top.scope, False), series(top.scope, True)
-        ex = ex[(ex["ts"] >= lo) & (ex["ts"] < hi)]
-        un = un[(un["ts"] >= lo) & (un["ts"] < hi)]
-        est = effect_onset(ex, un, t0, kind=kind, grain=grain, direction_sign=direction_sign,
-                           max_lag=cfg.delay_max, penalty=cfg.delay_penalty)
-    except (ValueError, KeyError):
-        return None
-    return est if est is not None and est.accepted else None
 
 
 def ramp_effects(rows: list, changes: pd.DataFrame, series, *, kind: str,

@@ -2,8 +2,9 @@
 
 The helpers of the detect and localize stages (:mod:`.stages`): the scan of
 single-dimension slices and of localized conjunctions when the total does not
-diverge (each confirmed by the detector at a Bonferroni-corrected level), the
-localization of a window in memory or, for large passports, in DuckDB, the
+diverge (each confirmed by the detector at a Bonferroni-corrected level; a sum
+metric's slice also as a share of the whole feed, so that shocks every slice
+shares are not read as one slice's own), the localization of a window in memory or, for large passports, in DuckDB, the
 level correction of sum baselines (Holt 1957; Hyndman and Athanasopoulos, FPP3
 ch. 8), the concentration fallback (Adtributor's surprise, Bhagwan et al.
 2014), and the shortest equivalent name of a slice.
@@ -51,13 +52,14 @@ def _refine_onset(st, sp, spec, slices, full_idx, grain, det, *, detector="seaso
 
 
 def _slice_scan(st, sp, spec, full_idx, grain, queries: dict, window=None, *,
-                detector="seasonal"):
+                detector="seasonal", total=None):
     """The most significant divergence among single-dimension slices, if any.
 
     Every value of every dimension (up to 60 values) is tested with the same
     detector; the level is Bonferroni-corrected for the number of slices, so
     scanning many slices does not manufacture alarms. With a ``window`` (the
-    user's), each slice is tested over that window only.
+    user's), each slice is tested over that window only. A sum metric's slice
+    must also move against the rest of the feed (``total``, :func:`_share_holds`).
     """
     from ..detect import DetectConfig, detect_divergence
     from ..store import slice_series
@@ -74,7 +76,8 @@ def _slice_scan(st, sp, spec, full_idx, grain, queries: dict, window=None, *,
         res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg,
                                 window=window, detector=detector)
         if res.significant and res.onset is not None and \
-                (best is None or abs(res.score) > abs(best[1].score)):
+                (best is None or abs(res.score) > abs(best[1].score)) and \
+                _share_holds(x, total, res, spec, grain, cfg, window, detector):
             best = ({d: str(v)}, res, g)
     if best is None:
         return None
@@ -86,7 +89,7 @@ def _slice_scan(st, sp, spec, full_idx, grain, queries: dict, window=None, *,
 
 def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates: int = 5,
                     spans: tuple[str, ...] = ("1D", "3D", "7D"), window=None,
-                    detector="seasonal", localizer=None):
+                    detector="seasonal", localizer=None, total=None):
     """A divergence hidden in a conjunction (iOS 5.0, or NL x android).
 
     The most recent span (the last day, three days, week) is compared with the
@@ -145,9 +148,35 @@ def _localized_scan(st, sp, spec, full_idx, grain, queries: dict, *, candidates:
         res = detect_divergence(x, kind=spec.kind, better=spec.better, grain=grain, config=cfg,
                                 window=window, detector=detector)
         if res.significant and res.onset is not None and \
-                (best is None or abs(res.score) > abs(best[1].score)):
+                (best is None or abs(res.score) > abs(best[1].score)) and \
+                _share_holds(x, total, res, spec, grain, cfg, window, detector):
             best = (f, res, ser[["ts", "num", "den", "rows", "value"]])
     return best
+
+
+def _share_holds(x: pd.DataFrame, total, res, spec, grain, cfg, window, detector) -> bool:
+    """Does a sum metric's slice also diverge as a share of the whole feed?
+
+    The slice scans run when the total did not diverge. A count or a sum carries
+    shocks the whole feed shares (an hour of traffic everywhere above or below
+    its baseline, with its own memory); in one slice of dozens they can add up
+    to a few percent over days and pass for the slice's own divergence. A slice
+    an outside event hit moves against the rest of the feed: its share of the
+    total (``num`` over the total's ``num``, a ratio, so the shared shock
+    cancels) must diverge at the same level, the same way. Ratio metrics, and
+    scans without ``total``, are not gated.
+    """
+    from ..detect import detect_divergence
+
+    if spec.kind != "sum" or total is None:
+        return True
+    tot = total["num"].reindex(x.index).astype(float)
+    share = pd.DataFrame({"num": x["num"].astype(float), "den": tot.where(tot > 0)},
+                         index=x.index)
+    sh = detect_divergence(share, kind="ratio", better=spec.better, grain=grain, config=cfg,
+                           window=window, detector=detector)
+    return bool(sh.significant and sh.onset is not None
+                and np.sign(sh.score) == np.sign(res.score))
 
 
 def _localize_large(st, sp, spec, obs, base, cards: dict, queries: dict, *,

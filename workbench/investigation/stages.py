@@ -274,10 +274,10 @@ def detect(ctx: Context, au: Audit) -> Detection:
     ctx.say("no divergence in total; scanning every dimension value")
     t = time.perf_counter()
     found = _slice_scan(st, sp, spec, ctx.full_idx, grain, ctx.queries, window=win,
-                        detector=ctx.detector)
+                        detector=ctx.detector, total=det_in)
     if found is None:
         found = _localized_scan(st, sp, spec, ctx.full_idx, grain, ctx.queries, window=win,
-                                detector=ctx.detector, localizer=ctx.localizer)
+                                detector=ctx.detector, localizer=ctx.localizer, total=det_in)
     if found is None:
         found = _change_scope_test(ctx)
     _timed(ctx, "slice_scan", t)
