@@ -106,3 +106,16 @@ def test_near_twin_changes_are_reported_as_inseparable(tmp_path, rng):
         # a day apart, the data tell them apart: both identified
         fx = joint_effects(panel, [T0 - 24 * hour, T0, T0], kind="ratio", grain=hour)
         assert fx.effects[0].identified and fx.effects[1].identified
+
+
+def test_an_emptied_exposure_does_not_make_the_others_inseparable():
+    from workbench.events.joint import _separable
+
+    rng = np.random.default_rng(7)
+    a, c = rng.normal(size=500), rng.normal(size=500)
+    near = a + 0.05 * rng.normal(size=500)
+    keep, dropped = _separable(np.column_stack([a, near, c]), np.ones(500), 10.0)
+    assert keep == [0, 2] and dropped[1][0] == 0 and dropped[1][1] > 100
+    # a column the fixed effects left empty is the fit's to report, not a near-twin
+    keep, dropped = _separable(np.column_stack([a, np.zeros(500), c]), np.ones(500), 10.0)
+    assert keep == [0, 1, 2] and not dropped

@@ -283,10 +283,9 @@ def _separable(X: np.ndarray, w: np.ndarray, max_vif: float) -> tuple[list, dict
         g = xw[:, keep].T @ xw[:, keep]
         d = np.sqrt(np.maximum(np.diag(g), 1e-300))
         r = g / np.outer(d, d)
-        try:
-            vif = np.diag(np.linalg.inv(r))
-        except np.linalg.LinAlgError:
-            vif = np.full(len(keep), np.inf)
+        # a pseudo-inverse: a column the fixed effects emptied (left for the fit to
+        # report) has a zero row and no factor, and does not make the rest singular
+        vif = np.diag(np.linalg.pinv(r, hermitian=True))
         over = np.flatnonzero(vif > max_vif)
         if not len(over):
             break
