@@ -88,7 +88,7 @@ def hypothesis_form(state):
 
     if not state.can(Action.HYPOTHESIZE):
         return None
-    opener = pn.widgets.Button(label="Add a hypothesis…", button_type="light", width=160)
+    opener = pn.widgets.Button(label="Add a hypothesis…", color="light", width=160)
     box = pn.Column(opener, css_classes=["wb-add-hypothesis"], sizing_mode="stretch_width")
 
     def open_form(event) -> None:
