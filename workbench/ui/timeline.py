@@ -150,21 +150,24 @@ class TimelineFigure:
         Axis label and the first title.
     height:
         Figure height in pixels (its width follows the page).
+    cols:
+        The first columns shown (:func:`timeline_columns`; default none): the sources
+        are made with them, not made empty and then refilled.
     """
 
-    def __init__(self, metric: str, height: int = 420):
+    def __init__(self, metric: str, height: int = 420, cols: dict | None = None):
         from bokeh.core.properties import field
         from bokeh.models import (ColumnDataSource, DatetimeAxis, Grid, Legend, LegendItem,
                                   Range1d)
         from bokeh.models.glyphs import Line, Scatter, VArea, VSpan, VStrip
         from bokeh.plotting import figure
 
-        empty = timeline_columns(None, metric=metric)
-        self.sources = {k: ColumnDataSource(v) for k, v in empty.items() if isinstance(v, dict)}
+        first = cols if cols is not None else timeline_columns(None, metric=metric)
+        self.sources = {k: ColumnDataSource(v) for k, v in first.items() if isinstance(v, dict)}
         s = self.sources
         self.x_range, self.y_range = Range1d(0, 1), Range1d(0, 1)
         fig = figure(x_axis_type=None, height=height, sizing_mode="stretch_width",
-                     title=empty["title"], x_range=self.x_range, y_range=self.y_range,
+                     title=first["title"], x_range=self.x_range, y_range=self.y_range,
                      tools="pan,box_zoom,reset", active_drag="pan", toolbar_location="right",
                      y_axis_label=metric)
         fig.add_layout(DatetimeAxis(ticker=_hour_ticker(), formatter=_date_formatter(),
@@ -206,6 +209,8 @@ class TimelineFigure:
                               label_text_font_size="11px", spacing=6))
         fig.xgrid.grid_line_alpha = fig.ygrid.grid_line_alpha = 0.6
         self.figure = fig
+        if cols is not None:
+            self.show(cols)  # the legend's and the ranges' part (the sources hold them)
 
     def show(self, cols: dict) -> None:
         """Show ``cols`` (:func:`timeline_columns`): data, title and ranges, in place."""
