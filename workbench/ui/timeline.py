@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .data import slice_label
-from .plots import COLORS, _change_hover, _empty_series, _rail, _series_hover
+from .plots import COLORS, _empty_series, _rail
 
 __all__ = ["TimelineFigure", "timeline_columns", "on_page", "SliceBars", "bar_columns", "SERIES"]
 
@@ -31,13 +31,6 @@ SERIES = ("ts", "observed", "expected", "lower", "upper")
 _CHANGE_COLS = ("ts", "y", "id", "kind", "target", "scope", "author", "rollout",
                 "description")
 _ARMS = (("kept", "#b45309", "dotdash"), ("reverted", "#15803d", "solid"))
-#: The vertical lines, one source (legend label, color, width, alpha, dash per row).
-_MARKS = {"onset": ("onset", COLORS["onset"], 2.0, 1.0, "dotted"),
-          "now": ("replay time", COLORS["now"], 3.0, 0.6, "solid"),
-          "highlight": ("selected hypothesis", COLORS["selected"], 1.0, 0.5, "solid")}
-#: The change markers, one source: ``(label, size, fill, outline, alpha)`` by kind of row.
-_MARKERS = {"change": ("change", 7.0, COLORS["change"], COLORS["change"], 0.7),
-            "cause": ("candidate cause", 13.0, COLORS["cause"], "white", 1.0)}
 
 
 def _ms(ts) -> np.ndarray:
@@ -50,14 +43,6 @@ def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
     return frame[col].to_numpy(dtype=float) if col in frame else np.full(len(frame), np.nan)
 
 
-def _styled(keys, styles: dict, names: tuple[str, ...]) -> dict:
-    """Per-row style columns ``names`` for the row keys ``keys`` (a ``styles`` tuple each)."""
-    picked = pd.DataFrame.from_dict(styles, orient="index", columns=list(names)).reindex(
-        np.asarray(keys, dtype=object))
-    return {n: picked[n].to_numpy(float) if pd.api.types.is_numeric_dtype(picked[n])
-            else picked[n].astype(str).tolist() for n in names}
-
-
 def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | None = None,
                      changes: pd.DataFrame | None = None, gaps: pd.DataFrame | None = None,
                      onset=None, now=None, xlim=None, highlight: str | None = None,
@@ -66,11 +51,8 @@ def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | No
 
     Same arguments as :func:`workbench.ui.plots.timeline_plot`. Returns ``title``,
     ``x_range`` and ``y_range`` (start, end) and one column dict per source:
-    ``series``, ``gaps``, ``marks`` (the onset, replay time and selected hypothesis
-    lines, each row with its legend ``label`` and style), ``changes`` (every change
-    marker in the window, the candidate causes last, ``cause`` true for them) and
-    ``arms`` (``ts``, ``kept``, ``reverted``: a running test's arms, NaN where an
-    arm has no value).
+    ``series``, ``gaps``, ``onset``, ``now``, ``highlight``, ``changes``,
+    ``causes`` and ``arm:kept`` / ``arm:reverted``.
     """
     frame = frame if frame is not None else _empty_series()
     if xlim is not None and len(frame):
@@ -82,41 +64,33 @@ def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | No
                      **{c: _floats(frame, c) for c in SERIES[1:]}}
     lo, hi, rail = _rail(frame)
     g = gaps if gaps is not None and len(gaps) else pd.DataFrame(columns=["start", "end"])
-    out["gaps"] = {"start": _ms(g["start"]), "end": _ms(g["end"]),
-                   "label": ["data-quality gap"] * len(g)}
+    out["gaps"] = {"start": _ms(g["start"]), "end": _ms(g["end"])}
+    for key, at in (("onset", onset), ("now", now)):
+        out[key] = {"x": _ms([at] if at is not None else [])}
     ch = changes if changes is not None else pd.DataFrame(columns=list(_CHANGE_COLS))
     if xlim is not None and len(ch):
         ch = ch[(ch["ts"] >= xlim[0]) & (ch["ts"] <= xlim[1])]
     is_cause = (ch["rank"] <= top_causes).to_numpy() if len(ch) and "rank" in ch else \
         np.zeros(len(ch), dtype=bool)
-    # the candidate causes last: drawn over the other changes, second in the legend
-    ch = ch.iloc[np.argsort(is_cause, kind="stable")]
-    is_cause = np.sort(is_cause, kind="stable")
+    for key, rows in (("changes", ch[~is_cause]), ("causes", ch[is_cause])):
+        cols = {c: rows[c].astype(str).tolist() if c in rows else [""] * len(rows)
+                for c in _CHANGE_COLS[2:]}
+        out[key] = {"ts": _ms(rows["ts"]) if len(rows) else np.array([], dtype=float),
+                    "y": np.full(len(rows), rail, dtype=float), **cols}
     hl = ch.loc[ch["id"] == highlight, "ts"] if highlight is not None and len(ch) else []
-    marks = pd.DataFrame(
-        [(key, at) for key, ats in (("onset", [] if onset is None else [onset]),
-                                    ("now", [] if now is None else [now]),
-                                    ("highlight", list(hl))) for at in ats],
-        columns=["key", "x"])
-    out["marks"] = {"x": _ms(marks["x"]),
-                    **_styled(marks["key"], _MARKS, ("label", "color", "width", "alpha",
-                                                     "dash"))}
-    out["changes"] = {"ts": _ms(ch["ts"]) if len(ch) else np.array([], dtype=float),
-                      "y": np.full(len(ch), rail, dtype=float), "cause": is_cause,
-                      **{c: ch[c].astype(str).tolist() if c in ch else [""] * len(ch)
-                         for c in _CHANGE_COLS[2:]},
-                      **_styled(np.where(is_cause, "cause", "change"), _MARKERS,
-                                ("label", "size", "color", "line_color", "alpha"))}
-    a = arms if arms is not None and len(arms) else None
-    wide = (a.pivot_table(index="ts", columns="arm", values="value", aggfunc="last")
-            if a is not None else pd.DataFrame(index=pd.DatetimeIndex([], name="ts")))
-    out["arms"] = {"ts": _ms(wide.index),
-                   **{arm: (wide[arm].to_numpy(dtype=float) if arm in wide
-                            else np.full(len(wide), np.nan)) for arm, _c, _d in _ARMS}}
-    v = wide.to_numpy(dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    if v.size:
-        lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+    out["highlight"] = {"x": _ms(list(hl))}
+    tops = [hi]
+    for arm, _color, _dash in _ARMS:
+        a = arms[arms["arm"] == arm] if arms is not None and len(arms) else None
+        out[f"arm:{arm}"] = ({"ts": _ms(a["ts"]), "value": a["value"].to_numpy(dtype=float)}
+                             if a is not None and len(a) else
+                             {"ts": np.array([], dtype=float), "value": np.array([], dtype=float)})
+        if a is not None and len(a):
+            v = a["value"].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            if v.size:
+                lo, tops = min(lo, float(v.min())), tops + [float(v.max())]
+    hi = max(tops)
     # headroom above the data for the legend, which sits inside the frame (a legend
     # outside it is taken off the figure and put back on every update)
     out["y_range"] = (lo, hi + 0.25 * (hi - lo))
@@ -127,22 +101,15 @@ def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | No
         out["x_range"] = (float(xs.min()), float(xs.max()))
     else:
         out["x_range"] = (0.0, 1.0)
-    if len(out["arms"]["ts"]):
-        out["x_range"] = (out["x_range"][0], max(out["x_range"][1],
-                                                 float(out["arms"]["ts"].max())))
+    if arms is not None and len(arms):
+        out["x_range"] = (out["x_range"][0],
+                          max(out["x_range"][1], float(out["arm:kept"]["ts"].max(initial=0)),
+                              float(out["arm:reverted"]["ts"].max(initial=0))))
     return out
 
 
 class TimelineFigure:
     """One session's timeline figure; :meth:`show` puts new columns in its sources.
-
-    Few Bokeh models (a session's first paint is mostly this figure; each model
-    is built, sent and kept per session): five sources, one renderer per kind of
-    mark (the vertical lines and the change markers each one renderer over one
-    source whose rows carry their own style and legend label, so the legend lists
-    only what is drawn), renderers without the selection and muted glyphs nothing
-    here uses, the tools a user uses (pan, box zoom, reset, the two hovers) and
-    a date axis whose ticker knows hours to years (the data's grain is an hour).
 
     Parameters
     ----------
@@ -150,67 +117,72 @@ class TimelineFigure:
         Axis label and the first title.
     height:
         Figure height in pixels (its width follows the page).
-    cols:
-        The first columns shown (:func:`timeline_columns`; default none): the sources
-        are made with them, not made empty and then refilled.
     """
 
-    def __init__(self, metric: str, height: int = 420, cols: dict | None = None):
-        from bokeh.core.properties import field
-        from bokeh.models import (ColumnDataSource, DatetimeAxis, Grid, Legend, LegendItem,
-                                  Range1d)
-        from bokeh.models.glyphs import Line, Scatter, VArea, VSpan, VStrip
+    def __init__(self, metric: str, height: int = 420):
+        from bokeh.models import (ColumnDataSource, DatetimeAxis, Grid, HoverTool, Legend,
+                                  LegendItem, Range1d)
         from bokeh.plotting import figure
 
-        first = cols if cols is not None else timeline_columns(None, metric=metric)
-        self.sources = {k: ColumnDataSource(v) for k, v in first.items() if isinstance(v, dict)}
+        empty = timeline_columns(None, metric=metric)
+        self.sources = {k: ColumnDataSource(v) for k, v in empty.items() if isinstance(v, dict)}
         s = self.sources
         self.x_range, self.y_range = Range1d(0, 1), Range1d(0, 1)
+        # the tools a user uses (pan, box zoom, reset, the hovers) and a date axis whose
+        # ticker knows hours to years (Bokeh's default adds sub-hour tickers): fewer models
         fig = figure(x_axis_type=None, height=height, sizing_mode="stretch_width",
-                     title=first["title"], x_range=self.x_range, y_range=self.y_range,
+                     title=empty["title"], x_range=self.x_range, y_range=self.y_range,
                      tools="pan,box_zoom,reset", active_drag="pan", toolbar_location="right",
                      y_axis_label=metric)
         fig.add_layout(DatetimeAxis(ticker=_hour_ticker(), formatter=_date_formatter(),
                                     axis_label="time (UTC)"), "below")
         fig.add_layout(Grid(dimension=0, ticker=fig.xaxis[0].ticker))
         items = []
+        #: legend entries shown only while their source has data (no gap: no "gap")
+        self._optional: list[tuple[LegendItem, str]] = []
 
-        def add(source, glyph, label=None, legend_field=None):
-            r = fig.add_glyph(s[source], glyph)  # no selection or muted glyph (not used)
-            if label is not None or legend_field is not None:
-                items.append(LegendItem(label=label if label is not None else
-                                        field(legend_field), renderers=[r]))
-            return r
-        add("gaps", VStrip(x0="start", x1="end", fill_color=COLORS["gap"], fill_alpha=0.25,
-                           line_color=None), legend_field="label")
-        add("series", VArea(x="ts", y1="lower", y2="upper", fill_color=COLORS["band"],
-                            fill_alpha=0.45), "baseline band")
-        add("series", Line(x="ts", y="expected", line_color=COLORS["expected"],
-                           line_dash="dashed", line_width=1.5), "expected")
-        observed = add("series", Line(x="ts", y="observed", line_color=COLORS["observed"],
-                                      line_width=2), "observed")
-        add("marks", VSpan(x="x", line_color="color", line_width="width",
-                           line_alpha="alpha", line_dash="dash"), legend_field="label")
-        markers = add("changes", Scatter(x="ts", y="y", marker="triangle", size="size",
-                                         fill_color="color", line_color="line_color",
-                                         fill_alpha="alpha", line_alpha="alpha"),
-                      legend_field="label")
-        #: the arms' legend entries, shown only during a test
-        self._arm_items = []
+        def add(label, renderer, optional: str | None = None):
+            items.append(LegendItem(label=label, renderers=[renderer]))
+            if optional is not None:
+                self._optional.append((items[-1], optional))
+            return renderer
+        add("data-quality gap", fig.vstrip(x0="start", x1="end", source=s["gaps"],
+                                           color=COLORS["gap"], alpha=0.25), "gaps")
+        add("baseline band", fig.varea(x="ts", y1="lower", y2="upper", source=s["series"],
+                                       color=COLORS["band"], fill_alpha=0.45))
+        add("expected", fig.line("ts", "expected", source=s["series"], color=COLORS["expected"],
+                                 line_dash="dashed", line_width=1.5))
+        observed = add("observed", fig.line("ts", "observed", source=s["series"],
+                                            color=COLORS["observed"], line_width=2))
+        add("onset", fig.vspan(x="x", source=s["onset"], line_color=COLORS["onset"],
+                               line_dash="dotted", line_width=2))
+        add("replay time", fig.vspan(x="x", source=s["now"], line_color=COLORS["now"],
+                                     line_width=3, line_alpha=0.6), "now")
+        add("selected hypothesis", fig.vspan(x="x", source=s["highlight"],
+                                             line_color=COLORS["selected"], line_width=1,
+                                             line_alpha=0.5), "highlight")
+        others = add("change", fig.scatter("ts", "y", source=s["changes"], marker="triangle",
+                                           size=7, color=COLORS["change"], alpha=0.7))
+        causes = add("candidate cause", fig.scatter("ts", "y", source=s["causes"],
+                                                    marker="triangle", size=13,
+                                                    color=COLORS["cause"], line_color="white"))
         for arm, color, dash in _ARMS:
-            add("arms", Line(x="ts", y=arm, line_color=color, line_width=2.5,
-                             line_dash=dash), f"test arm: {arm}")
-            self._arm_items.append((items[-1], arm))
-        series_hover, change_hover = _series_hover(), _change_hover()
-        series_hover.renderers, change_hover.renderers = [observed], [markers]
-        fig.add_tools(series_hover, change_hover)
+            add(f"test arm: {arm}", fig.line("ts", "value", source=s[f"arm:{arm}"], color=color,
+                                            line_width=2.5, line_dash=dash), f"arm:{arm}")
+        fig.add_tools(HoverTool(renderers=[observed], mode="vline", tooltips=[
+            ("time", "@ts{%F %H:%M} UTC"), ("observed", "@observed{0.0000}"),
+            ("expected", "@expected{0.0000}"), ("band", "@lower{0.0000} .. @upper{0.0000}")],
+            formatters={"@ts": "datetime"}, description="Metric values"))
+        fig.add_tools(HoverTool(renderers=[others, causes], tooltips=[
+            ("change", "@id"), ("kind", "@kind"), ("target", "@target"), ("scope", "@scope"),
+            ("author", "@author"), ("rollout", "@rollout"), ("when", "@ts{%F %H:%M} UTC"),
+            ("what", "@description")], formatters={"@ts": "datetime"},
+            description="Change details"))
         fig.add_layout(Legend(items=items, location="top_left", orientation="horizontal",
                               background_fill_alpha=0.8, padding=4, margin=4,
                               label_text_font_size="11px", spacing=6))
         fig.xgrid.grid_line_alpha = fig.ygrid.grid_line_alpha = 0.6
         self.figure = fig
-        if cols is not None:
-            self.show(cols)  # the legend's and the ranges' part (the sources hold them)
 
     def show(self, cols: dict) -> None:
         """Show ``cols`` (:func:`timeline_columns`): data, title and ranges, in place."""
@@ -218,8 +190,8 @@ class TimelineFigure:
             new = cols[key]
             if not (_same(source.data, new)):
                 source.data = new
-        for item, arm in self._arm_items:
-            shown = bool(np.isfinite(cols["arms"][arm]).any())
+        for item, key in self._optional:
+            shown = len(next(iter(cols[key].values()))) > 0
             if item.visible != shown:
                 item.visible = shown
         if self.figure.title.text != cols["title"]:

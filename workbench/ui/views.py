@@ -56,10 +56,10 @@ class DivergenceView(_View):
                         "value (d/u drill down and up)")
         self._select.param.watch(self._on_select, "value")
         # One plain Bokeh figure per session, its sources refilled in place (ui/timeline.py)
-        self._fig = TimelineFigure(st.metric or "metric", height=self.height,
-                                   cols=self._columns())
+        self._fig = TimelineFigure(st.metric or "metric", height=self.height)
         self._pane = pn.pane.Bokeh(self._fig.figure, min_height=self.height,
                                    sizing_mode="stretch_width", loading=st.param.timeline_busy)
+        self._fig.show(self._columns())
         st.param.watch(self._redraw, ["timeline", "hypothesis", "experiment"])
         st.param.watch(self._sync, ["slice_filter", "data", "live"])
         head = pn.Row(self._select, self._title, sizing_mode="stretch_width")
@@ -152,12 +152,12 @@ class TimelineReplay(_View):
     def _build(self):
         st = self.state
         self._cb = None
-        back = pn.widgets.Button(label="◀ Step", width=80, description="One step back in time")
-        self._play = pn.widgets.Button(label="▶ Play", width=90, color="primary",
-                                       description="Play / pause the replay (space)")
-        fwd = pn.widgets.Button(label="Step ▶", width=80, description="One step forward in time")
-        live = pn.widgets.Button(label="Now", width=70,
-                                 description="Back to the live investigation (all data)")
+        # No hover tooltips on this row: a button's tooltip opened to its right over the
+        # next buttons and kept them from a click (the header lists "space play")
+        back = pn.widgets.Button(label="◀ Step", width=80)
+        self._play = pn.widgets.Button(label="▶ Play", width=90, color="primary")
+        fwd = pn.widgets.Button(label="Step ▶", width=80)
+        live = pn.widgets.Button(label="Now (all data)", width=120)
         back.on_click(lambda e: st.step_replay(-1))
         fwd.on_click(lambda e: st.step_replay(+1))
         self._play.on_click(lambda e: st.toggle_play())
