@@ -97,9 +97,9 @@ def hypothesis_form(state):
         where = pn.widgets.TextInput(label="Slice",
                                      placeholder="region=APAC (empty: everywhere)", width=210)
         start = pn.widgets.TextInput(label="From (UTC)", placeholder="2026-11-18T12:00Z",
-                                     width=150)
-        end = pn.widgets.TextInput(label="To (UTC)", placeholder="2026-11-18T14:00Z", width=150)
-        add = pn.widgets.Button(label="Add and test", color="primary", width=105,
+                                     width=145)
+        end = pn.widgets.TextInput(label="To (UTC)", placeholder="2026-11-18T14:00Z", width=145)
+        add = pn.widgets.Button(label="Add and test", color="primary", width=100,
                                 align="end", description="Test your hypothesis like the "
                                 "changes of the log (alignment, effect against its siblings) "
                                 "and rank it")
