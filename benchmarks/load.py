@@ -497,7 +497,13 @@ def highcard(work: Path, a, env: dict) -> dict:
             page.wait_for_function(TITLE_AND_DATA_JS, arg=[f"{METRIC} · everything", ""],
                                    timeout=600_000)
             first = time.perf_counter() - t0
-            facts["top_cause_shown"] = "chg-999" in page.locator(".wb-hypotheses").inner_text()
+            # a locator pierces the panes' shadow roots (inner_text of the board does not)
+            try:
+                page.locator(".wb-hypotheses").get_by_text(
+                    re.compile(r"#1 chg-999\b")).first.wait_for(timeout=10_000)
+                facts["top_cause_shown"] = True
+            except Exception:
+                facts["top_cause_shown"] = False
             # search-as-you-type on the 1M-value dimension
             box = page.locator(".wb-search input")
             t1 = time.perf_counter()

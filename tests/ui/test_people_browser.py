@@ -51,6 +51,7 @@ def test_an_added_hypothesis_is_tested_and_ranked_first(page, outage_server):
     board = page.locator(".wb-hypotheses")
     expect(board.get_by_text("#1 ").first).to_be_visible(timeout=LOAD)
     form = page.locator(".wb-add-hypothesis")
+    form.get_by_role("button", name="Add a hypothesis…").click()  # built when first opened
     form.get_by_placeholder("CDN outage in APAC").fill("ISP outage")
     form.get_by_placeholder("region=APAC (empty: everywhere)").fill(f"{dim}={val}")
     form.get_by_placeholder("2026-11-18T12:00Z").fill(truth["window"][0])

@@ -40,10 +40,15 @@ def _state(outage, library, identity):
                                              library=str(library), identity=identity)
 
 
-def _form_inputs(view) -> list[str]:
+def _form_inputs(view, open_form: bool = True) -> list[str]:
+    """The board's text inputs, once its "Add a hypothesis…" button (if any) is clicked."""
     import panel as pn
 
-    return [w.name for w in view.__panel__().select(pn.widgets.TextInput)]
+    root = view.__panel__()
+    opener = [b for b in root.select(pn.widgets.Button) if b.label == "Add a hypothesis…"]
+    if open_form and opener:
+        opener[0].clicks += 1  # what the browser's click sends
+    return [w.name for w in root.select(pn.widgets.TextInput)]
 
 
 def test_an_analyst_adds_the_true_outage_and_it_ranks_first(outage, tmp_path):
@@ -53,7 +58,9 @@ def test_an_analyst_adds_the_true_outage_and_it_ranks_first(outage, tmp_path):
     _, _, truth = outage
     lib = tmp_path / "library"
     st = _state(outage, lib, Identity("ana", Role.ANALYST, source="password"))
-    assert "Your hypothesis" in _form_inputs(HypothesisBoard(state=st))
+    board = HypothesisBoard(state=st)
+    assert "Your hypothesis" not in _form_inputs(board, open_form=False)  # built when opened
+    assert {"Your hypothesis", "Slice", "From (UTC)", "To (UTC)"} <= set(_form_inputs(board))
     (dim, val), = truth["slice"].items()
     assert add_hypothesis(st, "ISP outage", f"{dim}={val}", *truth["window"])
     top = st.data.causes[0]

@@ -154,3 +154,30 @@ def test_a_click_on_a_bar_drills_into_its_slice(demo_inv):
     assert list(bars.source.data["slice"]) == \
         list(live.ranked_slices(target)["slice"].drop_duplicates())[::-1]
     assert {m.id for m in doc.models} == ids  # refilled in place
+
+
+def test_the_figures_pass_bokehs_integrity_checks():
+    """The served app turns Bokeh's per-session document validation off (a cost on every
+    page); the checks run here instead, on both figures with data in them."""
+    from bokeh.core.validation import check_integrity
+    from bokeh.document import Document
+
+    from workbench.ui.timeline import SliceBars, TimelineFigure, bar_columns, timeline_columns
+
+    fig, bars = TimelineFigure("cr"), SliceBars(lambda label: None)
+    fig.show(timeline_columns(  # every layer
+        _frame(), metric="cr", onset=pd.Timestamp("2026-11-05"),
+        changes=_changes(["2026-11-03", "2026-11-04"], [1.0, 8.0]),
+        gaps=pd.DataFrame({"start": [pd.Timestamp("2026-11-02")],
+                           "end": [pd.Timestamp("2026-11-02 02:00")]}),
+        arms=pd.DataFrame({"ts": [pd.Timestamp("2026-11-11 01:00")] * 2,
+                           "arm": ["kept", "reverted"], "value": [0.05, 0.06]})))
+    bars.show(bar_columns(None))
+    doc = Document()
+    doc.add_root(fig.figure)
+    doc.add_root(bars.figure)
+    issues = check_integrity(list(doc.models))
+    assert not issues.error and not issues.warning, issues
+    # the date axis: one ticker from hours to years, no sub-hour tickers
+    tickers = fig.figure.xaxis[0].ticker.tickers
+    assert len(tickers) == 7 and tickers[0].min_interval == 3_600_000

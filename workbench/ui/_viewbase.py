@@ -5,10 +5,12 @@ Split from :mod:`workbench.ui.views` (kept under 800 lines); the views import th
 from __future__ import annotations
 
 import logging
+import threading
 
 import pandas as pd
 import panel as pn
 import param
+from cachetools import LRUCache
 
 from .._format import confidence, pct
 from .state import WorkbenchState
@@ -56,7 +58,32 @@ class _OwnDocument:
 
 
 class _Markdown(_OwnDocument, pn.pane.Markdown):
-    """``pn.pane.Markdown`` that keeps to its own document (see :class:`_OwnDocument`)."""
+    """``pn.pane.Markdown`` that keeps to its own document (see :class:`_OwnDocument`)
+    and renders a text once for every session.
+
+    Served, each session renders the same texts (the cards, the verdict, the
+    headings) to HTML on the server; the rendered HTML of a text is kept in a bounded
+    cache shared by the sessions (:data:`_RENDERED`), keyed by the text and the
+    pane's rendering options.
+    """
+
+    def _transform_object(self, obj):
+        if not isinstance(obj, str) or self.renderer_options:
+            return super()._transform_object(obj)
+        key = (obj, self.renderer, self.dedent, self.hard_line_break, self.disable_anchors,
+               tuple(self.plugins), tuple(self.extensions))
+        with _RENDERED_LOCK:
+            hit = _RENDERED.get(key)
+        if hit is None:
+            hit = super()._transform_object(obj)["object"]
+            with _RENDERED_LOCK:
+                _RENDERED[key] = hit
+        return {"object": hit}
+
+
+#: Rendered Markdown shared by the sessions (texts are short: a card is under 2 kB).
+_RENDERED: "LRUCache" = LRUCache(maxsize=4096)
+_RENDERED_LOCK = threading.Lock()  # sessions are built on a worker thread too
 
 
 class _Alert(_OwnDocument, pn.pane.Alert):

@@ -319,7 +319,7 @@ def _application(app: WorkbenchApp, build_threads: int):
         with set_curdoc(doc):
             # what Panel's _eval_panel does with a returned view (its document_ready
             # hook is registered once, on the loop, by the FunctionHandler below)
-            as_panel(app.session())._modify_doc(None, "Divergence Workbench", doc, True)
+            as_panel(app.session())._modify_doc(None, "Divergence Workbench", doc, False)
         built.add(id(doc))
         log.info("session built on %s in %.2f s", threading.current_thread().name,
                  time.perf_counter() - t0)
@@ -350,8 +350,11 @@ def _application(app: WorkbenchApp, build_threads: int):
             return None  # built on a worker already
         return app.session()
 
+    # No Location model (the page's URL synced into ``pn.state.location``): nothing reads
+    # it, and each session's page sent its URL back over the websocket (one more model,
+    # one more patch handled per session).
     return Application(OffLoop(), FunctionHandler(
-        partial(_eval_panel, on_loop, None, "Divergence Workbench", True, False)))
+        partial(_eval_panel, on_loop, None, "Divergence Workbench", False, False)))
 
 
 def _loading_view(state):
@@ -437,6 +440,11 @@ def serve(passport: str | None = None, *, db: str | None = None, metric: str | N
     global _EXTENSION_LOADED
     pn.extension(notifications=False)  # before any session: global, not per document
     _EXTENSION_LOADED = True
+    # Bokeh validates every new session's document (its integrity checks walk every
+    # model: ~0.01 CPU s a session, about half the page request), a development aid
+    # that only logs; the tests validate the figures instead (tests/ui/test_timeline.py).
+    from bokeh.settings import settings as bokeh_settings
+    bokeh_settings.perform_document_validation.set_value(False)
     app = WorkbenchApp(passport, db=db, metric=metric, library=library)
     from ..store.lockdown import serve_lockdown
     Path(app.db).parent.mkdir(parents=True, exist_ok=True)

@@ -629,9 +629,14 @@ class InvestigationData:
         return self._cached(("changes",), run)
 
     def change(self, change_id: str) -> dict | None:
-        ch = self.changes()
-        hit = ch[ch["id"] == change_id]
-        return None if hit.empty else hit.iloc[0].to_dict()
+        """One change's row as a dict (``None`` if unknown); looked up once per change
+        for every session (each session's cards ask for theirs)."""
+        def run():
+            ch = self.changes()
+            hit = ch[ch["id"] == change_id]
+            return None if hit.empty else hit.iloc[0].to_dict()
+        row = self._cached(("change", change_id), run)
+        return None if row is None else dict(row)
 
     def gaps(self) -> pd.DataFrame:
         """Data-quality findings with a time span: ``start, end`` (zone-free), ``label``."""

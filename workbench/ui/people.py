@@ -7,7 +7,7 @@
   loop, so it is tested and ranked with the change log
   (:mod:`workbench.events.people`).
 - :func:`hypothesis_form`: the small form that calls it (shown to roles that
-  may add one; the handler checks again).
+  may add one, built when first opened; the handler checks again).
 - :func:`query_disclosure`: a "Show query" disclosure of a finding's ``sql``
   (text, never executed), only for roles that may see raw data
   (``Action.VIEW_UNMASKED``); it lives in :mod:`workbench.ui.showquery` with the
@@ -76,24 +76,37 @@ def add_hypothesis(state, label: str, slice_text: str, start: str, end: str) -> 
 
 
 def hypothesis_form(state):
-    """Label, slice, start, end and an Add button; ``None`` for a role that may not add."""
+    """"Add a hypothesis…", which opens the form (label, slice, start, end, Add and
+    test) when first clicked; ``None`` for a role that may not add.
+
+    Most sessions never add one: the form's dozen Bokeh models are built for the
+    sessions that do, not sent with every first page.
+    """
     import panel as pn
 
     from ..governance.policy import Action
 
     if not state.can(Action.HYPOTHESIZE):
         return None
-    label = pn.widgets.TextInput(label="Your hypothesis", placeholder="CDN outage in APAC",
-                                 width=200)
-    where = pn.widgets.TextInput(label="Slice", placeholder="region=APAC (empty: everywhere)",
-                                 width=190)
-    start = pn.widgets.TextInput(label="From (UTC)", placeholder="2026-11-18T12:00Z", width=150)
-    end = pn.widgets.TextInput(label="To (UTC)", placeholder="2026-11-18T14:00Z", width=150)
-    add = pn.widgets.Button(label="Add and test", color="primary", width=110,
-                            description="Test your hypothesis like the changes of the log "
-                                        "(alignment, effect against its siblings) and rank it")
-    add.on_click(lambda ev: add_hypothesis(state, label.value, where.value, start.value,
-                                           end.value))
-    return pn.Column(pn.pane.Markdown("#### Add a hypothesis"),
-                     pn.Row(label, where, start, end, add), css_classes=["wb-add-hypothesis"],
-                     sizing_mode="stretch_width")
+    opener = pn.widgets.Button(label="Add a hypothesis…", color="light", width=160)
+    box = pn.Column(opener, css_classes=["wb-add-hypothesis"], sizing_mode="stretch_width")
+
+    def open_form(event) -> None:
+        label = pn.widgets.TextInput(label="Your hypothesis", placeholder="CDN outage in APAC",
+                                     width=200)
+        where = pn.widgets.TextInput(label="Slice",
+                                     placeholder="region=APAC (empty: everywhere)", width=210)
+        start = pn.widgets.TextInput(label="From (UTC)", placeholder="2026-11-18T12:00Z",
+                                     width=145)
+        end = pn.widgets.TextInput(label="To (UTC)", placeholder="2026-11-18T14:00Z", width=145)
+        add = pn.widgets.Button(label="Add and test", color="primary", width=100,
+                                align="end", description="Test your hypothesis like the "
+                                "changes of the log (alignment, effect against its siblings) "
+                                "and rank it")
+        add.on_click(lambda ev: add_hypothesis(state, label.value, where.value, start.value,
+                                               end.value))
+        # two rows, so the form fits the board's column
+        box.objects = [pn.pane.Markdown("#### Add a hypothesis"), pn.Row(label, where),
+                       pn.Row(start, end, add)]
+    opener.on_click(open_form)
+    return box

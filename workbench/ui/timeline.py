@@ -120,18 +120,23 @@ class TimelineFigure:
     """
 
     def __init__(self, metric: str, height: int = 420):
-        from bokeh.models import (ColumnDataSource, HoverTool, Legend, LegendItem, Range1d)
+        from bokeh.models import (ColumnDataSource, DatetimeAxis, Grid, HoverTool, Legend,
+                                  LegendItem, Range1d)
         from bokeh.plotting import figure
 
         empty = timeline_columns(None, metric=metric)
         self.sources = {k: ColumnDataSource(v) for k, v in empty.items() if isinstance(v, dict)}
         s = self.sources
         self.x_range, self.y_range = Range1d(0, 1), Range1d(0, 1)
-        fig = figure(x_axis_type="datetime", height=height, sizing_mode="stretch_width",
+        # the tools a user uses (pan, box zoom, reset, the hovers) and a date axis whose
+        # ticker knows hours to years (Bokeh's default adds sub-hour tickers): fewer models
+        fig = figure(x_axis_type=None, height=height, sizing_mode="stretch_width",
                      title=empty["title"], x_range=self.x_range, y_range=self.y_range,
-                     tools="pan,wheel_zoom,box_zoom,reset,save", active_drag="pan",
-                     active_scroll="wheel_zoom", toolbar_location="right",
-                     x_axis_label="time (UTC)", y_axis_label=metric)
+                     tools="pan,box_zoom,reset", active_drag="pan", toolbar_location="right",
+                     y_axis_label=metric)
+        fig.add_layout(DatetimeAxis(ticker=_hour_ticker(), formatter=_date_formatter(),
+                                    axis_label="time (UTC)"), "below")
+        fig.add_layout(Grid(dimension=0, ticker=fig.xaxis[0].ticker))
         items = []
         #: legend entries shown only while their source has data (no gap: no "gap")
         self._optional: list[tuple[LegendItem, str]] = []
@@ -195,6 +200,31 @@ class TimelineFigure:
                                   (self.y_range, cols["y_range"])):
             if np.isfinite(start) and np.isfinite(end) and end > start:
                 rng.update(start=start, end=end)
+
+
+def _hour_ticker():
+    """Date ticks from an hour to years (Bokeh's default adds sub-hour tickers: models)."""
+    from bokeh.models import AdaptiveTicker, DatetimeTicker, DaysTicker, MonthsTicker, YearsTicker
+
+    hour = 3_600_000
+    return DatetimeTicker(tickers=[
+        AdaptiveTicker(mantissas=[1, 2, 4, 6, 8, 12], base=24, min_interval=hour,
+                       max_interval=12 * hour, num_minor_ticks=0),
+        DaysTicker(days=list(range(1, 32))), DaysTicker(days=list(range(1, 31, 3))),
+        DaysTicker(days=[1, 8, 15, 22]), DaysTicker(days=[1, 15]),
+        MonthsTicker(months=list(range(12))), YearsTicker()])
+
+
+def _date_formatter():
+    """Hours or days on the ticks, the date (or year) under them once (two models)."""
+    from bokeh.models import DatetimeTickFormatter
+
+    return DatetimeTickFormatter(
+        hours="%H:%M", hourmin="%H:%M", days="%b %d", months="%b %Y", years="%Y",
+        boundary_scaling=False, context_which="all",
+        context=DatetimeTickFormatter(hours="%b %d, %Y", hourmin="%b %d, %Y", days="%Y",
+                                      months="", years="", boundary_scaling=False,
+                                      hide_repeats=True))
 
 
 def _same(old, new: dict) -> bool:

@@ -152,12 +152,12 @@ class TimelineReplay(_View):
     def _build(self):
         st = self.state
         self._cb = None
-        back = pn.widgets.Button(label="◀ Step", width=80, description="One step back in time")
-        self._play = pn.widgets.Button(label="▶ Play", width=90, color="primary",
-                                       description="Play / pause the replay (space)")
-        fwd = pn.widgets.Button(label="Step ▶", width=80, description="One step forward in time")
-        live = pn.widgets.Button(label="Now", width=70,
-                                 description="Back to the live investigation (all data)")
+        # No hover tooltips on this row: a button's tooltip opened to its right over the
+        # next buttons and kept them from a click (the header lists "space play")
+        back = pn.widgets.Button(label="◀ Step", width=80)
+        self._play = pn.widgets.Button(label="▶ Play", width=90, color="primary")
+        fwd = pn.widgets.Button(label="Step ▶", width=80)
+        live = pn.widgets.Button(label="Now (all data)", width=120)
         back.on_click(lambda e: st.step_replay(-1))
         fwd.on_click(lambda e: st.step_replay(+1))
         self._play.on_click(lambda e: st.toggle_play())
