@@ -102,9 +102,9 @@ def test_the_board_and_the_timeline_move_with_each_hour_of_a_test(session):
     assert "rollback test at 50%: running · hour 2" in board._card_parts[0]["head"]
     assert "test at" not in board._card_parts[1]["head"]
     # the timeline's arm lines: the figure's own sources, filled in place
-    arms = {k: timeline._fig.sources[k].data for k in ("arm:kept", "arm:reverted")}
-    assert list(arms["arm:reverted"]["value"]) == [0.047, 0.047]
-    assert list(arms["arm:kept"]["value"]) == [0.031, 0.031]
+    arms = timeline._fig.sources["arms"].data
+    assert list(arms["reverted"]) == [0.047, 0.047]
+    assert list(arms["kept"]) == [0.031, 0.031]
     wb.experiment = {**exp, "status": "confirmed", "hour": 3,
                      "hypotheses": [{"change_id": "chg-0431", "confidence": 0.97}]}
     assert board._card_parts[0]["conf"] == 97

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .data import slice_label
-from .plots import COLORS, _empty_series, _rail
+from .plots import COLORS, _change_hover, _empty_series, _rail, _series_hover
 
 __all__ = ["TimelineFigure", "timeline_columns", "on_page", "SliceBars", "bar_columns", "SERIES"]
 
@@ -31,6 +31,15 @@ SERIES = ("ts", "observed", "expected", "lower", "upper")
 _CHANGE_COLS = ("ts", "y", "id", "kind", "target", "scope", "author", "rollout",
                 "description")
 _ARMS = (("kept", "#b45309", "dotdash"), ("reverted", "#15803d", "solid"))
+#: The vertical lines, one source (legend label, color, width, alpha, dash per row;
+#: the rows of this table, in this order, are the source's first rows: see ``_legend_rows``).
+_MARKS = {"onset": ("onset", COLORS["onset"], 2.0, 1.0, "dotted"),
+          "now": ("replay time", COLORS["now"], 3.0, 0.6, "solid"),
+          "highlight": ("selected hypothesis", COLORS["selected"], 1.0, 0.5, "solid")}
+#: The change markers, one source: ``(label, size, fill, outline, alpha)`` by kind of row
+#: (the same legend rows first).
+_MARKERS = {"change": ("change", 7.0, COLORS["change"], COLORS["change"], 0.7),
+            "cause": ("candidate cause", 13.0, COLORS["cause"], "white", 1.0)}
 
 
 def _ms(ts) -> np.ndarray:
@@ -43,6 +52,37 @@ def _floats(frame: pd.DataFrame, col: str) -> np.ndarray:
     return frame[col].to_numpy(dtype=float) if col in frame else np.full(len(frame), np.nan)
 
 
+def _styled(keys, styles: dict, names: tuple[str, ...]) -> dict:
+    """Per-row style columns ``names`` for the row keys ``keys`` (a ``styles`` tuple each,
+    its legend label first)."""
+    picked = pd.DataFrame.from_dict(styles, orient="index", columns=["label", *names]).reindex(
+        np.asarray(keys, dtype=object))
+    return {n: picked[n].to_numpy(float) if pd.api.types.is_numeric_dtype(picked[n])
+            else picked[n].astype(str).tolist() for n in names}
+
+
+def _legend_rows(keys, styles: dict) -> np.ndarray:
+    """Row keys with one undrawn row per kind of row first (``styles``' order).
+
+    The legend draws each entry from a fixed row of the renderer's source
+    (``LegendItem.index``): these first rows, at NaN coordinates, never drawn or hit,
+    the same in every column set. A legend entry read from the drawn rows (a
+    ``legend_field`` label: the first row holding it) could point past the rows
+    the browser's glyph still holds: BokehJS applies a patch's changes one by one,
+    and a layout change in the same patch paints the figure at once, before the
+    glyph has taken the new columns (its visuals are set asynchronously), so the
+    legend read row 3 of a 2-row style array ("RangeError: Offset is outside the
+    bounds of the DataView") and the rest of the patch was lost.
+    """
+    return np.concatenate([np.asarray(list(styles), dtype=object),
+                           np.asarray(keys, dtype=object)])
+
+
+def _nan_first(n: int, values) -> np.ndarray:
+    """``n`` NaN (the legend rows' coordinates) then ``values`` as floats."""
+    return np.concatenate([np.full(n, np.nan), np.asarray(values, dtype=float)])
+
+
 def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | None = None,
                      changes: pd.DataFrame | None = None, gaps: pd.DataFrame | None = None,
                      onset=None, now=None, xlim=None, highlight: str | None = None,
@@ -51,8 +91,12 @@ def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | No
 
     Same arguments as :func:`workbench.ui.plots.timeline_plot`. Returns ``title``,
     ``x_range`` and ``y_range`` (start, end) and one column dict per source:
-    ``series``, ``gaps``, ``onset``, ``now``, ``highlight``, ``changes``,
-    ``causes`` and ``arm:kept`` / ``arm:reverted``.
+    ``series``, ``gaps``, ``marks`` (the onset, replay time and selected hypothesis
+    lines, each row with its style, after one undrawn legend row per kind of line),
+    ``changes`` (the two legend rows, then every change marker in the window, the
+    candidate causes last, ``cause`` true for them) and ``arms`` (``ts``, ``kept``,
+    ``reverted``: a running test's arms, NaN where an arm has no value); and
+    ``shown``, the legend labels of what is drawn.
     """
     frame = frame if frame is not None else _empty_series()
     if xlim is not None and len(frame):
@@ -65,32 +109,42 @@ def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | No
     lo, hi, rail = _rail(frame)
     g = gaps if gaps is not None and len(gaps) else pd.DataFrame(columns=["start", "end"])
     out["gaps"] = {"start": _ms(g["start"]), "end": _ms(g["end"])}
-    for key, at in (("onset", onset), ("now", now)):
-        out[key] = {"x": _ms([at] if at is not None else [])}
     ch = changes if changes is not None else pd.DataFrame(columns=list(_CHANGE_COLS))
     if xlim is not None and len(ch):
         ch = ch[(ch["ts"] >= xlim[0]) & (ch["ts"] <= xlim[1])]
     is_cause = (ch["rank"] <= top_causes).to_numpy() if len(ch) and "rank" in ch else \
         np.zeros(len(ch), dtype=bool)
-    for key, rows in (("changes", ch[~is_cause]), ("causes", ch[is_cause])):
-        cols = {c: rows[c].astype(str).tolist() if c in rows else [""] * len(rows)
-                for c in _CHANGE_COLS[2:]}
-        out[key] = {"ts": _ms(rows["ts"]) if len(rows) else np.array([], dtype=float),
-                    "y": np.full(len(rows), rail, dtype=float), **cols}
+    # the candidate causes last: drawn over the other changes, second in the legend
+    ch = ch.iloc[np.argsort(is_cause, kind="stable")]
+    is_cause = np.sort(is_cause, kind="stable")
     hl = ch.loc[ch["id"] == highlight, "ts"] if highlight is not None and len(ch) else []
-    out["highlight"] = {"x": _ms(list(hl))}
-    tops = [hi]
-    for arm, _color, _dash in _ARMS:
-        a = arms[arms["arm"] == arm] if arms is not None and len(arms) else None
-        out[f"arm:{arm}"] = ({"ts": _ms(a["ts"]), "value": a["value"].to_numpy(dtype=float)}
-                             if a is not None and len(a) else
-                             {"ts": np.array([], dtype=float), "value": np.array([], dtype=float)})
-        if a is not None and len(a):
-            v = a["value"].to_numpy(dtype=float)
-            v = v[np.isfinite(v)]
-            if v.size:
-                lo, tops = min(lo, float(v.min())), tops + [float(v.max())]
-    hi = max(tops)
+    marks = pd.DataFrame(
+        [(key, at) for key, ats in (("onset", [] if onset is None else [onset]),
+                                    ("now", [] if now is None else [now]),
+                                    ("highlight", list(hl))) for at in ats],
+        columns=["key", "x"])
+    k = len(_MARKERS)
+    out["marks"] = {"x": _nan_first(len(_MARKS), _ms(marks["x"])),
+                    **_styled(_legend_rows(marks["key"], _MARKS), _MARKS,
+                              ("color", "width", "alpha", "dash"))}
+    out["changes"] = {"ts": _nan_first(k, _ms(ch["ts"]) if len(ch) else []),
+                      "y": _nan_first(k, np.full(len(ch), rail)),
+                      "cause": np.concatenate([np.zeros(k, dtype=bool), is_cause]),
+                      **{c: [""] * k + (ch[c].astype(str).tolist() if c in ch else
+                                        [""] * len(ch)) for c in _CHANGE_COLS[2:]},
+                      **_styled(_legend_rows(np.where(is_cause, "cause", "change"),
+                                             _MARKERS), _MARKERS,
+                                ("size", "color", "line_color", "alpha"))}
+    a = arms if arms is not None and len(arms) else None
+    wide = (a.pivot_table(index="ts", columns="arm", values="value", aggfunc="last")
+            if a is not None else pd.DataFrame(index=pd.DatetimeIndex([], name="ts")))
+    out["arms"] = {"ts": _ms(wide.index),
+                   **{arm: (wide[arm].to_numpy(dtype=float) if arm in wide
+                            else np.full(len(wide), np.nan)) for arm, _c, _d in _ARMS}}
+    v = wide.to_numpy(dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size:
+        lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
     # headroom above the data for the legend, which sits inside the frame (a legend
     # outside it is taken off the figure and put back on every update)
     out["y_range"] = (lo, hi + 0.25 * (hi - lo))
@@ -101,15 +155,28 @@ def timeline_columns(frame: pd.DataFrame | None, *, metric: str, filt: dict | No
         out["x_range"] = (float(xs.min()), float(xs.max()))
     else:
         out["x_range"] = (0.0, 1.0)
-    if arms is not None and len(arms):
-        out["x_range"] = (out["x_range"][0],
-                          max(out["x_range"][1], float(out["arm:kept"]["ts"].max(initial=0)),
-                              float(out["arm:reverted"]["ts"].max(initial=0))))
+    if len(out["arms"]["ts"]):
+        out["x_range"] = (out["x_range"][0], max(out["x_range"][1],
+                                                 float(out["arms"]["ts"].max())))
+    out["shown"] = frozenset(
+        (["data-quality gap"] if len(g) else [])
+        + [_MARKS[key][0] for key in marks["key"]]
+        + [_MARKERS[key][0] for key in np.where(is_cause, "cause", "change")]
+        + [f"test arm: {arm}" for arm, _c, _d in _ARMS if np.isfinite(out["arms"][arm]).any()])
     return out
 
 
 class TimelineFigure:
     """One session's timeline figure; :meth:`show` puts new columns in its sources.
+
+    Few Bokeh models (a session's first paint is mostly this figure; each model
+    is built, sent and kept per session): five sources, one renderer per kind of
+    mark (the vertical lines and the change markers each one renderer over one
+    source whose rows carry their own style), a legend of fixed labels each drawn
+    from a fixed undrawn row (:func:`_legend_rows`) and shown only while its kind
+    is drawn, renderers without the selection and muted glyphs nothing here uses,
+    the tools a user uses (pan, box zoom, reset, the two hovers) and a date axis
+    whose ticker knows hours to years (the data's grain is an hour).
 
     Parameters
     ----------
@@ -117,72 +184,66 @@ class TimelineFigure:
         Axis label and the first title.
     height:
         Figure height in pixels (its width follows the page).
+    cols:
+        The first columns shown (:func:`timeline_columns`; default none): the sources
+        are made with them, not made empty and then refilled.
     """
 
-    def __init__(self, metric: str, height: int = 420):
-        from bokeh.models import (ColumnDataSource, DatetimeAxis, Grid, HoverTool, Legend,
-                                  LegendItem, Range1d)
+    def __init__(self, metric: str, height: int = 420, cols: dict | None = None):
+        from bokeh.models import (ColumnDataSource, DatetimeAxis, Grid, Legend, LegendItem,
+                                  Range1d)
+        from bokeh.models.glyphs import Line, Scatter, VArea, VSpan, VStrip
         from bokeh.plotting import figure
 
-        empty = timeline_columns(None, metric=metric)
-        self.sources = {k: ColumnDataSource(v) for k, v in empty.items() if isinstance(v, dict)}
+        first = cols if cols is not None else timeline_columns(None, metric=metric)
+        self.sources = {k: ColumnDataSource(v) for k, v in first.items() if isinstance(v, dict)}
         s = self.sources
         self.x_range, self.y_range = Range1d(0, 1), Range1d(0, 1)
-        # the tools a user uses (pan, box zoom, reset, the hovers) and a date axis whose
-        # ticker knows hours to years (Bokeh's default adds sub-hour tickers): fewer models
         fig = figure(x_axis_type=None, height=height, sizing_mode="stretch_width",
-                     title=empty["title"], x_range=self.x_range, y_range=self.y_range,
+                     title=first["title"], x_range=self.x_range, y_range=self.y_range,
                      tools="pan,box_zoom,reset", active_drag="pan", toolbar_location="right",
                      y_axis_label=metric)
         fig.add_layout(DatetimeAxis(ticker=_hour_ticker(), formatter=_date_formatter(),
                                     axis_label="time (UTC)"), "below")
         fig.add_layout(Grid(dimension=0, ticker=fig.xaxis[0].ticker))
         items = []
-        #: legend entries shown only while their source has data (no gap: no "gap")
-        self._optional: list[tuple[LegendItem, str]] = []
 
-        def add(label, renderer, optional: str | None = None):
-            items.append(LegendItem(label=label, renderers=[renderer]))
-            if optional is not None:
-                self._optional.append((items[-1], optional))
-            return renderer
-        add("data-quality gap", fig.vstrip(x0="start", x1="end", source=s["gaps"],
-                                           color=COLORS["gap"], alpha=0.25), "gaps")
-        add("baseline band", fig.varea(x="ts", y1="lower", y2="upper", source=s["series"],
-                                       color=COLORS["band"], fill_alpha=0.45))
-        add("expected", fig.line("ts", "expected", source=s["series"], color=COLORS["expected"],
-                                 line_dash="dashed", line_width=1.5))
-        observed = add("observed", fig.line("ts", "observed", source=s["series"],
-                                            color=COLORS["observed"], line_width=2))
-        add("onset", fig.vspan(x="x", source=s["onset"], line_color=COLORS["onset"],
-                               line_dash="dotted", line_width=2))
-        add("replay time", fig.vspan(x="x", source=s["now"], line_color=COLORS["now"],
-                                     line_width=3, line_alpha=0.6), "now")
-        add("selected hypothesis", fig.vspan(x="x", source=s["highlight"],
-                                             line_color=COLORS["selected"], line_width=1,
-                                             line_alpha=0.5), "highlight")
-        others = add("change", fig.scatter("ts", "y", source=s["changes"], marker="triangle",
-                                           size=7, color=COLORS["change"], alpha=0.7))
-        causes = add("candidate cause", fig.scatter("ts", "y", source=s["causes"],
-                                                    marker="triangle", size=13,
-                                                    color=COLORS["cause"], line_color="white"))
+        def add(source, glyph, *labels):
+            """A renderer and its legend entries: a label, or one per legend row."""
+            r = fig.add_glyph(s[source], glyph)  # no selection or muted glyph (not used)
+            items.extend(LegendItem(label=label, renderers=[r], index=i if len(labels) > 1
+                                    else None) for i, label in enumerate(labels))
+            return r
+        add("gaps", VStrip(x0="start", x1="end", fill_color=COLORS["gap"], fill_alpha=0.25,
+                           line_color=None), "data-quality gap")
+        add("series", VArea(x="ts", y1="lower", y2="upper", fill_color=COLORS["band"],
+                            fill_alpha=0.45), "baseline band")
+        add("series", Line(x="ts", y="expected", line_color=COLORS["expected"],
+                           line_dash="dashed", line_width=1.5), "expected")
+        observed = add("series", Line(x="ts", y="observed", line_color=COLORS["observed"],
+                                      line_width=2), "observed")
+        add("marks", VSpan(x="x", line_color="color", line_width="width",
+                           line_alpha="alpha", line_dash="dash"), *(m[0] for m in _MARKS.values()))
+        markers = add("changes", Scatter(x="ts", y="y", marker="triangle", size="size",
+                                         fill_color="color", line_color="line_color",
+                                         fill_alpha="alpha", line_alpha="alpha"),
+                      *(m[0] for m in _MARKERS.values()))
         for arm, color, dash in _ARMS:
-            add(f"test arm: {arm}", fig.line("ts", "value", source=s[f"arm:{arm}"], color=color,
-                                            line_width=2.5, line_dash=dash), f"arm:{arm}")
-        fig.add_tools(HoverTool(renderers=[observed], mode="vline", tooltips=[
-            ("time", "@ts{%F %H:%M} UTC"), ("observed", "@observed{0.0000}"),
-            ("expected", "@expected{0.0000}"), ("band", "@lower{0.0000} .. @upper{0.0000}")],
-            formatters={"@ts": "datetime"}, description="Metric values"))
-        fig.add_tools(HoverTool(renderers=[others, causes], tooltips=[
-            ("change", "@id"), ("kind", "@kind"), ("target", "@target"), ("scope", "@scope"),
-            ("author", "@author"), ("rollout", "@rollout"), ("when", "@ts{%F %H:%M} UTC"),
-            ("what", "@description")], formatters={"@ts": "datetime"},
-            description="Change details"))
+            add("arms", Line(x="ts", y=arm, line_color=color, line_width=2.5,
+                             line_dash=dash), f"test arm: {arm}")
+        #: the entries shown only while their kind is drawn (all but the series')
+        self._optional = [i for i in items if i.label.value not in
+                          ("baseline band", "expected", "observed")]
+        series_hover, change_hover = _series_hover(), _change_hover()
+        series_hover.renderers, change_hover.renderers = [observed], [markers]
+        fig.add_tools(series_hover, change_hover)
         fig.add_layout(Legend(items=items, location="top_left", orientation="horizontal",
                               background_fill_alpha=0.8, padding=4, margin=4,
                               label_text_font_size="11px", spacing=6))
         fig.xgrid.grid_line_alpha = fig.ygrid.grid_line_alpha = 0.6
         self.figure = fig
+        if cols is not None:
+            self.show(cols)  # the legend's and the ranges' part (the sources hold them)
 
     def show(self, cols: dict) -> None:
         """Show ``cols`` (:func:`timeline_columns`): data, title and ranges, in place."""
@@ -190,8 +251,8 @@ class TimelineFigure:
             new = cols[key]
             if not (_same(source.data, new)):
                 source.data = new
-        for item, key in self._optional:
-            shown = len(next(iter(cols[key].values()))) > 0
+        for item in self._optional:
+            shown = item.label.value in cols["shown"]
             if item.visible != shown:
                 item.visible = shown
         if self.figure.title.text != cols["title"]:

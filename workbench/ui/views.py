@@ -56,10 +56,10 @@ class DivergenceView(_View):
                         "value (d/u drill down and up)")
         self._select.param.watch(self._on_select, "value")
         # One plain Bokeh figure per session, its sources refilled in place (ui/timeline.py)
-        self._fig = TimelineFigure(st.metric or "metric", height=self.height)
+        self._fig = TimelineFigure(st.metric or "metric", height=self.height,
+                                   cols=self._columns())
         self._pane = pn.pane.Bokeh(self._fig.figure, min_height=self.height,
                                    sizing_mode="stretch_width", loading=st.param.timeline_busy)
-        self._fig.show(self._columns())
         st.param.watch(self._redraw, ["timeline", "hypothesis", "experiment"])
         st.param.watch(self._sync, ["slice_filter", "data", "live"])
         head = pn.Row(self._select, self._title, sizing_mode="stretch_width")
