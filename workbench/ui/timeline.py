@@ -70,9 +70,10 @@ def _legend_rows(keys, styles: dict) -> np.ndarray:
     ``legend_field`` label: the first row holding it) could point past the rows
     the browser's glyph still holds: BokehJS applies a patch's changes one by one,
     and a layout change in the same patch paints the figure at once, before the
-    glyph has taken the new columns (its visuals are set asynchronously), so the
-    legend read row 3 of a 2-row style array ("RangeError: Offset is outside the
-    bounds of the DataView") and the rest of the patch was lost.
+    glyph has taken the new columns (its visuals are set asynchronously), so after a
+    replay, back to now, the legend read a row of the new columns past the end of
+    the old style arrays ("RangeError: Offset is outside the bounds of the
+    DataView") and the rest of the patch was lost.
     """
     return np.concatenate([np.asarray(list(styles), dtype=object),
                            np.asarray(keys, dtype=object)])
