@@ -54,12 +54,7 @@ def add_hypothesis(state, label: str, slice_text: str, start: str, end: str) -> 
     passport, db, metric = live.passport_dir, live.db, live.metric
 
     def work():
-        from ..investigation import investigate
-        from .data import InvestigationData
-
-        inv = investigate(passport, metric=metric, db=db, artifact_dir=None, verify=False,
-                          hypotheses=people, progress=state._on_progress)
-        return InvestigationData(inv, passport_dir=str(passport))
+        return state._investigate(passport, db, metric, state._on_progress, hypotheses=people)
 
     def apply(new):
         state._set_live(new)

@@ -40,6 +40,29 @@ __all__ = ["WorkbenchState", "friendly_error"]
 
 log = logging.getLogger("workbench.ui")
 
+
+def _store_retry(work: Callable[[], Any], wait_s: float = 30.0):
+    """``work()``, tried again while the store cannot be opened for writing *in this process*.
+
+    DuckDB refuses a read-write connection to a file while a read-only one is open
+    in the same process ("a different configuration than existing connections"),
+    and a served process opens short read-only connections for its sessions (a slice
+    click, the deferred part of a page). An investigation started from the page
+    (another metric, a person's hypothesis) waits for them instead of failing on
+    that race; any other error, and this one after ``wait_s``, is raised as before.
+    """
+    from ..errors import StoreError
+
+    deadline, pause = time.monotonic() + wait_s, 0.05
+    while True:
+        try:
+            return work()
+        except StoreError as exc:
+            if "different configuration" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
 #: Work that would block the event loop runs here (shared by every session).
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="workbench-ui")
 #: Replay steps are long; they get their own worker so a slice click never waits behind one.
@@ -203,7 +226,7 @@ class WorkbenchState(Guarded, VerifyAction, param.Parameterized):
         self.message = msg
 
     @staticmethod
-    def _investigate(passport, db, metric, progress) -> InvestigationData:
+    def _investigate(passport, db, metric, progress, hypotheses=None) -> InvestigationData:
         from ..investigation import investigate
         from ..store import Store
 
@@ -218,8 +241,9 @@ class WorkbenchState(Guarded, VerifyAction, param.Parameterized):
             metric = next(iter(load_passport(passport).manifest.metrics))
         # The page's first paint does not wait on DoWhy: causes are verified on demand by the
         # Verify action (ui/verify.py), cached per investigation version across sessions.
-        inv = investigate(passport, metric=metric, db=db, artifact_dir=None, progress=progress,
-                          verify=False)
+        inv = _store_retry(lambda: investigate(
+            passport, metric=metric, db=db, artifact_dir=None, progress=progress,
+            verify=False, hypotheses=hypotheses))
         return InvestigationData(inv, passport_dir=str(passport))
 
     def _set_metrics(self, live: InvestigationData, metric: str) -> None:
