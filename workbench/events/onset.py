@@ -234,13 +234,11 @@ def foreign_step(exposed: pd.DataFrame, unexposed: pd.DataFrame, change_ts: pd.T
         ts, d, w = _contrast(exposed, unexposed, kind)
         hours = pd.get_dummies(ts.hour, prefix="h", drop_first=True, dtype=float).to_numpy()
         since = ((ts - t0) / grain).to_numpy(dtype=float)
-        sw = np.sqrt(np.maximum(w, 0.0))
-        X = np.column_stack([np.ones(len(d)), hours, since >= 0, since >= k]) * sw[:, None]
-        y = d * sw
-        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-        r = y - X @ beta
-        cov = np.linalg.pinv(X.T @ X) * float(r @ r) / max(len(y) - X.shape[1], 1)
-        if direction_sign * beta[-2] / float(np.sqrt(max(cov[-2, -2], 1e-300))) >= min_t:
+        from statsmodels.regression.linear_model import WLS
+
+        X = np.column_stack([np.ones(len(d)), hours, since >= 0, since >= k]).astype(float)
+        t_own = float(WLS(d, X, weights=np.maximum(w, 0.0)).fit().tvalues[-2])
+        if np.isfinite(t_own) and direction_sign * t_own >= min_t:
             return None  # the change moved its scope from its own time: the step only adds
     return EffectOnset(starts[best], k, lr, True)
 
